@@ -1,0 +1,24 @@
+# gridfuse: daily ~1 km gridded products from coarse sources and station observations.
+# Run: snakemake --cores N [--configfile configs/<preset>.yaml]; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/downscale.smk"
+include: "workflow/rules/precip_model.smk"
+include: "workflow/rules/so2_model.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    """Every product's outputs for its configured period."""
+    input:
+        all_targets,

@@ -1,0 +1,179 @@
+# Config validation, product/year helpers, paths and the target registry.
+import datetime as _dt
+import os
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+RESULTS = config["results"]
+PRODUCTS = {k: v for k, v in config["products"].items() if v.get("enabled", True)}
+
+# Source coverage (first year with data) of the real products; used when a source entry
+# does not set first_year itself.
+KNOWN_FIRST_YEAR = {
+    "gsmap": 1998,
+    "imerg": 1998,
+    "cmorph": 1998,
+    "gldas": 2000,
+    "tropomi": 2018,
+}
+
+
+wildcard_constraints:
+    product="|".join(PRODUCTS) or "NO_PRODUCT",
+    year=r"\d{4}",
+    source=r"[a-z][a-z0-9_]*",
+    method=r"nearest|bilinear|cubic",
+
+
+def pcfg(product):
+    """The (validated, defaults filled) config of one product."""
+    try:
+        return PRODUCTS[product]
+    except KeyError:
+        raise WorkflowError(
+            f"unknown product {product!r}; configured: {sorted(PRODUCTS)}"
+        )
+
+
+def products_of(kind):
+    return [p for p, c in PRODUCTS.items() if c["kind"] == kind]
+
+
+def period(product):
+    c = pcfg(product)["period"]
+    return _dt.date.fromisoformat(c["start"]), _dt.date.fromisoformat(c["end"])
+
+
+def years(product):
+    """Years of the product's period (optionally restricted by outputs.years)."""
+    start, end = period(product)
+    ys = list(range(start.year, end.year + 1))
+    only = pcfg(product)["outputs"]["years"]
+    return [y for y in ys if y in only] if only else ys
+
+
+def all_years(product):
+    start, end = period(product)
+    return list(range(start.year, end.year + 1))
+
+
+def sources(product):
+    return list(pcfg(product)["sources"])
+
+
+def is_synthetic(product):
+    return bool(pcfg(product)["synthetic"].get("enabled", False))
+
+
+def source_cfg(product, source):
+    try:
+        return pcfg(product)["sources"][source]
+    except KeyError:
+        raise WorkflowError(f"product {product!r} has no source {source!r}")
+
+
+def source_covers(product, source, year):
+    c = source_cfg(product, source)
+    first = max(c.get("first_year", 1900), KNOWN_FIRST_YEAR.get(source, 1900))
+    return first <= int(year) <= c.get("last_year", 2100)
+
+
+def res(product, *parts):
+    """Path under results/<product>/."""
+    return os.path.join(RESULTS, product, *map(str, parts))
+
+
+def synth_marker(product):
+    return res(product, "raw", "manifest.json")
+
+
+def raw_dir(product, source, year=None):
+    """Folder of a source's raw files for a year (the demo's synthetic tree by default)."""
+    path = source_cfg(product, source).get("path") or res(product, "raw", source)
+    return path.format(year=year) if year is not None else path
+
+
+def raw_input(product, source, year):
+    """Input of an ingest job: the synthetic manifest (demo) or the year's raw folder."""
+    if is_synthetic(product):
+        return synth_marker(product)
+    if not source_covers(product, source, year):
+        return []
+    return raw_dir(product, source, year)
+
+
+def station_input(product):
+    if is_synthetic(product):
+        return synth_marker(product)
+    c = pcfg(product)["stations"]
+    return [p for p in (c["path"], c["table"]) if p]
+
+
+def check_raw_inputs():
+    """Stop early, naming the folder and the data's origin, when a real input is missing."""
+    missing = []
+    for product in PRODUCTS:
+        if is_synthetic(product):
+            continue
+        for source in sources(product):
+            c = source_cfg(product, source)
+            for year in years(product):
+                if not source_covers(product, source, year):
+                    continue
+                folder = raw_dir(product, source, year)
+                if not Path(folder).exists():
+                    where = c.get("url") or "see README.md, 'Data sources'"
+                    missing.append(
+                        f"  {product}/{source} {year}: folder {folder} not found (data: {where})"
+                    )
+                    break
+        st = pcfg(product)["stations"]
+        for key in ("path", "table"):
+            if st[key] and not Path(st[key]).exists():
+                missing.append(f"  {product}/stations: {key} {st[key]} not found")
+    if missing:
+        raise WorkflowError(
+            "raw input data are missing; point the config at the downloaded files:\n"
+            + "\n".join(missing)
+        )
+
+
+check_raw_inputs()
+
+# ---------------------------------------------------------------------------------------
+# Target registry: each stage file registers the outputs `rule all` should build, per
+# product kind, as templates with {product} and optionally {year}.
+TARGETS = {"precip": [], "so2": []}
+
+
+def register_target(kind, template, when=None):
+    """Add an output template for products of ``kind``; ``when(product)`` may exclude it."""
+    TARGETS[kind].append((template, when))
+
+
+def all_targets(wildcards=None):
+    out = []
+    for product, c in PRODUCTS.items():
+        for template, when in TARGETS[c["kind"]]:
+            if when is not None and not when(product):
+                continue
+            if "{year}" in template:
+                out += [
+                    template.format(product=product, year=y, results=RESULTS)
+                    for y in years(product)
+                ]
+            else:
+                out.append(template.format(product=product, results=RESULTS))
+    return out
+
+
+def mem_for_cells(product, per_cell_day_bytes=4, days=366, base_mb=500, factor=3.0):
+    """Memory request (MB) scaling with the product grid x days."""
+    from gridfuse.grid import Grid
+
+    g = Grid.from_config(pcfg(product)["grid"])
+    return int(base_mb + factor * g.size * days * per_cell_day_bytes / 1e6)

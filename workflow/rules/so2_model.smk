@@ -1,0 +1,1 @@
+# Rules of the 'so2_model' stage.
