@@ -1,0 +1,1 @@
+# Rules of the 'synth_precip' stage.
