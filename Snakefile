@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml (the demo) is the default; a --configfile replaces it rather than merging
+# into it, so a preset never builds the demo products as well.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "workflow/rules/common.smk"
@@ -21,8 +26,8 @@ include: "workflow/rules/so2_model.smk"
 include: "workflow/rules/report.smk"
 
 
+# Build the outputs of every product for its configured period.
 rule all:
-    default_target: True
-    """Every product's outputs for its configured period."""
     input:
         all_targets,
+    default_target: True
