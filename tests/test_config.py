@@ -1,0 +1,156 @@
+"""The config schema: defaults filled, bad configs stopped before any job with the key path."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _load(name="config.yaml"):
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def _walk(schema, path="$"):
+    """Yield (path, subschema) for every property in the schema (following local $refs)."""
+    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
+
+    def resolve(s):
+        while isinstance(s, dict) and "$ref" in s:
+            s = defs[s["$ref"].split("/")[-1]]
+        return s
+
+    stack = [(path, schema)]
+    while stack:
+        p, s = stack.pop()
+        s = resolve(s)
+        if not isinstance(s, dict):
+            continue
+        for k, sub in s.get("properties", {}).items():
+            stack.append((f"{p}.{k}", sub))
+            yield f"{p}.{k}", resolve(sub), sub
+        if isinstance(s.get("additionalProperties"), dict):
+            stack.append((f"{p}.*", s["additionalProperties"]))
+        if isinstance(s.get("items"), dict):
+            stack.append((f"{p}[]", s["items"]))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "configs/test.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = _load(name)
+    validate(cfg, str(SCHEMA))
+    for prod in cfg["products"].values():
+        assert prod["downscale"]["method"] in ("nearest", "bilinear", "cubic")
+        assert "evaluation" in prod["stations"]
+
+
+def test_every_key_has_default_and_description():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    required_anywhere = {
+        "kind",
+        "grid",
+        "period",
+        "west",
+        "south",
+        "east",
+        "north",
+        "start",
+        "end",
+        "format",
+        "products",
+    }
+    missing = []
+    for path, sub, raw in _walk(schema):
+        key = path.rsplit(".", 1)[-1]
+        has_desc = "description" in sub or "description" in raw
+        has_default = "default" in sub or "default" in raw or key in required_anywhere
+        if not (has_desc and has_default):
+            missing.append(path)
+    assert not missing, f"schema keys without default/description: {missing}"
+
+
+def test_demo_defaults_filled():
+    cfg = _load()
+    validate(cfg, str(SCHEMA))
+    p = cfg["products"]["demo_precip"]
+    assert p["outputs"]["years"] == []
+    assert p["sources"]["era5"]["margin"] == 0.5
+    assert p["stations"]["qc"]["min_valid_hours"] == 20
+
+
+def _run_dry(tmp_path, cfg):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    return subprocess.run(
+        [
+            SNAKEMAKE,
+            "-n",
+            "--cores",
+            "1",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(f),
+            "--directory",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "mutate, expect",
+    [
+        (
+            lambda c: c["products"]["demo_precip"]["downscale"].update(method="linear"),
+            ["'linear' is not one of", "['products']['demo_precip']['downscale']['method']"],
+        ),
+        (
+            lambda c: (
+                c["products"]["demo_so2"]["grid"].pop("res")
+                and c["products"]["demo_so2"]["grid"].pop("north")
+            ),
+            ["'north' is a required property", "['products']['demo_so2']['grid']"],
+        ),
+        (
+            lambda c: c["products"]["demo_precip"].update(kind="rain"),
+            ["'rain' is not one of", "['products']['demo_precip']['kind']"],
+        ),
+        (
+            lambda c: c["products"]["demo_precip"].update(periode={}),
+            ["Additional properties are not allowed", "periode"],
+        ),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, mutate, expect):
+    cfg = copy.deepcopy(_load())
+    mutate(cfg)
+    out = _run_dry(tmp_path, cfg)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    for e in expect:
+        assert e in text, text[-3000:]
+    assert "Building DAG" not in text and "Job stats" not in text
+    assert not (tmp_path / "results").exists()
+
+
+def test_demo_dry_run_builds_dag():
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "1", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
