@@ -1,0 +1,1 @@
+"""Station observations: readers, writers, quality control and roles."""
