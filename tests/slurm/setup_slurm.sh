@@ -141,6 +141,8 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 AccountingStorageType=$acct_type
 $acct_host
+# keep sbatch --comment (the plugin writes rule_<rule>_wildcards_<values> there) for sacct
+AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
