@@ -1,1 +1,50 @@
 # Rules of the 'stations' stage.
+
+
+# QC'd daily station table, station list with roles, and the QC decisions of one product.
+rule ingest_stations:
+    input:
+        data=lambda wc: station_input(wc.product),
+    output:
+        daily=res("{product}", "stations", "daily.parquet"),
+        stations=res("{product}", "stations", "stations.csv"),
+        qc=res("{product}", "stations", "qc.csv"),
+    log:
+        res("{product}", "logs", "ingest_stations.log"),
+    benchmark:
+        res("{product}", "benchmarks", "ingest_stations.tsv")
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: 1000
+        + 4 * (period(wc.product)[1] - period(wc.product)[0]).days,
+        runtime=lambda wc: 10
+        + (period(wc.product)[1] - period(wc.product)[0]).days // 30,
+    params:
+        kind=lambda wc: pcfg(wc.product)["kind"],
+        fmt=lambda wc: pcfg(wc.product)["stations"]["format"],
+        path=lambda wc: (
+            res(wc.product, "raw", "stations")
+            if is_synthetic(wc.product)
+            else pcfg(wc.product)["stations"]["path"]
+        ),
+        table=lambda wc: (
+            "" if is_synthetic(wc.product) else pcfg(wc.product)["stations"]["table"]
+        ),
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        start=lambda wc: pcfg(wc.product)["period"]["start"],
+        end=lambda wc: pcfg(wc.product)["period"]["end"],
+        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
+        qc=lambda wc: pcfg(wc.product)["stations"]["qc"],
+        evaluation=lambda wc: pcfg(wc.product)["stations"]["evaluation"],
+        options=lambda wc: {
+            k: pcfg(wc.product)["stations"][k] for k in ("utc_offset", "resolution")
+        },
+        seed=config["seed"],
+    script:
+        "../scripts/ingest_stations.py"
+
+
+register_target("precip", "{results}/{product}/stations/daily.parquet")
+register_target("so2", "{results}/{product}/stations/daily.parquet")
