@@ -1,0 +1,456 @@
+"""Readers for products that are already daily grids: GeoTIFF or NetCDF.
+
+Two layouts are common for daily precipitation products distributed as grids (CHIRPS,
+PERSIANN-CDR, regional merged products):
+
+* ``geotiff_daily``: one GeoTIFF per day with the date in the file name
+  (``chirps-v2.0.1983.01.01.tif``, ``precip_19830101.tif``, ``P_1983-01-01.tif.gz``), or one
+  multi-band GeoTIFF whose bands are consecutive days.  Band dates come from the band
+  descriptions or tags when they hold ISO dates, otherwise from ``first_date`` (the date of
+  band 1), as for the RFmerge example rasters which carry no dates.
+* ``netcdf_daily``: NetCDF files with a ``(time, lat, lon)`` variable (one file for the whole
+  record, one per year, or one per day).
+
+Both return daily ``precip`` in mm/day on the product's native grid, latitude descending,
+cropped to a bounding box, for one year: the ``daily/{source}/{year}.nc`` contract in
+``docs/contracts.md``.  Values are daily totals as distributed; a product's own day
+definition is kept (no re-windowing is possible on daily data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..grid import Grid
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "read_geotiff_daily",
+    "read_netcdf_daily",
+    "crop_to_bbox",
+    "date_from_name",
+    "to_mm_per_day",
+]
+
+_TIF_SUFFIXES = (".tif", ".tiff", ".tif.gz", ".tiff.gz")
+_NC_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
+# YYYY?MM?DD with one optional separator (. _ -) used consistently, not inside a longer number
+_DATE_RE = re.compile(
+    r"(?<!\d)(1[89]\d\d|2[01]\d\d)([._-]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)"
+)
+# factors that turn a recognized unit into mm/day
+_UNITS = {
+    "mm/day": 1.0,
+    "mm day-1": 1.0,
+    "mm d-1": 1.0,
+    "mm/d": 1.0,
+    "mm": 1.0,
+    "kg m-2 day-1": 1.0,
+    "kg m-2": 1.0,
+    "mm/h": 24.0,
+    "mm/hr": 24.0,
+    "mm h-1": 24.0,
+    "mm hr-1": 24.0,
+    "kg m-2 s-1": 86400.0,
+    "mm s-1": 86400.0,
+    "mm/s": 86400.0,
+    "m": 1000.0,
+    "m/day": 1000.0,
+    "m day-1": 1000.0,
+}
+_PRECIP_NAMES = ("precip", "precipitation", "pr", "prcp", "tp", "rain", "p", "pre", "ppt")
+
+
+# ---------------------------------------------------------------------- helpers
+def date_from_name(name: str) -> pd.Timestamp | None:
+    """The date written in a file name as ``YYYYMMDD`` or ``YYYY.MM.DD`` (``-``/``_`` too).
+
+    Returns None when the name holds no such date.  The last match wins, so a version
+    number in front (``chirps-v2.0.``) does not confuse it.
+    """
+    found = None
+    for m in _DATE_RE.finditer(name):
+        try:
+            found = pd.Timestamp(int(m.group(1)), int(m.group(3)), int(m.group(4)))
+        except ValueError:  # e.g. 2019-02-30
+            continue
+    return found
+
+
+def to_mm_per_day(da: xr.DataArray, units: str | None, *, source: str = "") -> xr.DataArray:
+    """Convert a daily precipitation array to mm/day from its ``units`` attribute.
+
+    Missing units are taken as mm/day (with a log message); unknown units raise.
+    """
+    if not units:
+        logger.info("%s: no units attribute, taking values as mm/day", source or da.name)
+        return da
+    key = " ".join(str(units).strip().lower().replace("**", "").split())
+    key = key.replace("^", "").replace("mm/24h", "mm/day")
+    if key not in _UNITS:
+        raise ValueError(
+            f"{source or da.name}: units {units!r} not understood for daily precipitation; "
+            f"expected one of {sorted(_UNITS)}"
+        )
+    factor = _UNITS[key]
+    return da * factor if factor != 1.0 else da
+
+
+def crop_to_bbox(da: xr.DataArray, bbox: Sequence[float] | Grid | None) -> xr.DataArray:
+    """Cells of a ``(..., lat, lon)`` array whose extent overlaps ``bbox``; latitude descending.
+
+    ``bbox`` is ``(west, south, east, north)`` or a :class:`~gridfuse.grid.Grid`.  Longitudes
+    in 0..360 are shifted to -180..180 when the box has negative longitudes.
+    """
+    if da["lat"].size > 1 and da["lat"].values[0] < da["lat"].values[-1]:
+        da = da.isel(lat=slice(None, None, -1))
+    if bbox is None:
+        return da
+    west, south, east, north = bbox.bounds if isinstance(bbox, Grid) else map(float, bbox)
+    lon = da["lon"].values
+    if west < 0 and lon.max() > 180:
+        da = da.assign_coords(lon=((da["lon"] + 180) % 360) - 180).sortby("lon")
+        lon = da["lon"].values
+    dlon = float(np.abs(np.diff(lon)).min()) if lon.size > 1 else 0.0
+    lat = da["lat"].values
+    dlat = float(np.abs(np.diff(lat)).min()) if lat.size > 1 else 0.0
+    keep_lon = (lon + dlon / 2 > west + 1e-9) & (lon - dlon / 2 < east - 1e-9)
+    keep_lat = (lat + dlat / 2 > south + 1e-9) & (lat - dlat / 2 < north - 1e-9)
+    if not keep_lon.any() or not keep_lat.any():
+        raise ValueError(
+            f"{da.name}: grid lon {lon.min():.3f}..{lon.max():.3f}, lat {lat.min():.3f}.."
+            f"{lat.max():.3f} does not overlap the box west={west} south={south} "
+            f"east={east} north={north}"
+        )
+    out = da.isel(lon=np.flatnonzero(keep_lon), lat=np.flatnonzero(keep_lat))
+    if lon.size > 1 and (lon.min() - dlon / 2 > west + 1e-6 or lon.max() + dlon / 2 < east - 1e-6):
+        logger.warning("%s covers only part of the box in longitude", da.name)
+    if lat.size > 1 and (
+        lat.min() - dlat / 2 > south + 1e-6 or lat.max() + dlat / 2 < north - 1e-6
+    ):
+        logger.warning("%s covers only part of the box in latitude", da.name)
+    return out
+
+
+def _year_days(year: int, start=None, end=None) -> pd.DatetimeIndex:
+    lo = pd.Timestamp(year, 1, 1)
+    hi = pd.Timestamp(year, 12, 31)
+    if start is not None:
+        lo = max(lo, pd.Timestamp(start))
+    if end is not None:
+        hi = min(hi, pd.Timestamp(end))
+    return pd.date_range(lo, hi, freq="D")
+
+
+def _finish(
+    da: xr.DataArray, year: int, start, end, bbox, source: str, *, fill_missing: bool
+) -> xr.Dataset:
+    """Select the year's days, crop, clean and package as the ``precip`` dataset."""
+    days = _year_days(year, start, end)
+    da = da.assign_coords(time=pd.DatetimeIndex(da["time"].values).normalize())
+    if not da.indexes["time"].is_unique:
+        dup = da.indexes["time"][da.indexes["time"].duplicated()]
+        raise ValueError(f"{source}: duplicate dates in the input, e.g. {dup[0]:%Y-%m-%d}")
+    da = da.isel(time=np.flatnonzero(da.indexes["time"].isin(days))).sortby("time")
+    present = pd.DatetimeIndex(da["time"].values)
+    if present.size == 0:
+        raise ValueError(
+            f"{source}: no days of {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} in the input"
+        )
+    da = crop_to_bbox(da, bbox)
+    n_missing = int(days.size - present.size)
+    if n_missing:
+        if not fill_missing:
+            raise ValueError(
+                f"{source}: {n_missing} of {days.size} days of {year} are missing, first "
+                f"{days.difference(present)[0]:%Y-%m-%d}"
+            )
+        logger.warning(
+            "%s %s: %d day(s) absent from the input, set to NaN", source, year, n_missing
+        )
+        da = da.reindex(time=days)
+    values = da.values.astype("float32", copy=True)
+    neg = np.isfinite(values) & (values < 0)
+    if neg.any():
+        logger.info("%s %s: %d negative values set to NaN", source, year, int(neg.sum()))
+        values[neg] = np.nan
+    grid = Grid.from_coords(da["lat"].values, da["lon"].values)
+    coords = grid.coords()
+    coords["time"] = xr.DataArray((days if n_missing else present).as_unit("ns"), dims="time")
+    out = xr.Dataset(
+        {"precip": (("time", "lat", "lon"), values)},
+        coords=coords,
+        attrs={"days_missing": n_missing, "source": source, "native_res": grid.res},
+    )
+    logger.info(
+        "%s %s: %d days on %s, NaN fraction %.3f",
+        source,
+        year,
+        out.sizes["time"],
+        grid.describe(),
+        float(np.isnan(values).mean()),
+    )
+    return out
+
+
+def _files(path: str | Path, suffixes: Sequence[str]) -> list[Path]:
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(tuple(suffixes))
+    )
+    if not files:
+        raise FileNotFoundError(f"{path}: no files ending in {', '.join(suffixes)}")
+    return files
+
+
+# ---------------------------------------------------------------------- GeoTIFF
+def _band_dates(src, first_date) -> pd.DatetimeIndex:
+    """Dates of the bands of a multi-band GeoTIFF (descriptions/tags, else first_date)."""
+    found = []
+    for b in range(1, src.count + 1):
+        text = " ".join([src.descriptions[b - 1] or ""] + [str(v) for v in src.tags(b).values()])
+        found.append(date_from_name(text))
+    if all(d is not None for d in found):
+        return pd.DatetimeIndex(found)
+    if first_date is None:
+        raise ValueError(
+            f"{src.name}: {src.count} bands without dates in their descriptions or tags; "
+            "set the source's first_date (the date of band 1)"
+        )
+    return pd.date_range(pd.Timestamp(first_date), periods=src.count, freq="D")
+
+
+def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
+    import rasterio
+    from rasterio.windows import Window, from_bounds
+
+    uri = f"/vsigzip/{path}" if path.suffix == ".gz" else str(path)
+    try:
+        src = rasterio.open(uri)
+    except rasterio.errors.RasterioIOError as err:
+        raise OSError(f"{path}: cannot be read as GeoTIFF ({err})") from err
+    with src:
+        t = src.transform
+        if t.b != 0 or t.d != 0 or t.e >= 0:
+            raise ValueError(f"{path}: not a north-up, unrotated raster (transform {t})")
+        if src.crs is not None and not src.crs.is_geographic:
+            raise ValueError(f"{path}: CRS {src.crs} is not geographic lon/lat (EPSG:4326)")
+        window = Window(0, 0, src.width, src.height)
+        if bbox is not None:
+            b = bbox.bounds if isinstance(bbox, Grid) else tuple(map(float, bbox))
+            # one cell of slack, the exact crop is done on coordinates afterwards
+            w = from_bounds(b[0] - t.a, b[1] + t.e, b[2] + t.a, b[3] - t.e, transform=t)
+            c0, r0 = max(0, int(np.floor(w.col_off))), max(0, int(np.floor(w.row_off)))
+            c1 = min(src.width, int(np.ceil(w.col_off + w.width)))
+            r1 = min(src.height, int(np.ceil(w.row_off + w.height)))
+            if c1 <= c0 or r1 <= r0:
+                raise ValueError(f"{path}: raster bounds {src.bounds} do not overlap the box {b}")
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+        data = src.read(window=window).astype("float32")
+        if src.nodata is not None:
+            nodata = np.float32(src.nodata)
+            data[np.isclose(data, nodata, rtol=1e-6) | (data == nodata)] = np.nan
+        data[np.abs(data) > 1e30] = np.nan
+        wt = src.window_transform(window)
+        dates = (
+            pd.DatetimeIndex([date_from_name(path.name)])
+            if src.count == 1 and date_from_name(path.name) is not None
+            else _band_dates(src, first_date)
+        )
+    # cell centres from the transform, in float64, rounded to far below the cell size
+    lon = np.round(wt.c + (np.arange(data.shape[2]) + 0.5) * wt.a, 9)
+    lat = np.round(wt.f + (np.arange(data.shape[1]) + 0.5) * wt.e, 9)
+    return xr.DataArray(
+        data, dims=("time", "lat", "lon"), coords={"time": dates, "lat": lat, "lon": lon}
+    )
+
+
+def read_geotiff_daily(
+    path: str | Path,
+    *,
+    year: int,
+    bbox: Sequence[float] | Grid | None = None,
+    first_date=None,
+    start=None,
+    end=None,
+    fill_missing: bool = True,
+    source: str = "geotiff_daily",
+) -> xr.Dataset:
+    """Read daily precipitation (mm/day) from GeoTIFF files for one year.
+
+    Parameters
+    ----------
+    path : str or Path
+        A multi-band GeoTIFF, a single daily GeoTIFF, or a folder searched recursively for
+        ``.tif``/``.tiff`` (optionally ``.gz``) files.  Single-band files take their date from
+        the file name; multi-band files from band descriptions/tags or ``first_date``.
+    year : int
+        Year to return.
+    bbox : (west, south, east, north) or Grid, optional
+        Keep the cells overlapping this box.
+    first_date : date-like, optional
+        Date of band 1 of multi-band files that carry no dates.
+    start, end : date-like, optional
+        Restrict the year to these days (inclusive), e.g. the product period.
+    fill_missing : bool
+        Days of the year absent from the files become NaN (counted in the ``days_missing``
+        attribute) instead of raising.
+    source : str
+        Name used in messages and attributes.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``precip(time, lat, lon)`` float32 mm/day, latitude descending, attribute
+        ``days_missing``.
+    """
+    files = _files(path, _TIF_SUFFIXES)
+    days = _year_days(year, start, end)
+    parts = []
+    for f in files:
+        d = date_from_name(f.name)
+        if d is not None and len(files) > 1 and not days[0] <= d <= days[-1]:
+            continue  # a daily file of another day: skip without opening it
+        parts.append(_read_tif(f, first_date, bbox))
+    if not parts:
+        raise ValueError(
+            f"{source}: no GeoTIFF under {path} is dated within {days[0]:%Y-%m-%d}.."
+            f"{days[-1]:%Y-%m-%d}"
+        )
+    _check_same_grid(parts, path)
+    da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
+    logger.info("%s: read %d GeoTIFF file(s) from %s", source, len(parts), path)
+    return _finish(da.rename("precip"), year, start, end, bbox, source, fill_missing=fill_missing)
+
+
+def _check_same_grid(parts: list[xr.DataArray], path) -> None:
+    ref = parts[0]
+    for p in parts[1:]:
+        if p.sizes["lat"] != ref.sizes["lat"] or p.sizes["lon"] != ref.sizes["lon"]:
+            raise ValueError(
+                f"{path}: files differ in grid, {dict(ref.sizes)} vs {dict(p.sizes)} "
+                f"(first date {pd.Timestamp(p['time'].values[0]):%Y-%m-%d})"
+            )
+        if not (
+            np.allclose(p["lat"], ref["lat"], atol=1e-6)
+            and np.allclose(p["lon"], ref["lon"], atol=1e-6)
+        ):
+            raise ValueError(f"{path}: files differ in cell coordinates")
+
+
+# ---------------------------------------------------------------------- NetCDF
+def _pick(ds: xr.Dataset, names: Sequence[str], what: str, path) -> str:
+    lower = {str(k).lower(): str(k) for k in list(ds.variables)}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    raise ValueError(f"{path}: no {what} variable; looked for {list(names)}, found {list(lower)}")
+
+
+def _open_nc(path: Path, variable: str, bbox) -> xr.DataArray:
+    try:
+        ds = xr.open_dataset(path)
+    except Exception as err:
+        raise OSError(f"{path}: cannot be read as NetCDF ({err})") from err
+    with ds:
+        lat = _pick(ds, ("lat", "latitude", "y"), "latitude", path)
+        lon = _pick(ds, ("lon", "longitude", "x"), "longitude", path)
+        time = _pick(ds, ("time", "valid_time", "date", "t"), "time", path)
+        if variable:
+            if variable not in ds.data_vars:
+                raise ValueError(
+                    f"{path}: variable {variable!r} not found; have {list(ds.data_vars)}"
+                )
+            name = variable
+        else:
+            cands = [v for v in ds.data_vars if ds[v].ndim == 3]
+            by_name = [v for v in cands if str(v).lower() in _PRECIP_NAMES]
+            if len(by_name) == 1 or len(cands) == 1:
+                name = (by_name or cands)[0]
+            else:
+                raise ValueError(
+                    f"{path}: cannot tell the precipitation variable among {cands}; "
+                    "set the source's variable"
+                )
+        da = ds[name].rename({lat: "lat", lon: "lon", time: "time"})
+        if set(da.dims) != {"time", "lat", "lon"}:
+            raise ValueError(f"{path}: variable {name!r} has dims {da.dims}, expected time/lat/lon")
+        da = da.transpose("time", "lat", "lon")
+        units = da.attrs.get("units")
+        da = crop_to_bbox(da, _padded_bbox(bbox, da)).load()
+    return to_mm_per_day(da.astype("float32"), units, source=f"{path}:{name}").rename("precip")
+
+
+def _padded_bbox(bbox, da):
+    """The box grown by one native cell, so the exact crop in _finish sees edge cells."""
+    if bbox is None:
+        return None
+    b = bbox.bounds if isinstance(bbox, Grid) else tuple(map(float, bbox))
+    d = float(np.abs(np.diff(da["lon"].values)).min()) if da["lon"].size > 1 else 0.0
+    return (b[0] - d, max(-90.0, b[1] - d), b[2] + d, min(90.0, b[3] + d))
+
+
+def read_netcdf_daily(
+    path: str | Path,
+    *,
+    year: int,
+    bbox: Sequence[float] | Grid | None = None,
+    variable: str = "",
+    start=None,
+    end=None,
+    fill_missing: bool = True,
+    source: str = "netcdf_daily",
+) -> xr.Dataset:
+    """Read daily precipitation (mm/day) from NetCDF files with ``(time, lat, lon)`` for one year.
+
+    Parameters
+    ----------
+    path : str or Path
+        One NetCDF file or a folder searched recursively for ``.nc``/``.nc4`` files (one per
+        year, per day, or the whole record); files without days in the year are skipped.
+    year : int
+        Year to return.
+    bbox : (west, south, east, north) or Grid, optional
+        Keep the cells overlapping this box.
+    variable : str
+        Variable name; empty picks the only 3-D variable or the one named like precipitation.
+    start, end, fill_missing, source
+        As in :func:`read_geotiff_daily`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``precip(time, lat, lon)`` float32 mm/day, latitude descending.  Units are converted
+        from the variable's ``units`` (mm/day, mm/h, kg m-2 s-1, m, ...).
+    """
+    files = _files(path, _NC_SUFFIXES)
+    days = _year_days(year, start, end)
+    parts = []
+    for f in files:
+        d = date_from_name(f.name)
+        if d is not None and len(files) > 1 and not days[0] <= d <= days[-1]:
+            continue
+        da = _open_nc(f, variable, bbox)
+        t = pd.DatetimeIndex(da["time"].values).normalize()
+        if ((t >= days[0]) & (t <= days[-1])).any():
+            parts.append(da)
+    if not parts:
+        raise ValueError(
+            f"{source}: no NetCDF under {path} has days in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}"
+        )
+    _check_same_grid(parts, path)
+    da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
+    logger.info("%s: read %d NetCDF file(s) from %s", source, len(parts), path)
+    return _finish(da, year, start, end, bbox, source, fill_missing=fill_missing)
