@@ -1,0 +1,289 @@
+"""The full-period presets build their DAG on a placeholder raw-data tree.
+
+``make_raw_tree`` writes, for a preset, the folders a real download produces (one per source x
+year, in the provider's layout) with a few empty files named as the provider names them. Raw
+inputs are declared per source x year folder, so a handful of files per folder is enough for
+``snakemake -n``; the readers' file-name patterns are checked on the same names.
+The dry-run time is printed (goal: at most 15 s per preset; reported, not asserted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gridfuse.sources.tropomi import l2_filename, parse_l2_filename
+from gridfuse.stations.cnemc import FILE_PATTERN as CNEMC_PATTERN
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+PRESETS = {
+    "qinghai_precip": ROOT / "configs" / "qinghai_precip.yaml",
+    "china_so2": ROOT / "configs" / "china_so2.yaml",
+}
+# Coverage of the real sources, as common.smk knows it (first year with data).
+FIRST_YEAR = {"gsmap": 1998, "imerg": 1998, "cmorph": 1998, "gldas": 2000, "tropomi": 2018}
+
+
+# ------------------------------------------------------------------ provider file names
+def _era5(year, prefix="era5_tp"):
+    return [f"{prefix}_{year}{m:02d}.nc" for m in range(1, 13)]
+
+
+def _gsmap(year):
+    # /standard/v8/hourly_G/YYYY/MM/DD/; v8.0000.1 = the reprocessed periods
+    ver = "1" if year < 2000 or 2015 <= year <= 2021 else "0"
+    days = [dt.date(year, 1, 1), dt.date(year, 12, 31)]
+    return [
+        f"{d:%m}/{d:%d}/gsmap_gauge.{d:%Y%m%d}.{h:02d}00.v8.0000.{ver}.dat.gz"
+        for d in days
+        for h in (0, 1, 23)
+    ]
+
+
+def _gldas(year):
+    return [f"001/GLDAS_NOAH025_3H.A{year}0101.{h:02d}00.021.nc4" for h in range(0, 24, 3)]
+
+
+def _imerg(year):
+    out = []
+    for k in range(4):
+        s = dt.datetime(year, 1, 1) + dt.timedelta(minutes=30 * k)
+        e = s + dt.timedelta(minutes=29, seconds=59)
+        out.append(
+            f"001/3B-HHR.MS.MRG.3IMERG.{s:%Y%m%d}-S{s:%H%M%S}-E{e:%H%M%S}.{30 * k:04d}.V07B.HDF5"
+        )
+    return out
+
+
+def _cmorph(year):
+    return [f"01/01/CMORPH_V1.0_ADJ_8km-30min_{year}0101{h:02d}.nc" for h in range(4)]
+
+
+def _tropomi(year):
+    start = dt.datetime(year, 6, 1, 4, 36, 55) if year == 2018 else dt.datetime(year, 1, 1, 3, 2)
+    out = []
+    for k in range(3):
+        s = start + dt.timedelta(minutes=101 * k)
+        name = l2_filename(s, s + dt.timedelta(minutes=101), 3000 + 5200 * (year - 2018) + k)
+        out.append(f"{s.timetuple().tm_yday:03d}/{name}")
+    return out
+
+
+RAW_FILES = {
+    "era5": _era5,
+    "era5_met": lambda y: _era5(y, "era5_met"),
+    "gsmap_hourly": _gsmap,
+    "gldas": _gldas,
+    "imerg_hhr": _imerg,
+    "cmorph": _cmorph,
+    "tropomi_l2": _tropomi,
+}
+
+
+def covers(source: str, src_cfg: dict, year: int) -> bool:
+    first = max(src_cfg.get("first_year", 1900), FIRST_YEAR.get(source, 1900))
+    return first <= year <= src_cfg.get("last_year", 2100)
+
+
+def make_raw_tree(cfg: dict, root: Path) -> dict[str, int]:
+    """Write the placeholder raw-data tree of every product in ``cfg`` under ``root``.
+
+    Returns the number of files written per source (and ``stations``, ``static``).
+    """
+    counts: dict[str, int] = {}
+
+    def touch(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+    for product in cfg["products"].values():
+        start = dt.date.fromisoformat(product["period"]["start"])
+        end = dt.date.fromisoformat(product["period"]["end"])
+        for source, sc in product["sources"].items():
+            n = 0
+            for year in range(start.year, end.year + 1):
+                if not covers(source, sc, year):
+                    continue
+                for name in RAW_FILES[sc["format"]](year):
+                    touch(root / sc["path"].format(year=year) / name)
+                    n += 1
+            counts[source] = n
+        st = product["stations"]
+        folder = root / st["path"]
+        months = pd_months(start, end)
+        if st["format"] == "cma_daily":
+            names = [f"SURF_CLI_CHN_MUL_DAY-PRE-13011-{m}.TXT" for m in months]
+        else:
+            names = [f"china_sites_{m}01.csv" for m in months]
+        for name in names:
+            touch(folder / name)
+        if st.get("table"):
+            touch(root / st["table"])
+        counts["stations"] = len(names)
+        for path in product.get("static", {}).values():
+            touch(root / path)
+        counts["static"] = len(product.get("static", {}))
+    return counts
+
+
+def pd_months(start: dt.date, end: dt.date) -> list[str]:
+    """YYYYMM of every month from start to end."""
+    out, y, m = [], start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        out.append(f"{y}{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+# ------------------------------------------------------------------ helpers
+def load(preset: str) -> dict:
+    return yaml.safe_load(PRESETS[preset].read_text())
+
+
+def dry_run(
+    workdir: Path, configfile: Path, *extra: str
+) -> tuple[subprocess.CompletedProcess, float]:
+    cmd = [
+        str(SNAKEMAKE),
+        "-n",
+        "--cores",
+        "1",
+        "--directory",
+        str(workdir),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(configfile),
+        *extra,
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return proc, time.perf_counter() - t0
+
+
+def job_outputs(stdout: str) -> list[str]:
+    """Output files of every job a dry run lists."""
+    out = []
+    for m in re.finditer(r"^\s+output: (.+)$", stdout, flags=re.M):
+        out += [p.strip() for p in m.group(1).split(",")]
+    return out
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    counts = {}
+    table = stdout.split("Job stats:", 1)[-1]
+    for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M):
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def dry(tmp_path_factory):
+    """Per preset: its placeholder tree, and one dry run on it (proc, seconds, file counts)."""
+    out = {}
+    for preset in PRESETS:
+        root = tmp_path_factory.mktemp(preset)
+        counts = make_raw_tree(load(preset), root)
+        proc, seconds = dry_run(root, PRESETS[preset])
+        out[preset] = (root, proc, seconds, counts)
+    return out
+
+
+# ------------------------------------------------------------------ tests
+def test_placeholder_names_match_the_readers():
+    """The generator's names are the ones the readers recognise (guards the tree itself)."""
+    for name in _tropomi(2019):
+        info = parse_l2_filename(name)
+        assert info["start"].year == 2019
+    assert CNEMC_PATTERN.search("china_sites_20180321.csv")
+    g = _gsmap(1999)
+    assert g[0] == "01/01/gsmap_gauge.19990101.0000.v8.0000.1.dat.gz"
+    i = _imerg(2005)
+    assert i[1] == "001/3B-HHR.MS.MRG.3IMERG.20050101-S003000-E005959.0030.V07B.HDF5"
+    assert pd_months(dt.date(2018, 11, 5), dt.date(2019, 2, 1)) == [
+        "201811",
+        "201812",
+        "201901",
+        "201902",
+    ]
+
+
+def test_tree_covers_only_the_source_years():
+    cfg = load("qinghai_precip")
+    assert cfg["products"]["qinghai_precip"]["period"] == {
+        "start": "1990-01-01",
+        "end": "2023-12-31",
+    }
+    sc = cfg["products"]["qinghai_precip"]["sources"]
+    assert sorted(sc) == ["cmorph", "era5", "gldas", "gsmap", "imerg"]
+    years = {s: [y for y in range(1990, 2024) if covers(s, sc[s], y)] for s in sc}
+    assert years["era5"][0] == 1990 and len(years["era5"]) == 34
+    assert years["gsmap"][0] == 1998 and years["gldas"][0] == 2000
+    assert sorted(load("china_so2")["products"]["china_so2"]["sources"]) == ["era5_met", "tropomi"]
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_preset_dry_run(preset, dry):
+    """`snakemake -n` builds the whole-period DAG; jobs exist for every source x year."""
+    root, proc, seconds, counts = dry[preset]
+    print(f"\n{preset}: snakemake -n took {seconds:.1f} s ({counts})")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = load(preset)["products"][preset]
+    start = dt.date.fromisoformat(cfg["period"]["start"]).year
+    end = dt.date.fromisoformat(cfg["period"]["end"]).year
+    outputs = job_outputs(proc.stdout)
+    stats = job_counts(proc.stdout)
+    print(f"{preset}: {sum(stats.values())} jobs {stats}")
+    for source in cfg["sources"]:
+        daily = [p for p in outputs if re.search(rf"/daily/{source}/\d{{4}}\.nc$", p)]
+        if not daily:
+            pytest.skip(
+                f"{preset}: no per-year daily/{source} outputs in the DAG (ingest rules absent)"
+            )
+        got = sorted(int(Path(p).stem) for p in daily)
+        # every year of the period has a daily file (absent years are explicit markers)
+        assert got == list(range(start, end + 1)), (source, got)
+
+
+def test_years_before_coverage_need_no_raw_data(dry):
+    """1990-1997 have no GSMaP folder and still get a (marker-producing) ingest job."""
+    root, proc, _, _ = dry["qinghai_precip"]
+    assert not (root / "data/qinghai/gsmap/hourly_G/1997").exists()
+    assert (root / "data/qinghai/gsmap/hourly_G/1998").is_dir()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
+    jobs = re.split(r"\n(?=(?:local)?rule \w+:)", text)
+    gsmap_1995 = [j for j in jobs if "daily/gsmap/1995.nc" in j.split("output:", 1)[-1][:400]]
+    if not gsmap_1995:
+        pytest.skip("no ingest job for daily/gsmap/1995.nc in the DAG (ingest rules absent)")
+    assert "hourly_G/1995" not in gsmap_1995[0]
+
+
+@pytest.mark.parametrize(
+    "preset, missing, url",
+    [
+        ("qinghai_precip", "data/qinghai/imerg/GPM_3IMERGHH.07/2005", "GPM_3IMERGHH.07"),
+        ("china_so2", "data/china/tropomi/2019", "S5P_L2__SO2____HiR"),
+    ],
+)
+def test_missing_folder_is_named(preset, missing, url, tmp_path):
+    """A preset pointed at a tree lacking one year's folder stops, naming folder and origin."""
+    make_raw_tree(load(preset), tmp_path)
+    for p in sorted((tmp_path / missing).rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    (tmp_path / missing).rmdir()
+    proc, _ = dry_run(tmp_path, PRESETS[preset])
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert missing in err, err[-2000:]
+    assert url in err, err[-2000:]
