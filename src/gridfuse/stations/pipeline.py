@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridfuse.stations import cma, cnemc, generic
+from gridfuse.stations import cma, cnemc, generic, wide
 from gridfuse.stations.qc import (
     QCLog,
     check_coordinates,
@@ -243,6 +243,7 @@ register_reader("cma_daily", _read_cma_daily)
 register_reader("cma_hourly", _read_cma_hourly)
 register_reader("generic_csv", _read_generic)
 register_reader("cnemc", _read_cnemc)
+register_reader("wide_csv", wide.read_request)
 
 
 # --------------------------------------------------------------------------------------

@@ -29,13 +29,22 @@ import xarray as xr
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_wide_csv", "read_station_table", "wide_to_long", "sample_elevation"]
+__all__ = [
+    "read_wide_csv",
+    "read_wide_values",
+    "read_station_table",
+    "read_dem",
+    "read_request",
+    "wide_to_long",
+    "sample_elevation",
+]
 
 _ID = ("station", "id", "code", "station_id", "stationid", "gauge", "site", "name")
 _LAT = ("lat", "latitude", "y")
 _LON = ("lon", "longitude", "long", "x")
 _ELEV = ("elevation", "elev", "alt", "altitude", "height", "z", "dem")
 _DATE = ("date", "time", "day", "fecha", "datetime")
+MISSING = ("", "NA", "NaN", "nan", "NULL", "-9999", "-999", "-99.9")
 
 
 def _find(columns: Sequence[str], names: Sequence[str]) -> str | None:
@@ -148,40 +157,27 @@ def wide_to_long(wide: pd.DataFrame) -> pd.DataFrame:
     return long.sort_values(["station", "date"]).reset_index(drop=True)
 
 
-def read_wide_csv(
+def read_wide_values(
     path: str | Path,
-    table: str | Path,
     *,
-    dem: xr.DataArray | None = None,
     start=None,
     end=None,
-    missing_values: Sequence[str] = ("", "NA", "NaN", "nan", "-9999", "-999", "-99.9"),
+    missing_values: Sequence[str] = MISSING,
     date_format: str | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read a wide gauge CSV and its station table.
+) -> pd.DataFrame:
+    """Read a wide gauge CSV as a table indexed by day, one float column per station id.
 
     Parameters
     ----------
     path : str or Path
         CSV with a date column (``date``/``time``/``day``/``fecha``; else the first column) and
         one numeric column per station id.
-    table : str or Path
-        Station table (see :func:`read_station_table`).
-    dem : xarray.DataArray, optional
-        Elevation used for stations whose table gives none.
     start, end : date-like, optional
         Keep these days (inclusive) only.
     missing_values : sequence of str
-        Cell texts read as missing.
+        Cell texts read as missing (NaN).
     date_format : str, optional
         ``strftime`` format of the dates (default: ISO, inferred).
-
-    Returns
-    -------
-    daily : pandas.DataFrame
-        ``station`` (str), ``date`` (datetime64[ns]), ``value`` (float), ``n_valid`` (1).
-    stations : pandas.DataFrame
-        ``station, lat, lon, elevation`` for the stations of the data file.
     """
     path = Path(path)
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -206,20 +202,90 @@ def read_wide_csv(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"{path}: column {c!r} row {i + 2} is not a number: {text.iloc[i]!r}")
+        if c.strip() in values:
+            raise ValueError(f"{path}: station column {c.strip()!r} appears more than once")
         values[c.strip()] = num.to_numpy(dtype="f8")
-    wide = pd.DataFrame(values, index=pd.DatetimeIndex(dates.to_numpy()))
+    index = pd.DatetimeIndex(dates.to_numpy(), name="date").normalize().as_unit("ns")
+    wide = pd.DataFrame(values, index=index).sort_index()
+    wide.columns.name = "station"
     if start is not None:
         wide = wide[wide.index >= pd.Timestamp(start)]
     if end is not None:
         wide = wide[wide.index <= pd.Timestamp(end)]
-    daily = wide_to_long(wide)
-    stations = read_station_table(table, dem=dem, ids=list(values))
     logger.info(
-        "%s: %d stations x %d days, %d values (%d missing)",
+        "%s: %d stations x %d days, %d missing values",
         path,
-        len(ids),
-        len(wide),
-        len(daily),
+        wide.shape[1],
+        wide.shape[0],
         int(wide.isna().to_numpy().sum()),
     )
-    return daily, stations
+    return wide
+
+
+def read_wide_csv(
+    path: str | Path,
+    table: str | Path,
+    *,
+    dem: xr.DataArray | None = None,
+    start=None,
+    end=None,
+    missing_values: Sequence[str] = MISSING,
+    date_format: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a wide gauge CSV and its station table into the stations contract.
+
+    Parameters
+    ----------
+    path : str or Path
+        The wide CSV (see :func:`read_wide_values`).
+    table : str or Path
+        Station table (see :func:`read_station_table`).
+    dem : xarray.DataArray, optional
+        Elevation used for stations whose table gives none.
+    start, end, missing_values, date_format
+        As in :func:`read_wide_values`.
+
+    Returns
+    -------
+    daily : pandas.DataFrame
+        ``station`` (str), ``date`` (datetime64[ns]), ``value`` (float), ``n_valid`` (1).
+    stations : pandas.DataFrame
+        ``station, lat, lon, elevation`` for the stations of the data file.
+    """
+    wide = read_wide_values(
+        path, start=start, end=end, missing_values=missing_values, date_format=date_format
+    )
+    stations = read_station_table(table, dem=dem, ids=list(wide.columns))
+    return wide_to_long(wide), stations
+
+
+def read_dem(path: str | Path) -> xr.DataArray:
+    """A DEM as ``(lat, lon)``: GeoTIFF, or NetCDF with one 2-D variable (``elevation`` first)."""
+    from ..io import read_geotiff, read_netcdf
+
+    path = Path(path)
+    if path.name.lower().endswith((".tif", ".tiff", ".tif.gz", ".tiff.gz")):
+        return read_geotiff(path)
+    ds = read_netcdf(path)
+    names = [v for v in ds.data_vars if ds[v].ndim == 2]
+    if not names:
+        raise ValueError(f"{path}: no 2-D variable to use as elevation; have {list(ds.data_vars)}")
+    name = "elevation" if "elevation" in names else names[0]
+    return ds[name].load()
+
+
+def read_request(req):
+    """Reader of the stations pipeline (``stations.format: wide_csv``).
+
+    ``req`` is a :class:`gridfuse.stations.pipeline.ReadRequest`; ``req.table`` is required;
+    ``req.options["dem"]`` (a DEM path, optional) gives elevations the table lacks.
+    """
+    from .pipeline import Observations
+
+    if req.table is None:
+        raise ValueError(f"wide_csv stations at {req.path} need a station table (stations.table)")
+    wide = read_wide_values(req.path, start=req.start, end=req.end)
+    dem_path = (req.options or {}).get("dem")
+    dem = read_dem(dem_path) if dem_path else None
+    stations = read_station_table(req.table, dem=dem, ids=list(wide.columns))
+    return Observations(wide, stations, hourly=False)
