@@ -1,0 +1,121 @@
+"""Spatial sampling (Method A, 3.1.1; mechanics ours, see Spec A.6).
+
+Two parts, switched on and off together:
+
+1. **Neighbourhood statistics** of the dynamic fields: the mean of the ``k x k`` cells
+   centred on a pixel (``k`` = 3 and 5 by default), over the valid (non-NaN) cells that lie
+   inside the grid; NaN when none is valid. Columns are named ``<var>_m<k>``.
+   :func:`neighbourhood_mean` computes it on whole fields (prediction tiles) and
+   :func:`window_mean_at` at selected pixels (station rows); both sum the same cells in the
+   same order, so the two agree bit for bit.
+2. **Spatially declustered training rows**: stations crowd into cities, so rows are
+   weighted by ``1 / (number of stations in the same cell of `cell_deg` degrees)``,
+   normalized to mean 1 (:func:`decluster_weights`). A dense cluster of stations then counts
+   as much as one isolated station of the same cell size, in the LightGBM training loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["neighbourhood_mean", "window_mean_at", "spatial_columns", "decluster_weights"]
+
+
+def spatial_columns(variables, sizes) -> list[str]:
+    """Column names of the neighbourhood means, variable-major."""
+    return [f"{v}_m{k}" for v in variables for k in sizes]
+
+
+def _check_size(size: int) -> int:
+    size = int(size)
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"neighbourhood size must be an odd positive integer; found {size}")
+    return size
+
+
+def _box_sums(a: np.ndarray, size: int) -> np.ndarray:
+    """Sum over the size x size box around each cell of the last two axes (zero padded)."""
+    h = size // 2
+    pad = [(0, 0)] * (a.ndim - 2) + [(h, h), (h, h)]
+    p = np.pad(a, pad)
+    ny, nx = a.shape[-2:]
+    rows = p[..., 0:ny, :].copy()
+    for i in range(1, size):
+        rows += p[..., i : i + ny, :]
+    out = rows[..., :, 0:nx].copy()
+    for j in range(1, size):
+        out += rows[..., :, j : j + nx]
+    return out
+
+
+def neighbourhood_mean(field: np.ndarray, size: int) -> np.ndarray:
+    """NaN-aware ``size x size`` mean over the last two axes of ``field``.
+
+    Cells outside the array and NaN cells are left out of the mean; a cell whose window
+    holds no valid value is NaN. Returns float32.
+    """
+    size = _check_size(size)
+    f = np.asarray(field, dtype=np.float64)
+    ok = np.isfinite(f)
+    s = _box_sums(np.where(ok, f, 0.0), size)
+    n = _box_sums(ok.astype(np.float64), size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.where(n > 0, n, 1.0), np.nan).astype(np.float32)
+
+
+def window_mean_at(field: np.ndarray, rows, cols, size: int) -> np.ndarray:
+    """The :func:`neighbourhood_mean` of ``field (..., ny, nx)`` at pixels ``(rows, cols)``.
+
+    Returns an array ``(..., npoints)``; only the windows around the points are read.
+    """
+    size = _check_size(size)
+    h = size // 2
+    f = np.asarray(field, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    ny, nx = f.shape[-2:]
+    p = np.pad(f, [(0, 0)] * (f.ndim - 2) + [(h, h), (h, h)], constant_values=np.nan)
+    # the same summation order as _box_sums: rows of the window first, then columns
+    s = np.zeros(f.shape[:-2] + (len(rows),), dtype=np.float64)
+    n = np.zeros_like(s)
+    col_s = []
+    col_n = []
+    for j in range(size):
+        cs = np.zeros_like(s)
+        cn = np.zeros_like(s)
+        for i in range(size):
+            v = p[..., rows + i, cols + j]
+            ok = np.isfinite(v)
+            cs += np.where(ok, v, 0.0)
+            cn += ok
+        col_s.append(cs)
+        col_n.append(cn)
+    s = col_s[0].copy()
+    n = col_n[0].copy()
+    for j in range(1, size):
+        s += col_s[j]
+        n += col_n[j]
+    if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= ny or cols.max() >= nx):
+        raise IndexError(f"pixels outside the field of shape {(ny, nx)}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.where(n > 0, n, 1.0), np.nan).astype(np.float32)
+
+
+def decluster_weights(lon, lat, cell_deg: float) -> np.ndarray:
+    """Per-row weight 1 / (distinct stations in the row's ``cell_deg`` cell), mean 1.
+
+    ``lon``/``lat`` are the rows' station coordinates (a station's rows share them).
+    """
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    if len(lon) == 0:
+        return np.ones(0, dtype=np.float32)
+    if cell_deg <= 0:
+        raise ValueError(f"cell_deg must be > 0; found {cell_deg}")
+    cx = np.floor(lon / cell_deg).astype(np.int64)
+    cy = np.floor(lat / cell_deg).astype(np.int64)
+    cell = cy * 10_000_000 + cx
+    pts = np.unique(np.stack([cell, np.round(lon, 6) * 1e6, np.round(lat, 6) * 1e6], 1), axis=0)
+    cells, per_cell = np.unique(pts[:, 0].astype(np.int64), return_counts=True)
+    w = 1.0 / per_cell[np.searchsorted(cells, cell)]
+    return (w / w.mean()).astype(np.float32)

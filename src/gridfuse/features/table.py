@@ -1,0 +1,382 @@
+"""Feature tables of the SO2 model: sample frames and the feature matrix builder.
+
+A **sample frame** is a DataFrame with one row per pixel-day: ``date``, ``row``, ``col`` (on
+the product grid), the dynamic fields at the pixel, their neighbourhood means
+(``<var>_m<k>``), the static layers, and for station rows ``station`` and ``value``.
+:func:`station_frame` builds it at station pixels (training, CV), :func:`tile_frame` for every
+pixel of a tile (prediction); both compute the same numbers for the same pixel-day.
+
+:class:`FeatureBuilder` turns a sample frame into the model's feature matrix, in a fixed,
+documented column order:
+
+``dynamic`` | ``static`` | calendar (``doy, year, wond``) | location (``lon_n, lat_n``) |
+spatial (``<var>_m<k>``, if on) | ``rid`` (if on) | ``prev_pollutant`` (if on) |
+``conv1_*``, ``conv2_*`` (if on; computed from all the columns before them).
+
+Each technique (``random_id``, ``spatial``, ``convolution``, ``sequential``) is a switch of
+:class:`FeatureConfig`; switching one off removes exactly its columns (and, for
+``spatial``, the declustering weights of training rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..grid import Grid
+from .calendar import CALENDAR_COLUMNS, calendar_features
+from .convolution import ParameterConvolution
+from .location import LOCATION_COLUMNS, location_features
+from .random_id import RandomID
+from .sequential import SEQUENTIAL_COLUMN
+from .spatial import decluster_weights, neighbourhood_mean, spatial_columns, window_mean_at
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TECHNIQUES",
+    "DEFAULT_DYNAMIC",
+    "DEFAULT_STATIC",
+    "FeatureConfig",
+    "FeatureBuilder",
+    "station_pixels",
+    "station_frame",
+    "attach_values",
+    "tile_frame",
+]
+
+TECHNIQUES = ("random_id", "spatial", "convolution", "sequential")
+DEFAULT_DYNAMIC = ["so2_column", "t2m", "d2m", "rh", "blh", "sp", "u10", "v10", "ws", "wd", "tp"]
+DEFAULT_STATIC = ["elevation", "slope", "landcover", "ndvi", "population", "road_density"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Which features the SO2 model uses (all switches on = the full model)."""
+
+    dynamic: tuple[str, ...] = tuple(DEFAULT_DYNAMIC)
+    static: tuple[str, ...] = tuple(DEFAULT_STATIC)
+    random_id: bool = True
+    spatial: bool = True
+    convolution: bool = True
+    sequential: bool = False
+    sizes: tuple[int, ...] = (3, 5)
+    spatial_variables: tuple[str, ...] = ()  # empty: all dynamic variables
+    decluster_deg: float = 0.1  # 0 disables the declustering weights
+    m1: int = 64
+    m2: int = 16
+    width: int = 3
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> FeatureConfig:
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown feature settings {unknown}; known: {sorted(names)}")
+        for k in ("dynamic", "static", "sizes", "spatial_variables"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+        }
+
+    def without(self, technique: str) -> FeatureConfig:
+        """This configuration with one technique switched off."""
+        if technique not in TECHNIQUES:
+            raise ValueError(f"unknown technique {technique!r}; expected one of {TECHNIQUES}")
+        return dataclasses.replace(self, **{technique: False})
+
+    def plain(self) -> FeatureConfig:
+        """Plain LightGBM inputs: no random ID, spatial sampling, convolution, sequential input."""
+        return dataclasses.replace(
+            self, random_id=False, spatial=False, convolution=False, sequential=False
+        )
+
+    @property
+    def spatial_vars(self) -> tuple[str, ...]:
+        return self.spatial_variables or self.dynamic
+
+
+class FeatureBuilder:
+    """Feature matrix of a sample frame; holds the stored random IDs and convolution state.
+
+    Parameters
+    ----------
+    cfg : FeatureConfig
+    grid : Grid
+        The product grid (location normalization and random IDs).
+    rid : RandomID, optional
+        Stored random IDs (drawn from ``cfg.seed`` when omitted).
+    """
+
+    def __init__(self, cfg: FeatureConfig, grid: Grid, rid: RandomID | None = None):
+        self.cfg = cfg
+        self.grid = grid
+        self.rid = rid if rid is not None else RandomID(grid.shape, seed=cfg.seed)
+        if self.rid.shape != grid.shape:
+            raise ValueError(
+                f"random IDs are for a grid of {self.rid.shape}; the grid is {grid.shape}"
+            )
+        self.conv: ParameterConvolution | None = None
+
+    # ------------------------------------------------------------------ columns
+    @property
+    def base_columns(self) -> list[str]:
+        c = self.cfg
+        cols = list(c.dynamic) + list(c.static) + CALENDAR_COLUMNS + LOCATION_COLUMNS
+        if c.spatial:
+            cols += spatial_columns(c.spatial_vars, c.sizes)
+        if c.random_id:
+            cols.append("rid")
+        if c.sequential:
+            cols.append(SEQUENTIAL_COLUMN)
+        return cols
+
+    @property
+    def conv_columns(self) -> list[str]:
+        c = self.cfg
+        if not c.convolution:
+            return []
+        return [f"conv1_{i:02d}" for i in range(c.m1)] + [f"conv2_{i:02d}" for i in range(c.m2)]
+
+    @property
+    def columns(self) -> list[str]:
+        return self.base_columns + self.conv_columns
+
+    def technique_columns(self, technique: str) -> list[str]:
+        """The columns a technique adds (what switching it off removes)."""
+        c = self.cfg
+        return {
+            "random_id": ["rid"],
+            "spatial": spatial_columns(c.spatial_vars, c.sizes),
+            "convolution": [f"conv1_{i:02d}" for i in range(c.m1)]
+            + [f"conv2_{i:02d}" for i in range(c.m2)],
+            "sequential": [SEQUENTIAL_COLUMN],
+        }[technique]
+
+    # ------------------------------------------------------------------ matrices
+    def base_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The non-convolution columns of ``frame`` as a float32 matrix."""
+        n = len(frame)
+        out = np.empty((n, len(self.base_columns)), dtype=np.float32)
+        rows = frame["row"].to_numpy(np.int64)
+        cols = frame["col"].to_numpy(np.int64)
+        derived: dict[str, np.ndarray] = {}
+        cal = calendar_features(frame["date"].to_numpy())
+        for k in CALENDAR_COLUMNS:
+            derived[k] = cal[k].to_numpy()
+        derived["lon_n"], derived["lat_n"] = location_features(
+            self.grid.lon[cols], self.grid.lat[rows], self.grid
+        )
+        if self.cfg.random_id:
+            derived["rid"] = self.rid(rows, cols)
+        for j, name in enumerate(self.base_columns):
+            if name in derived:
+                out[:, j] = derived[name]
+            elif name in frame.columns:
+                out[:, j] = frame[name].to_numpy(np.float32)
+            else:
+                raise KeyError(
+                    f"feature {name!r} is not in the sample frame (columns {list(frame.columns)})"
+                )
+        return out
+
+    def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
+        """Fit the convolution's normalization on the (training) rows of ``frame``."""
+        if self.cfg.convolution:
+            c = self.cfg
+            self.conv = ParameterConvolution(c.m1, c.m2, c.width, c.seed).fit(
+                self.base_matrix(frame)
+            )
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Feature matrix (float32, columns :attr:`columns`) of ``frame``."""
+        base = self.base_matrix(frame)
+        if not self.cfg.convolution:
+            return base
+        if self.conv is None:
+            raise RuntimeError(
+                "FeatureBuilder: call fit() before transform() when convolution is on"
+            )
+        return np.concatenate([base, self.conv.transform(base)], axis=1)
+
+    def weights(self, frame: pd.DataFrame) -> np.ndarray:
+        """Training-row weights: declustering when spatial sampling is on, else ones."""
+        if self.cfg.spatial and self.cfg.decluster_deg > 0 and len(frame):
+            rows = frame["row"].to_numpy(np.int64)
+            cols = frame["col"].to_numpy(np.int64)
+            return decluster_weights(
+                self.grid.lon[cols], self.grid.lat[rows], self.cfg.decluster_deg
+            )
+        return np.ones(len(frame), dtype=np.float32)
+
+    # ------------------------------------------------------------------ storage
+    def state(self) -> dict[str, np.ndarray]:
+        st = {
+            "rid_perm": self.rid.perm,
+            "rid_shape": np.array(self.rid.shape),
+            "rid_seed": np.array(self.rid.seed),
+        }
+        if self.conv is not None:
+            st.update(self.conv.state())
+        return st
+
+    @classmethod
+    def from_state(cls, cfg: FeatureConfig, grid: Grid, st: Mapping) -> FeatureBuilder:
+        rid = RandomID(
+            tuple(np.asarray(st["rid_shape"])), int(st["rid_seed"]), perm=np.asarray(st["rid_perm"])
+        )
+        b = cls(cfg, grid, rid)
+        if cfg.convolution:
+            b.conv = ParameterConvolution.from_state(st)
+        return b
+
+
+# ---------------------------------------------------------------------- sample frames
+def station_pixels(stations: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """``station, row, col`` of the stations inside the grid (others are dropped, logged)."""
+    inside = grid.contains(stations["lon"].to_numpy(), stations["lat"].to_numpy())
+    if (~inside).any():
+        logger.info(
+            "%d of %d stations lie outside the grid and are dropped",
+            int((~inside).sum()),
+            len(stations),
+        )
+    st = stations.loc[inside]
+    r, c = grid.rowcol(st["lon"].to_numpy(), st["lat"].to_numpy())
+    return pd.DataFrame({"station": st["station"].astype(str).to_numpy(), "row": r, "col": c})
+
+
+def _check_vars(ds: xr.Dataset, names: Sequence[str], what: str) -> None:
+    missing = [v for v in names if v not in ds.data_vars]
+    if missing:
+        raise KeyError(f"{what}: variables {missing} not found (has {sorted(ds.data_vars)})")
+
+
+def station_frame(
+    dynamic: xr.Dataset,
+    static: xr.Dataset,
+    pixels: pd.DataFrame,
+    cfg: FeatureConfig,
+    *,
+    time_block: int = 32,
+) -> pd.DataFrame:
+    """Sample frame at station pixels for every day of ``dynamic``.
+
+    Stations sharing a pixel become one series (``station`` = their ids joined by ``+``),
+    as the record averages co-located monitors.
+
+    Parameters
+    ----------
+    dynamic : Dataset (time, lat, lon) on the product grid, with ``cfg.dynamic`` variables.
+    static : Dataset (lat, lon) with ``cfg.static`` variables.
+    pixels : DataFrame ``station, row, col`` (:func:`station_pixels`).
+    cfg : FeatureConfig (variables, neighbourhood sizes).
+    time_block : int
+        Days loaded at a time (bounds memory).
+    """
+    _check_vars(dynamic, cfg.dynamic, "dynamic fields")
+    _check_vars(static, cfg.static, "static layers")
+    px = (
+        pixels.groupby(["row", "col"], sort=True)["station"]
+        .agg(lambda s: "+".join(sorted(s)))
+        .reset_index()
+    )
+    rows = px["row"].to_numpy(np.int64)
+    cols = px["col"].to_numpy(np.int64)
+    svars = cfg.spatial_vars
+    parts = []
+    times = dynamic["time"].values
+    for a in range(0, len(times), time_block):
+        sl = slice(a, a + time_block)
+        nt = len(times[sl])
+        cols_out: dict[str, np.ndarray] = {
+            "station": np.tile(px["station"].to_numpy(), nt),
+            "date": np.repeat(times[sl], len(px)),
+            "row": np.tile(rows, nt),
+            "col": np.tile(cols, nt),
+        }
+        for v in dict.fromkeys(list(cfg.dynamic) + list(svars)):
+            f = np.asarray(dynamic[v].isel(time=sl).values, dtype=np.float32)
+            if v in cfg.dynamic:
+                cols_out[v] = f[:, rows, cols].ravel()
+            if v in svars:
+                for k in cfg.sizes:
+                    cols_out[f"{v}_m{k}"] = window_mean_at(f, rows, cols, k).ravel()
+        parts.append(pd.DataFrame(cols_out))
+    frame = pd.concat(parts, ignore_index=True)
+    for v in cfg.static:
+        frame[v] = np.asarray(static[v].values, dtype=np.float32)[frame["row"], frame["col"]]
+    return frame
+
+
+def attach_values(frame: pd.DataFrame, daily: pd.DataFrame, pixels: pd.DataFrame) -> pd.DataFrame:
+    """Add ``value``: the daily observation of the pixel's station(s) (mean when several)."""
+    d = daily.merge(pixels, on="station", how="inner")
+    v = d.groupby(["row", "col", "date"], sort=False)["value"].mean().rename("value").reset_index()
+    v["date"] = pd.to_datetime(v["date"]).astype("datetime64[ns]")
+    f = frame.copy()
+    f["date"] = pd.to_datetime(f["date"]).astype("datetime64[ns]")
+    out = f.merge(v, on=["row", "col", "date"], how="left")
+    logger.info(
+        "station frame: %d pixel-days, %d with observations, %d pixels",
+        len(out),
+        int(out["value"].notna().sum()),
+        out[["row", "col"]].drop_duplicates().shape[0],
+    )
+    return out
+
+
+def tile_frame(
+    dynamic: xr.Dataset,
+    static: xr.Dataset,
+    cfg: FeatureConfig,
+    time_slice: slice,
+    row_slice: slice,
+    col_slice: slice,
+) -> pd.DataFrame:
+    """Sample frame of every pixel of a tile (rows ``row_slice`` x cols ``col_slice``) and days.
+
+    Neighbourhood means read a halo of ``max(sizes) // 2`` cells around the tile, so they
+    equal those of the whole field (and of :func:`station_frame`).
+    """
+    ny, nx = dynamic.sizes["lat"], dynamic.sizes["lon"]
+    r0, r1, _ = row_slice.indices(ny)
+    c0, c1, _ = col_slice.indices(nx)
+    h = max(cfg.sizes) // 2 if cfg.sizes else 0
+    hr0, hr1, hc0, hc1 = max(r0 - h, 0), min(r1 + h, ny), max(c0 - h, 0), min(c1 + h, nx)
+    times = dynamic["time"].values[time_slice]
+    nt, nr, nc = len(times), r1 - r0, c1 - c0
+    rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+    out: dict[str, np.ndarray] = {
+        "date": np.repeat(times, nr * nc),
+        "row": np.tile(rr.ravel(), nt),
+        "col": np.tile(cc.ravel(), nt),
+    }
+    svars = cfg.spatial_vars
+    for v in dict.fromkeys(list(cfg.dynamic) + list(svars)):
+        f = np.asarray(
+            dynamic[v].isel(time=time_slice, lat=slice(hr0, hr1), lon=slice(hc0, hc1)).values,
+            dtype=np.float32,
+        )
+        core = (slice(None), slice(r0 - hr0, r1 - hr0), slice(c0 - hc0, c1 - hc0))
+        if v in cfg.dynamic:
+            out[v] = f[core].ravel()
+        if v in svars:
+            for k in cfg.sizes:
+                out[f"{v}_m{k}"] = neighbourhood_mean(f, k)[core].ravel()
+    for v in cfg.static:
+        s = np.asarray(static[v].isel(lat=row_slice, lon=col_slice).values, dtype=np.float32)
+        out[v] = np.tile(s.ravel(), nt)
+    return pd.DataFrame(out)
