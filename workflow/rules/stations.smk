@@ -46,5 +46,11 @@ rule ingest_stations:
         "../scripts/ingest_stations.py"
 
 
-register_target("precip", "{results}/{product}/stations/daily.parquet")
-register_target("so2", "{results}/{product}/stations/daily.parquet")
+# A demo product's stations are a target once its synthesizer rule exists.
+for _kind in ("precip", "so2"):
+    register_target(
+        _kind,
+        "{results}/{product}/stations/daily.parquet",
+        when=lambda p: not is_synthetic(p)
+        or workflow.is_rule(f"synthesize_{pcfg(p)['kind']}_demo"),
+    )
