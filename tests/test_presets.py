@@ -128,8 +128,8 @@ def make_raw_tree(cfg: dict, root: Path) -> dict[str, int]:
         if st.get("table"):
             touch(root / st["table"])
         counts["stations"] = len(names)
-        for path in product.get("static", {}).values():
-            touch(root / path)
+        for layer in product.get("static", {}).values():
+            touch(root / (layer["path"] if isinstance(layer, dict) else layer))
         counts["static"] = len(product.get("static", {}))
     return counts
 
