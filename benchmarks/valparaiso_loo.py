@@ -41,10 +41,10 @@ REFERENCE = {  # (rmse, kge) of the independent measurement quoted in the brief
 def load():
     from gridfuse.io import read_geotiff
 
-    kw = dict(year=1983, first_date="1983-01-01", end="1983-08-31")
+    days = pd.date_range("1983-01-01", "1983-08-31", freq="D")
     fields = {
-        "chirps": read_geotiff_daily(DATA / "original" / "CHIRPS5km.tif", **kw)["precip"],
-        "persiann": read_geotiff_daily(DATA / "original" / "PERSIANNcdr5km.tif", **kw)["precip"],
+        name: read_geotiff_daily(DATA / "original" / f, days, first_date="1983-01-01")
+        for name, f in (("chirps", "CHIRPS5km.tif"), ("persiann", "PERSIANNcdr5km.tif"))
     }
     dem = read_geotiff(DATA / "original" / "ValparaisoDEM5km.tif")
     daily, stations = read_wide_csv(

@@ -11,8 +11,10 @@ PERSIANN-CDR, regional merged products):
 * ``netcdf_daily``: NetCDF files with a ``(time, lat, lon)`` variable (one file for the whole
   record, one per year, or one per day).
 
-Both return daily ``precip`` in mm/day on the product's native grid, latitude descending,
-cropped to a bounding box, for one year: the ``daily/{source}/{year}.nc`` contract in
+Both follow the registry signature of :mod:`gridfuse.sources`
+(``reader(folders, days, window, bbox, *, variable="", threads=1)``) and return daily
+``precip`` in mm/day on the product's native grid, latitude descending, cropped to a bounding
+box, ``time`` = the product days asked for: the ``daily/{source}/{year}.nc`` contract in
 ``docs/contracts.md``.  Values are daily totals as distributed; a product's own day
 definition is kept (no re-windowing is possible on daily data).
 """
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "read_geotiff_daily",
     "read_netcdf_daily",
+    "as_days",
     "crop_to_bbox",
     "date_from_name",
     "to_mm_per_day",
@@ -140,21 +143,18 @@ def crop_to_bbox(da: xr.DataArray, bbox: Sequence[float] | Grid | None) -> xr.Da
     return out
 
 
-def _year_days(year: int, start=None, end=None) -> pd.DatetimeIndex:
-    lo = pd.Timestamp(year, 1, 1)
-    hi = pd.Timestamp(year, 12, 31)
-    if start is not None:
-        lo = max(lo, pd.Timestamp(start))
-    if end is not None:
-        hi = min(hi, pd.Timestamp(end))
-    return pd.date_range(lo, hi, freq="D")
+def as_days(days) -> pd.DatetimeIndex:
+    """Product days from a DatetimeIndex-like, or all days of a year given as an int."""
+    if isinstance(days, (int, np.integer)):
+        return pd.date_range(f"{int(days)}-01-01", f"{int(days)}-12-31", freq="D")
+    days = pd.DatetimeIndex(days).normalize()
+    if days.size == 0:
+        raise ValueError("no product days requested")
+    return days
 
 
-def _finish(
-    da: xr.DataArray, year: int, start, end, bbox, source: str, *, fill_missing: bool
-) -> xr.Dataset:
-    """Select the year's days, crop, clean and package as the ``precip`` dataset."""
-    days = _year_days(year, start, end)
+def _finish(da: xr.DataArray, days: pd.DatetimeIndex, bbox, source: str) -> xr.DataArray:
+    """Select the product days, crop, clean and package as ``precip``."""
     da = da.assign_coords(time=pd.DatetimeIndex(da["time"].values).normalize())
     if not da.indexes["time"].is_unique:
         dup = da.indexes["time"][da.indexes["time"].duplicated()]
@@ -163,55 +163,75 @@ def _finish(
     present = pd.DatetimeIndex(da["time"].values)
     if present.size == 0:
         raise ValueError(
-            f"{source}: no days of {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} in the input"
+            f"{source}: none of the days {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} in the input"
         )
     da = crop_to_bbox(da, bbox)
     n_missing = int(days.size - present.size)
     if n_missing:
-        if not fill_missing:
-            raise ValueError(
-                f"{source}: {n_missing} of {days.size} days of {year} are missing, first "
-                f"{days.difference(present)[0]:%Y-%m-%d}"
-            )
         logger.warning(
-            "%s %s: %d day(s) absent from the input, set to NaN", source, year, n_missing
+            "%s: %d of %d product day(s) absent from the input (first %s), set to NaN",
+            source,
+            n_missing,
+            days.size,
+            f"{days.difference(present)[0]:%Y-%m-%d}",
         )
         da = da.reindex(time=days)
     values = da.values.astype("float32", copy=True)
     neg = np.isfinite(values) & (values < 0)
     if neg.any():
-        logger.info("%s %s: %d negative values set to NaN", source, year, int(neg.sum()))
+        logger.info("%s: %d negative values set to NaN", source, int(neg.sum()))
         values[neg] = np.nan
     grid = Grid.from_coords(da["lat"].values, da["lon"].values)
     coords = grid.coords()
-    coords["time"] = xr.DataArray((days if n_missing else present).as_unit("ns"), dims="time")
-    out = xr.Dataset(
-        {"precip": (("time", "lat", "lon"), values)},
+    coords["time"] = xr.DataArray(days.as_unit("ns"), dims="time")
+    out = xr.DataArray(
+        values,
+        dims=("time", "lat", "lon"),
         coords=coords,
-        attrs={"days_missing": n_missing, "source": source, "native_res": grid.res},
+        name="precip",
+        attrs={"units": "mm day-1", "days_missing": n_missing, "source_format": source},
     )
     logger.info(
-        "%s %s: %d days on %s, NaN fraction %.3f",
+        "%s: %d days on %s, NaN fraction %.3f",
         source,
-        year,
-        out.sizes["time"],
+        days.size,
         grid.describe(),
         float(np.isnan(values).mean()),
     )
     return out
 
 
-def _files(path: str | Path, suffixes: Sequence[str]) -> list[Path]:
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(tuple(suffixes))
-    )
+def _window_note(window, source: str) -> None:
+    h = getattr(window, "utc_start_hour", 0)
+    if h:
+        logger.warning(
+            "%s: daily totals are kept as distributed; they cannot be re-windowed to product "
+            "days starting at %02d UTC",
+            source,
+            h,
+        )
+
+
+def _files(folders, suffixes: Sequence[str]) -> list[Path]:
+    """Files ending in ``suffixes`` given as files or folders searched recursively."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    files: list[Path] = []
+    for folder in map(Path, folders):
+        if folder.is_file():
+            files.append(folder)
+        elif folder.is_dir():
+            files += sorted(
+                p
+                for p in folder.rglob("*")
+                if p.is_file() and p.name.lower().endswith(tuple(suffixes))
+            )
+        else:
+            raise FileNotFoundError(f"{folder}: no such file or folder")
     if not files:
-        raise FileNotFoundError(f"{path}: no files ending in {', '.join(suffixes)}")
+        raise FileNotFoundError(
+            f"{list(map(str, folders))}: no files ending in {', '.join(suffixes)}"
+        )
     return files
 
 
@@ -234,7 +254,7 @@ def _band_dates(src, first_date) -> pd.DatetimeIndex:
 
 def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
     import rasterio
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import Window
 
     uri = f"/vsigzip/{path}" if path.suffix == ".gz" else str(path)
     try:
@@ -251,10 +271,10 @@ def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
         if bbox is not None:
             b = bbox.bounds if isinstance(bbox, Grid) else tuple(map(float, bbox))
             # one cell of slack, the exact crop is done on coordinates afterwards
-            w = from_bounds(b[0] - t.a, b[1] + t.e, b[2] + t.a, b[3] - t.e, transform=t)
-            c0, r0 = max(0, int(np.floor(w.col_off))), max(0, int(np.floor(w.row_off)))
-            c1 = min(src.width, int(np.ceil(w.col_off + w.width)))
-            r1 = min(src.height, int(np.ceil(w.row_off + w.height)))
+            c0 = max(0, int(np.floor((b[0] - t.c) / t.a)) - 1)
+            c1 = min(src.width, int(np.ceil((b[2] - t.c) / t.a)) + 1)
+            r0 = max(0, int(np.floor((b[3] - t.f) / t.e)) - 1)
+            r1 = min(src.height, int(np.ceil((b[1] - t.f) / t.e)) + 1)
             if c1 <= c0 or r1 <= r0:
                 raise ValueError(f"{path}: raster bounds {src.bounds} do not overlap the box {b}")
             window = Window(c0, r0, c1 - c0, r1 - r0)
@@ -263,61 +283,60 @@ def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
             nodata = np.float32(src.nodata)
             data[np.isclose(data, nodata, rtol=1e-6) | (data == nodata)] = np.nan
         data[np.abs(data) > 1e30] = np.nan
-        wt = src.window_transform(window)
+        x0 = t.c + window.col_off * t.a
+        y0 = t.f + window.row_off * t.e
         dates = (
             pd.DatetimeIndex([date_from_name(path.name)])
             if src.count == 1 and date_from_name(path.name) is not None
             else _band_dates(src, first_date)
         )
     # cell centres from the transform, in float64, rounded to far below the cell size
-    lon = np.round(wt.c + (np.arange(data.shape[2]) + 0.5) * wt.a, 9)
-    lat = np.round(wt.f + (np.arange(data.shape[1]) + 0.5) * wt.e, 9)
+    lon = np.round(x0 + (np.arange(data.shape[2]) + 0.5) * t.a, 9)
+    lat = np.round(y0 + (np.arange(data.shape[1]) + 0.5) * t.e, 9)
     return xr.DataArray(
         data, dims=("time", "lat", "lon"), coords={"time": dates, "lat": lat, "lon": lon}
     )
 
 
 def read_geotiff_daily(
-    path: str | Path,
-    *,
-    year: int,
+    folders,
+    days,
+    window=None,
     bbox: Sequence[float] | Grid | None = None,
+    *,
+    variable: str = "",
+    threads: int = 1,
     first_date=None,
-    start=None,
-    end=None,
-    fill_missing: bool = True,
-    source: str = "geotiff_daily",
-) -> xr.Dataset:
-    """Read daily precipitation (mm/day) from GeoTIFF files for one year.
+) -> xr.DataArray:
+    """Registry reader ``geotiff_daily``: daily precipitation (mm/day) from GeoTIFF files.
 
     Parameters
     ----------
-    path : str or Path
-        A multi-band GeoTIFF, a single daily GeoTIFF, or a folder searched recursively for
-        ``.tif``/``.tiff`` (optionally ``.gz``) files.  Single-band files take their date from
-        the file name; multi-band files from band descriptions/tags or ``first_date``.
-    year : int
-        Year to return.
+    folders : path or sequence of paths
+        Multi-band GeoTIFFs, single daily GeoTIFFs, or folders searched recursively for
+        ``.tif``/``.tiff`` (optionally ``.gz``).  Single-band files take their date from the
+        file name; multi-band files from band descriptions/tags, else ``first_date``.
+    days : DatetimeIndex-like or int
+        Product days wanted (an int: every day of that year).  Days absent from the files
+        are NaN and counted in ``attrs["days_missing"]``.
+    window : gridfuse.daily.DayWindow, optional
+        The product's day window; daily totals cannot be re-windowed (a warning is logged
+        for a window not starting at 00 UTC).
     bbox : (west, south, east, north) or Grid, optional
-        Keep the cells overlapping this box.
+        Keep the source cells overlapping this box.
+    variable, threads
+        Unused (registry signature); GeoTIFFs hold one variable.
     first_date : date-like, optional
         Date of band 1 of multi-band files that carry no dates.
-    start, end : date-like, optional
-        Restrict the year to these days (inclusive), e.g. the product period.
-    fill_missing : bool
-        Days of the year absent from the files become NaN (counted in the ``days_missing``
-        attribute) instead of raising.
-    source : str
-        Name used in messages and attributes.
 
     Returns
     -------
-    xarray.Dataset
-        ``precip(time, lat, lon)`` float32 mm/day, latitude descending, attribute
-        ``days_missing``.
+    xarray.DataArray
+        ``precip(time, lat, lon)`` float32 mm/day, latitude descending, ``time`` = ``days``.
     """
-    files = _files(path, _TIF_SUFFIXES)
-    days = _year_days(year, start, end)
+    days = as_days(days)
+    _window_note(window, "geotiff_daily")
+    files = _files(folders, _TIF_SUFFIXES)
     parts = []
     for f in files:
         d = date_from_name(f.name)
@@ -326,13 +345,13 @@ def read_geotiff_daily(
         parts.append(_read_tif(f, first_date, bbox))
     if not parts:
         raise ValueError(
-            f"{source}: no GeoTIFF under {path} is dated within {days[0]:%Y-%m-%d}.."
+            f"geotiff_daily: no GeoTIFF in {folders} is dated within {days[0]:%Y-%m-%d}.."
             f"{days[-1]:%Y-%m-%d}"
         )
-    _check_same_grid(parts, path)
+    _check_same_grid(parts, folders)
     da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
-    logger.info("%s: read %d GeoTIFF file(s) from %s", source, len(parts), path)
-    return _finish(da.rename("precip"), year, start, end, bbox, source, fill_missing=fill_missing)
+    logger.info("geotiff_daily: read %d file(s) from %s", len(parts), folders)
+    return _finish(da, days, bbox, "geotiff_daily")
 
 
 def _check_same_grid(parts: list[xr.DataArray], path) -> None:
@@ -403,40 +422,37 @@ def _padded_bbox(bbox, da):
 
 
 def read_netcdf_daily(
-    path: str | Path,
-    *,
-    year: int,
+    folders,
+    days,
+    window=None,
     bbox: Sequence[float] | Grid | None = None,
+    *,
     variable: str = "",
-    start=None,
-    end=None,
-    fill_missing: bool = True,
-    source: str = "netcdf_daily",
-) -> xr.Dataset:
-    """Read daily precipitation (mm/day) from NetCDF files with ``(time, lat, lon)`` for one year.
+    threads: int = 1,
+) -> xr.DataArray:
+    """Registry reader ``netcdf_daily``: daily precipitation (mm/day) from ``(time, lat, lon)`` NetCDF.
 
     Parameters
     ----------
-    path : str or Path
-        One NetCDF file or a folder searched recursively for ``.nc``/``.nc4`` files (one per
-        year, per day, or the whole record); files without days in the year are skipped.
-    year : int
-        Year to return.
-    bbox : (west, south, east, north) or Grid, optional
-        Keep the cells overlapping this box.
+    folders : path or sequence of paths
+        NetCDF files, or folders searched recursively for ``.nc``/``.nc4`` files (one per
+        year, per day, or the whole record); files without any wanted day are skipped.
+    days, window, bbox
+        As in :func:`read_geotiff_daily`.
     variable : str
         Variable name; empty picks the only 3-D variable or the one named like precipitation.
-    start, end, fill_missing, source
-        As in :func:`read_geotiff_daily`.
+    threads : int
+        Unused.
 
     Returns
     -------
-    xarray.Dataset
-        ``precip(time, lat, lon)`` float32 mm/day, latitude descending.  Units are converted
-        from the variable's ``units`` (mm/day, mm/h, kg m-2 s-1, m, ...).
+    xarray.DataArray
+        ``precip(time, lat, lon)`` float32 mm/day, latitude descending, ``time`` = ``days``.
+        Values are converted from the variable's ``units`` (mm/day, mm/h, kg m-2 s-1, m).
     """
-    files = _files(path, _NC_SUFFIXES)
-    days = _year_days(year, start, end)
+    days = as_days(days)
+    _window_note(window, "netcdf_daily")
+    files = _files(folders, _NC_SUFFIXES)
     parts = []
     for f in files:
         d = date_from_name(f.name)
@@ -444,13 +460,14 @@ def read_netcdf_daily(
             continue
         da = _open_nc(f, variable, bbox)
         t = pd.DatetimeIndex(da["time"].values).normalize()
-        if ((t >= days[0]) & (t <= days[-1])).any():
+        if t.isin(days).any():
             parts.append(da)
     if not parts:
         raise ValueError(
-            f"{source}: no NetCDF under {path} has days in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}"
+            f"netcdf_daily: no NetCDF in {folders} has days in {days[0]:%Y-%m-%d}.."
+            f"{days[-1]:%Y-%m-%d}"
         )
-    _check_same_grid(parts, path)
+    _check_same_grid(parts, folders)
     da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
-    logger.info("%s: read %d NetCDF file(s) from %s", source, len(parts), path)
-    return _finish(da, year, start, end, bbox, source, fill_missing=fill_missing)
+    logger.info("netcdf_daily: read %d file(s) from %s", len(parts), folders)
+    return _finish(da, days, bbox, "netcdf_daily")
