@@ -7,7 +7,7 @@ CORES ?= all
 TORCH_PIN ?= torch==2.13.0
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: venv demo test lint bench report clean-results dryrun
+.PHONY: venv demo test lint bench report clean-results dryrun slurm-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ dryrun: venv
 
 test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# A real single-node SLURM on localhost (root; Debian packages), then the SLURM workflow test.
+slurm-test: venv
+	bash tests/slurm/setup_slurm.sh start
+	GRIDFUSE_SLURM=1 $(BIN)/python -m pytest tests/test_slurm.py -v -s $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks workflow/scripts

@@ -5,6 +5,7 @@
 #   bash tests/slurm/setup_slurm.sh start    # install what is missing, configure, start, smoke test
 #   bash tests/slurm/setup_slurm.sh status   # exit 0 when the node is idle and sacct answers
 #   bash tests/slurm/setup_slurm.sh stop     # stop only the daemons this script started
+#   bash tests/slurm/setup_slurm.sh check    # exit 0 when `start` can work here (else says why)
 #
 # Idempotent: packages are installed only when missing, configs rewritten (and the SLURM
 # daemons restarted) only when they change, a daemon is started only when the process named
@@ -319,7 +320,20 @@ stop)
 status)
     status
     ;;
+check)
+    if status >/dev/null 2>&1; then
+        echo "SLURM is running"
+    elif [[ $(id -u) != 0 ]]; then
+        echo "cannot start SLURM: not root" >&2
+        exit 1
+    elif ! command -v apt-get >/dev/null && ! command -v slurmctld >/dev/null; then
+        echo "cannot start SLURM: no apt-get to install the Debian packages" >&2
+        exit 1
+    else
+        echo "SLURM can be started (root, apt)"
+    fi
+    ;;
 *)
-    die "usage: $0 start|stop|status (got '$ACTION')"
+    die "usage: $0 start|stop|status|check (got '$ACTION')"
     ;;
 esac
