@@ -21,10 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-
 from _common import Bench, PeakRSS, best_time, peak_rss_mb
 
 from gridfuse.grid import Grid
@@ -78,10 +78,9 @@ def throughput(bench: Bench, days: int, threads: int, repeat: int) -> None:
         out = np.empty((days,) + GRID.shape, dtype="f4")
         for method in METHODS:
             rg = Regridder(lat, lon, GRID, method)
-            t_ours = best_time(lambda rg=rg: rg(x, threads=threads, out=out), repeat=repeat)
-            t_gdal = best_time(
-                lambda m=method: gdal_reproject(x, lat, lon, m, threads), repeat=repeat
-            )
+            ours = partial(rg, x, threads=threads, out=out)
+            t_ours = best_time(ours, repeat=repeat)
+            t_gdal = best_time(partial(gdal_reproject, x, lat, lon, method, threads), repeat=repeat)
             ref = gdal_reproject(x, lat, lon, method, threads).values
             agree = float(np.nanmax(np.abs(out - ref)))
             bench.add(
