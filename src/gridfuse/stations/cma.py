@@ -340,6 +340,7 @@ def read_cma_daily(
     qc.record_mask(
         "unknown_code", df["station"], unknown, "20-20 codes not in the V3.0 table set missing"
     )
+    absent = (df["p2020"].to_numpy() == MISSING) | df["qc2020"].isin((8, 9)).to_numpy()
     flag = df["qc2020"].isin(_BAD_QC).to_numpy() & np.isfinite(total)
     qc.record_mask(
         "cma_qc_flag",
@@ -354,7 +355,7 @@ def read_cma_daily(
         & ~df["qc2008"].isin(_BAD_QC).to_numpy()
         & ~df["qc0820"].isin(_BAD_QC).to_numpy()
     )
-    fill = ~np.isfinite(total) & halves_ok
+    fill = absent & halves_ok
     qc.record_mask("filled_from_halves", df["station"], fill, "missing 20-20 total = 20-08 + 08-20")
     total[fill] = night[fill] + day[fill]
     df = df.assign(value=total)

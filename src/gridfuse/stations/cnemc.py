@@ -65,7 +65,23 @@ def _fmt(v: float) -> str:
     """Shortest plain decimal (no exponent): 11.0 -> '11', 0.55 -> '0.55', NaN -> ''."""
     if not np.isfinite(v):
         return ""
-    return np.format_float_positional(v, trim="-")
+    text = repr(float(v))
+    if "e" in text or "E" in text:
+        return np.format_float_positional(v, trim="-")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _fmt_array(values: np.ndarray) -> np.ndarray:
+    """Vectorized :func:`_fmt` over a float array (object array of str)."""
+    v = np.asarray(values, dtype="f8")
+    out = np.full(v.shape, "", dtype=object)
+    fin = np.isfinite(v)
+    whole = fin & (np.abs(v) < 1e15)
+    whole[whole] = v[whole] == np.floor(v[whole])
+    out[whole] = v[whole].astype("i8").astype(str)
+    rest = fin & ~whole
+    out[rest] = [_fmt(x) for x in v[rest]]
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -93,41 +109,40 @@ def write_china_sites(hourly: pd.DataFrame, folder: str | os.PathLike) -> list[P
     missing = {"station", "time", "type", "value"} - set(hourly.columns)
     if missing:
         raise ValueError(f"write_china_sites: hourly lacks columns {sorted(missing)}")
-    h = hourly.assign(
-        station=hourly["station"].astype(str),
-        time=pd.to_datetime(hourly["time"]),
-        type=hourly["type"].astype(str),
-        value=pd.to_numeric(hourly["value"], errors="raise").astype("f8"),
-    )
-    if getattr(h["time"].dt, "tz", None) is not None:
+    time = pd.DatetimeIndex(pd.to_datetime(hourly["time"]))
+    value = pd.to_numeric(hourly["value"], errors="raise").to_numpy(dtype="f8")
+    if time.tz is not None:
         raise ValueError("write_china_sites: time must be naive Beijing time, got tz-aware values")
-    off = h["time"] != h["time"].dt.floor("h")
+    off = time != time.floor("h")
     if off.any():
         raise ValueError(
-            f"write_china_sites: times must be whole hours; first offender {h['time'][off].iloc[0]}"
+            f"write_china_sites: times must be whole hours; first offender {time[off][0]}"
         )
-    bad = [s for s in h["station"].unique() if not s or "," in s]
+    s_code, codes = pd.factorize(hourly["station"].astype(str), sort=True)
+    codes = [str(c) for c in codes]
+    bad = [c for c in codes if not c or "," in c]
     if bad:
         raise ValueError(f"write_china_sites: invalid station codes {bad[:5]}")
-    if h.duplicated(["station", "time", "type"]).any():
-        raise ValueError("write_china_sites: repeated (station, time, type) rows")
-    present = set(h["type"])
+    t_raw, t_uni = pd.factorize(hourly["type"].astype(str))
+    present = {str(t) for t in t_uni}
     types = [t for t in TYPES if t in present] + sorted(present - set(TYPES))
-    codes = sorted(h["station"].unique())
-    h["file"] = h["time"].dt.normalize()
-    h["hour"] = h["time"].dt.hour
+    t_code = pd.Index(types).get_indexer([str(t) for t in t_uni])[t_raw]
+    d_code, days = pd.factorize(time.normalize(), sort=True)
+    cube = np.full((len(days), 24, len(types), len(codes)), np.nan)
+    flat = np.ravel_multi_index((d_code, time.hour, t_code, s_code), cube.shape)
+    if len(flat) and np.bincount(flat, minlength=cube.size).max() > 1:
+        raise ValueError("write_china_sites: repeated (station, time, type) rows")
+    cube.flat[flat] = value
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     header = ",".join(["date", "hour", "type", *codes])
-    full = pd.MultiIndex.from_product([range(24), types], names=["hour", "type"])
     written = []
-    for day, part in h.groupby("file", sort=True):
-        wide = part.pivot(index=["hour", "type"], columns="station", values="value")
-        wide = wide.reindex(index=full, columns=codes)
+    for day, block in zip(days, cube, strict=True):
         ymd = f"{day:%Y%m%d}"
+        cells = _fmt_array(block.reshape(24 * len(types), len(codes)))
         lines = [header]
-        for (hour, typ), row in zip(wide.index, wide.to_numpy(), strict=True):
-            lines.append(",".join([ymd, str(hour), typ, *map(_fmt, row)]))
+        for i, row in enumerate(cells):
+            lines.append(",".join([ymd, str(i // len(types)), types[i % len(types)], *row]))
         path = folder / f"china_sites_{ymd}.csv"
         with atomic_path(path) as tmp:
             tmp.write_bytes("\r\n".join(lines).encode("utf-8"))
