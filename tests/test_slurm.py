@@ -42,8 +42,6 @@ SLURM_ENV = {
 # Outputs that legitimately differ between two runs (timings, logs, run metadata).
 VOLATILE = re.compile(r"(^|/)(logs|benchmarks)/|\.log$|\.html$")
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
 
 def _setup(action: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SETUP), action], capture_output=True, text=True, timeout=400)
@@ -164,6 +162,111 @@ def test_year_of_comment():
     assert year_of("rule_all") is None
 
 
+class _Resources(dict):
+    __getattr__ = dict.__getitem__
+
+
+class _Job:
+    """The parts of a Snakemake job the plugin's sbatch builder reads."""
+
+    def __init__(self, name, threads, resources):
+        self.name, self.threads, self.resources = name, threads, _Resources(resources)
+        self.wildcards = {}
+
+
+def render_profile(env: dict[str, str]) -> dict:
+    """profiles/slurm/config.yaml rendered (YTE) under the given GRIDFUSE_SLURM_* variables."""
+    import yte
+
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("GRIDFUSE_SLURM_")}
+    old = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update({**keep, **env})
+        with open(ROOT / "profiles" / "slurm" / "config.yaml") as f:
+            return yte.process_yaml(f, require_use_yte=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def sbatch_line(profile: dict, rule: str, threads: int = 1) -> str:
+    """The sbatch options the SLURM plugin builds for a rule under this profile."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    res = {**profile["default-resources"], **profile["set-resources"].get(rule, {})}
+    job = _Job(rule, threads, res)
+    params = {
+        "run_uuid": "x",
+        "slurm_logfile": "log",
+        "comment_str": f"rule_{rule}",
+        "account": f" -A {res['slurm_account']}" if "slurm_account" in res else "",
+        "partition": f" -p {res['slurm_partition']}",
+        "workdir": "",
+    }
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
+def test_profile_defaults_and_site_values():
+    p = render_profile({})
+    assert p["executor"] == "slurm"
+    assert p["default-resources"] == {"slurm_partition": "normal", "mem_mb": 4000, "runtime": 60}
+    assert p["jobs"] == 100 and p["retries"] == 1 and p["latency-wait"] >= 30
+    gpu_rules = p["set-resources"]
+    assert gpu_rules, "the profile names no GPU rules"
+    for rule, r in gpu_rules.items():
+        assert r == {"slurm_partition": "gpu", "gpu": 1, "cpus_per_gpu": 8}, rule
+    site = render_profile(
+        {
+            "GRIDFUSE_SLURM_PARTITION": "compute",
+            "GRIDFUSE_SLURM_ACCOUNT": "proj42",
+            "GRIDFUSE_SLURM_GPU_PARTITION": "a100",
+            "GRIDFUSE_SLURM_GPU_MODEL": "a100",
+            "GRIDFUSE_SLURM_JOBS": "7",
+            "GRIDFUSE_SLURM_QOS": "long",
+        }
+    )
+    assert site["default-resources"]["slurm_partition"] == "compute"
+    assert site["default-resources"]["slurm_account"] == "proj42"
+    assert site["jobs"] == 7 and site["slurm-qos"] == "long"
+    for r in site["set-resources"].values():
+        assert r["slurm_partition"] == "a100" and r["gpu_model"] == "a100"
+    cpu = render_profile({"GRIDFUSE_SLURM_GPUS": "0", "GRIDFUSE_SLURM_PARTITION": "debug"})
+    for r in cpu["set-resources"].values():
+        assert r == {"slurm_partition": "debug", "gpu": 0}
+
+
+def test_profile_gives_the_plugin_gpu_flags():
+    """The profile's keys are the ones the plugin turns into --gpus / --cpus-per-gpu."""
+    p = render_profile({"GRIDFUSE_SLURM_ACCOUNT": "proj42"})
+    rule = next(iter(p["set-resources"]))
+    line = sbatch_line(p, rule, threads=4)
+    assert "--gpus=1" in line and "--cpus-per-gpu=8" in line and " -p gpu" in line, line
+    assert "-A proj42" in line and "--mem 4000" in line and "-t 60" in line, line
+    assert "--cpus-per-task" not in line, line
+    cpu = render_profile({"GRIDFUSE_SLURM_GPUS": "0"})
+    line = sbatch_line(cpu, rule, threads=4)
+    assert "--gpus" not in line and "--cpus-per-task=4" in line and " -p normal" in line, line
+
+
+def test_profile_gpu_rules_exist():
+    """Every rule the profile gives a GPU is a rule of the workflow (names drift otherwise)."""
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "--list-rules", "--configfile", str(ROOT / "configs" / "test.yaml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rules = set(proc.stdout.split())
+    missing = set(render_profile({})["set-resources"]) - rules
+    assert not missing, f"profile set-resources name rules that do not exist: {missing}"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_slurm_equals_local_and_reruns_one_year(slurm, tmp_path):
     cfg = yaml.safe_load((ROOT / "configs" / "test.yaml").read_text())
     cfg["products"] = {PRODUCT: cfg["products"][PRODUCT]}
