@@ -28,7 +28,10 @@ def make_inputs(n_days: int = 40, n_stations: int = 14, seed: int = 0, nan_frac:
     coords = {"time": times, "lat": GRID.lat, "lon": GRID.lon}
     dynamic = xr.Dataset({v: (("time", "lat", "lon"), a) for v, a in dyn.items()}, coords=coords)
     static = xr.Dataset(
-        {v: (("lat", "lon"), (np.cos(4 * yy + j) * xx).astype(np.float32)) for j, v in enumerate(DEFAULT_STATIC)},
+        {
+            v: (("lat", "lon"), (np.cos(4 * yy + j) * xx).astype(np.float32))
+            for j, v in enumerate(DEFAULT_STATIC)
+        },
         coords={"lat": GRID.lat, "lon": GRID.lon},
     )
     truth = 20 + 6 * np.nan_to_num(col) - 4 * dyn["blh"] + 5 * static["population"].values[None]

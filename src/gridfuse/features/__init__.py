@@ -14,6 +14,7 @@ from .table import (
     FeatureBuilder,
     FeatureConfig,
     attach_values,
+    open_dynamic,
     station_frame,
     station_pixels,
     tile_frame,
@@ -40,5 +41,6 @@ __all__ = [
     "station_pixels",
     "station_frame",
     "attach_values",
+    "open_dynamic",
     "tile_frame",
 ]

@@ -25,8 +25,8 @@ def calendar_features(dates) -> pd.DataFrame:
     d = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
     return pd.DataFrame(
         {
-            "doy": d.dayofyear.to_numpy(np.float32),
+            "doy": d.day_of_year.to_numpy(np.float32),
             "year": d.year.to_numpy(np.float32),
-            "wond": (d.dayofweek < 5).astype(np.float32),
+            "wond": (d.day_of_week < 5).astype(np.float32),
         }
     )

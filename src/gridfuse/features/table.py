@@ -47,6 +47,7 @@ __all__ = [
     "station_pixels",
     "station_frame",
     "attach_values",
+    "open_dynamic",
     "tile_frame",
 ]
 
@@ -297,7 +298,7 @@ def station_frame(
     cols = px["col"].to_numpy(np.int64)
     svars = cfg.spatial_vars
     parts = []
-    times = dynamic["time"].values
+    times = dynamic["time"].values.astype("datetime64[ns]")
     for a in range(0, len(times), time_block):
         sl = slice(a, a + time_block)
         nt = len(times[sl])
@@ -356,7 +357,7 @@ def tile_frame(
     c0, c1, _ = col_slice.indices(nx)
     h = max(cfg.sizes) // 2 if cfg.sizes else 0
     hr0, hr1, hc0, hc1 = max(r0 - h, 0), min(r1 + h, ny), max(c0 - h, 0), min(c1 + h, nx)
-    times = dynamic["time"].values[time_slice]
+    times = dynamic["time"].values[time_slice].astype("datetime64[ns]")
     nt, nr, nc = len(times), r1 - r0, c1 - c0
     rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
     out: dict[str, np.ndarray] = {
@@ -380,3 +381,43 @@ def tile_frame(
         s = np.asarray(static[v].isel(lat=row_slice, lon=col_slice).values, dtype=np.float32)
         out[v] = np.tile(s.ravel(), nt)
     return pd.DataFrame(out)
+
+
+def open_dynamic(
+    datasets: Sequence[xr.Dataset], variables: Sequence[str], grid: Grid
+) -> xr.Dataset:
+    """Combine per-source, per-year daily datasets into one ``(time, lat, lon)`` dataset.
+
+    Absent markers (:func:`gridfuse.io.is_absent`) are skipped; variables no dataset
+    provides over some days stay NaN there, and variables none provides at all are added
+    as lazy all-NaN arrays (e.g. TROPOMI before 2018), so LightGBM sees them as missing.
+    """
+    import dask.array as da
+
+    from ..io import is_absent
+
+    present = [d for d in datasets if not is_absent(d)]
+    if not present:
+        raise ValueError("no dynamic input: every source-year is an absent marker")
+    aligned = []
+    for d in present:
+        ok = (d.sizes.get("lat"), d.sizes.get("lon")) == grid.shape
+        if not ok or not (
+            np.allclose(d["lat"].values, grid.lat, atol=grid.res * 1e-3)
+            and np.allclose(d["lon"].values, grid.lon, atol=grid.res * 1e-3)
+        ):
+            raise ValueError(
+                f"dynamic field with sizes {dict(d.sizes)} is not on the product grid {grid.shape} "
+                "(lat descending, lon ascending cell centres)"
+            )
+        aligned.append(d.assign_coords(lat=grid.lat, lon=grid.lon))
+    ds = xr.combine_by_coords(aligned, combine_attrs="drop_conflicts", join="outer")
+    for v in variables:
+        if v not in ds.data_vars:
+            logger.info("dynamic variable %s absent from every input; NaN", v)
+            shape = (ds.sizes["time"], *grid.shape)
+            ds[v] = (
+                ("time", "lat", "lon"),
+                da.full(shape, np.nan, dtype=np.float32, chunks=(8, *grid.shape)),
+            )
+    return ds[list(variables)]

@@ -50,6 +50,9 @@ __all__ = [
     "predict_tile",
     "predict_blocks",
     "with_coords",
+    "predict_year",
+    "so2_splitters",
+    "osse_grid_scores",
 ]
 
 MODEL_NAMES = ("lightgbm", "lightgbm_plain", "rf_ps", "lstm")
@@ -491,3 +494,84 @@ def predict_blocks(
         logger.info("predicted days %d-%d of %d", ts.start + 1, ts.stop, nt)
         yield ts, block
 
+
+def predict_year(
+    model: SO2Model,
+    dynamic: xr.Dataset,
+    static: xr.Dataset,
+    *,
+    tile: int = 256,
+    time_block: int = 8,
+    geotiff_dir: str | os.PathLike | None = None,
+    gzip: bool = False,
+) -> xr.DataArray:
+    """Predict every day of ``dynamic`` over the grid; optionally one COG per day.
+
+    GeoTIFFs (``so2_YYYYMMDD.tif``, ``.gz`` appended with ``gzip``) are written as each
+    time block finishes. Returns the ``so2`` DataArray ``(time, lat, lon)`` in ug/m3.
+    """
+    from ..io import write_geotiff
+
+    times = pd.DatetimeIndex(dynamic["time"].values)
+    out = np.empty((len(times), *model.grid.shape), dtype=np.float32)
+    for ts, block in predict_blocks(model, dynamic, static, tile=tile, time_block=time_block):
+        out[ts] = block
+        if geotiff_dir is not None:
+            for i, day in enumerate(times[ts]):
+                path = Path(geotiff_dir) / f"so2_{day:%Y%m%d}.tif"
+                write_geotiff(
+                    block[i],
+                    path,
+                    grid=model.grid,
+                    gz=gzip,
+                    tags={"units": "ug m-3", "date": f"{day:%Y-%m-%d}"},
+                )
+    return xr.DataArray(
+        out,
+        dims=("time", "lat", "lon"),
+        coords={"time": times, "lat": model.grid.lat, "lon": model.grid.lon},
+        name="so2",
+    )
+
+
+def so2_splitters(schemes, cv_cfg: Mapping, seed: int) -> dict:
+    """Splitters of the named schemes from the config's ``cv`` section."""
+    from ..cv import make_splitter
+
+    out = {}
+    for s in schemes:
+        if s == "block_cv":
+            out[s] = make_splitter(
+                s, seed=seed, block_size=cv_cfg["block_size"], n_splits=cv_cfg["block_splits"]
+            )
+        elif s == "region":
+            regions = cv_cfg.get("regions") or None
+            out[s] = make_splitter(
+                s, seed=seed, regions=regions, block_size=cv_cfg["region_block_size"]
+            )
+        else:
+            out[s] = make_splitter(s, seed=seed, n_splits=cv_cfg["n_splits"])
+    return out
+
+
+def osse_grid_scores(
+    product_paths, truth_paths, model: str = "lightgbm", metrics=("r2", "rmse", "mae", "rb", "cc")
+) -> pd.DataFrame:
+    """``osse_grid`` rows: the gridded product against the OSSE truth on every cell-day.
+
+    The years' cell-days are pooled (demo-sized grids; the truth exists only in the OSSE).
+    """
+    from ..io import read_netcdf
+    from ..metrics import score_rows
+
+    obs, pred = [], []
+    for pp, tp in zip(sorted(map(str, product_paths)), sorted(map(str, truth_paths))):
+        p = read_netcdf(pp)["so2"]
+        t = read_netcdf(tp)["so2"]
+        p, t = xr.align(p, t, join="inner")
+        obs.append(np.asarray(t.values, np.float32).ravel())
+        pred.append(np.asarray(p.values, np.float32).ravel())
+    rows = score_rows(
+        model, "osse_grid", "all", np.concatenate(obs), np.concatenate(pred), metrics=metrics
+    )
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)

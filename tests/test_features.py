@@ -1,0 +1,219 @@
+"""SO2 features: calendar, location, random IDs, spatial sampling, convolution, sequential."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from _so2_fixtures import GRID, make_inputs
+from scipy import ndimage
+
+from gridfuse.features import (
+    TECHNIQUES,
+    FeatureBuilder,
+    FeatureConfig,
+    ParameterConvolution,
+    RandomID,
+    attach_values,
+    calendar_features,
+    decluster_weights,
+    location_features,
+    neighbourhood_mean,
+    out_of_fold,
+    station_frame,
+    station_pixels,
+    tile_frame,
+    window_mean_at,
+)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return make_inputs(n_days=12, n_stations=8)
+
+
+@pytest.fixture(scope="module")
+def frame(inputs):
+    dyn, st, stations, daily = inputs
+    px = station_pixels(stations, GRID)
+    return attach_values(station_frame(dyn, st, px, FeatureConfig(), time_block=5), daily, px)
+
+
+def test_calendar_known_days():
+    c = calendar_features(pd.to_datetime(["2018-03-21", "2018-03-24", "2020-12-31"]))
+    assert c["doy"].tolist() == [80, 83, 366]
+    assert c["year"].tolist() == [2018, 2018, 2020]
+    assert c["wond"].tolist() == [1, 0, 1]  # Wednesday, Saturday, Thursday
+
+
+def test_location_normalized_over_grid():
+    lon_n, lat_n = location_features(GRID.lon[[0, -1]], GRID.lat[[-1, 0]], GRID)
+    np.testing.assert_allclose(lon_n, [0, 1])
+    np.testing.assert_allclose(lat_n, [0, 1])
+
+
+def test_random_id_permutation_stored_and_reused(tmp_path):
+    rid = RandomID(GRID.shape, seed=5)
+    r, c = np.meshgrid(np.arange(GRID.nlat), np.arange(GRID.nlon), indexing="ij")
+    ids = rid(r.ravel(), c.ravel())
+    # a permutation of 0..N-1, normalized to [0, 1]
+    np.testing.assert_allclose(np.sort(ids * (GRID.size - 1)), np.arange(GRID.size), atol=1e-3)
+    assert ids.min() == 0 and ids.max() == 1
+    # no spatial order: neighbouring pixels are not close in ID
+    assert np.corrcoef(ids, np.arange(GRID.size))[0, 1] < 0.2
+    rid.save(tmp_path / "rid.npz")
+    again = RandomID.load(tmp_path / "rid.npz")
+    np.testing.assert_array_equal(again(r.ravel(), c.ravel()), ids)
+    assert not np.array_equal(RandomID(GRID.shape, seed=6)(r.ravel(), c.ravel()), ids)
+    with pytest.raises(IndexError):
+        rid([GRID.nlat], [0])
+
+
+def test_neighbourhood_mean_against_scipy():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(3, 9, 11)).astype(np.float32)
+    for k in (3, 5):
+        want = ndimage.uniform_filter(f.astype(np.float64), size=(1, k, k), mode="constant")
+        n = ndimage.uniform_filter(
+            np.ones_like(f, dtype=np.float64), size=(1, k, k), mode="constant"
+        )
+        np.testing.assert_allclose(neighbourhood_mean(f, k), want / n, rtol=1e-5)
+    f[0, 4, 4] = np.nan
+    got = neighbourhood_mean(f, 3)
+    assert got[0, 4, 4] == pytest.approx(np.nanmean(f[0, 3:6, 3:6]), rel=1e-6)
+    assert np.isnan(neighbourhood_mean(np.full((1, 3, 3), np.nan), 3)).all()
+
+
+def test_window_mean_at_equals_field_filter():
+    rng = np.random.default_rng(2)
+    f = rng.normal(size=(4, 10, 12)).astype(np.float32)
+    f[rng.random(f.shape) < 0.2] = np.nan
+    rows = np.array([0, 9, 5, 3, 0])
+    cols = np.array([0, 11, 6, 0, 11])
+    for k in (3, 5):
+        np.testing.assert_array_equal(
+            window_mean_at(f, rows, cols, k), neighbourhood_mean(f, k)[:, rows, cols]
+        )
+
+
+def test_decluster_weights():
+    # two stations in one 0.1-degree cell, one alone in another
+    lon = np.array([112.01, 112.02, 112.02, 112.31])
+    lat = np.array([37.01, 37.05, 37.05, 37.11])
+    w = decluster_weights(lon, lat, 0.1)
+    assert w[0] == w[1] == w[2] and w[3] == pytest.approx(2 * w[0])
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_convolution_deterministic_and_shaped():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 20))
+    X[3, 4] = np.nan
+    a = ParameterConvolution(64, 16, 3, seed=1).fit(X)
+    b = ParameterConvolution(64, 16, 3, seed=1).fit(X)
+    ya, yb = a.transform(X), b.transform(X)
+    assert ya.shape == (50, 80) and len(a.columns) == 80
+    np.testing.assert_array_equal(ya, yb)
+    assert np.isfinite(ya).all()
+    # chunking does not change the result; a stored state reproduces it exactly
+    np.testing.assert_array_equal(a.transform(X, chunk=7), ya)
+    c = ParameterConvolution.from_state(a.state())
+    np.testing.assert_array_equal(c.transform(X), ya)
+    # another seed, other kernels
+    assert not np.allclose(ParameterConvolution(64, 16, 3, seed=2).fit(X).transform(X), ya)
+    # the derived features are not all linear combinations of three window means
+    assert np.linalg.matrix_rank(ya[:, :64] - ya[:, :64].mean(0), tol=1e-4) > 3
+
+
+def test_convolution_by_hand():
+    pc = ParameterConvolution(3, 3, 3, seed=0)
+    pc.k1 = np.eye(3, dtype=np.float32)
+    pc.k2 = np.eye(3, dtype=np.float32)
+    X = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0], [4.0, 5.0, 6.0, 7.0]])
+    pc.fit(X)
+    z = pc.normalize(X)
+    np.testing.assert_allclose(z[0], [0, 1 / 5, 2 / 6, 3 / 7], rtol=1e-6)
+    h1 = pc.transform(X)[:, :3]
+    # kernel e_j picks position j of each window: mean over the 2 windows of tanh(z[i + j])
+    want = [[np.tanh(z[0, j : j + 2]).mean() for j in range(3)]]
+    np.testing.assert_allclose(h1[:1], want, rtol=1e-6)
+
+
+def test_each_switch_removes_exactly_its_columns(frame):
+    full = FeatureBuilder(FeatureConfig(), GRID)
+    assert len(full.conv_columns) == 80
+    for t in TECHNIQUES:
+        cfg = FeatureConfig(sequential=True).without(t)
+        b = FeatureBuilder(cfg, GRID)
+        ref = FeatureBuilder(FeatureConfig(sequential=True), GRID)
+        removed = set(ref.columns) - set(b.columns)
+        assert removed == set(ref.technique_columns(t)), t
+        assert set(b.columns) <= set(ref.columns)
+    plain = FeatureBuilder(FeatureConfig().plain(), GRID)
+    assert not {"rid", "conv1_00", "so2_column_m3", "prev_pollutant"} & set(plain.columns)
+    assert {"lon_n", "lat_n", "doy", "so2_column"} <= set(plain.columns)
+
+
+def test_builder_matrix_and_state(frame):
+    b = FeatureBuilder(FeatureConfig(seed=4), GRID).fit(frame)
+    X = b.transform(frame)
+    assert X.shape == (len(frame), len(b.columns)) and X.dtype == np.float32
+    j = b.columns.index("rid")
+    np.testing.assert_array_equal(X[:, j], b.rid(frame["row"], frame["col"]))
+    b2 = FeatureBuilder.from_state(b.cfg, GRID, b.state())
+    np.testing.assert_array_equal(b2.transform(frame), X)
+    with pytest.raises(KeyError, match="prev_pollutant"):
+        FeatureBuilder(
+            dataclasses.replace(b.cfg, convolution=False, sequential=True), GRID
+        ).transform(frame)
+
+
+def test_station_frame_matches_tile_frame(inputs, frame):
+    dyn, st, stations, daily = inputs
+    cfg = FeatureConfig()
+    tf = tile_frame(dyn, st, cfg, slice(2, 7), slice(0, GRID.nlat), slice(3, 17))
+    tf = tf.set_index(["date", "row", "col"])
+    sf = frame.set_index(["date", "row", "col"])
+    common = sf.index.intersection(tf.index)
+    assert len(common) > 0
+    cols = [c for c in tf.columns]
+    pd.testing.assert_frame_equal(sf.loc[common, cols], tf.loc[common, cols], check_dtype=False)
+
+
+def test_attach_values_known(inputs, frame):
+    _, _, stations, daily = inputs
+    px = station_pixels(stations, GRID)
+    row = daily.iloc[5]
+    r = px.set_index("station").loc[row["station"]]
+    hit = frame[(frame.row == r.row) & (frame.col == r.col) & (frame.date == row["date"])]
+    assert hit["value"].item() == pytest.approx(row["value"])
+    assert frame["value"].isna().sum() == len(frame) - len(daily)
+
+
+def test_out_of_fold_has_no_leakage():
+    # a memorizing model (exact lookup of training rows, else 0) reveals any leak:
+    # in-sample it reproduces y; out of fold it must never see the row it predicts
+    rng = np.random.default_rng(0)
+    n = 120
+    X = np.arange(n, dtype=float)[:, None]
+    y = rng.normal(5, 1, n)
+    groups = np.repeat(np.arange(12), 10)
+
+    def memorize(Xtr, ytr, Xte):
+        table = dict(zip(Xtr[:, 0], ytr))
+        return np.array([table.get(x, 0.0) for x in Xte[:, 0]])
+
+    assert np.allclose(memorize(X, y, X), y)
+    oof = out_of_fold(memorize, X, y, groups, n_splits=4, seed=1)
+    assert np.all(oof == 0.0)
+    # and with a real model the predictions of a station come from folds without it
+    seen = []
+
+    def spy(Xtr, ytr, Xte):
+        seen.append((set(Xtr[:, 0].astype(int) // 10), set(Xte[:, 0].astype(int) // 10)))
+        return np.full(len(Xte), ytr.mean())
+
+    out_of_fold(spy, X, y, groups, n_splits=4, seed=1)
+    assert all(not (tr & te) for tr, te in seen)

@@ -1,0 +1,140 @@
+"""SO2 model: fit/predict, storage, CV in shared folds, ablation, tiled prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _so2_fixtures import GRID, make_inputs
+
+from gridfuse.cv import BlockKFold, SiteKFold
+from gridfuse.features import FeatureConfig, attach_values, station_frame, station_pixels
+from gridfuse.io import read_geotiff
+from gridfuse.models.so2 import (
+    DEFAULT_LIGHTGBM,
+    MODEL_NAMES,
+    ModelSettings,
+    SO2Model,
+    ablation,
+    cross_validate,
+    make_model,
+    predict_blocks,
+    predict_year,
+    scores_from_oof,
+    with_coords,
+)
+
+SETTINGS = ModelSettings(
+    lightgbm={**DEFAULT_LIGHTGBM, "num_leaves": 15, "min_data_in_leaf": 5, "learning_rate": 0.1},
+    num_boost_round=150,
+    early_stopping_rounds=15,
+    rf={"n_estimators": 20, "min_samples_leaf": 2},
+    lstm={"hidden": 8, "layers": 1, "epochs": 2, "seq_len": 3},
+)
+CFG = FeatureConfig(m1=16, m2=4, seed=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    dyn, st, stations, daily = make_inputs(n_days=30, n_stations=12)
+    px = station_pixels(stations, GRID)
+    frame = with_coords(attach_values(station_frame(dyn, st, px, CFG), daily, px), GRID)
+    return dyn, st, frame
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return make_model("lightgbm", CFG, GRID, SETTINGS).fit(data[2])
+
+
+def test_fit_learns_signal(data, fitted):
+    frame = data[2]
+    obs = frame["value"].to_numpy()
+    ok = np.isfinite(obs)
+    pred = fitted.predict(frame[ok])
+    assert np.corrcoef(obs[ok], pred)[0, 1] > 0.8
+    assert (pred >= 0).all()
+
+
+def test_save_load_identical(tmp_path, data, fitted):
+    frame = data[2]
+    fitted.save(tmp_path / "m")
+    again = SO2Model.load(tmp_path / "m")
+    assert again.columns == fitted.columns
+    # the stored random IDs and convolution state are the ones used at prediction
+    np.testing.assert_array_equal(again.builder.rid.perm, fitted.builder.rid.perm)
+    np.testing.assert_array_equal(again.builder.transform(frame), fitted.builder.transform(frame))
+    np.testing.assert_allclose(again.predict(frame), fitted.predict(frame), rtol=1e-6)
+
+
+def test_tiled_prediction_equals_untiled(data, fitted):
+    dyn, st, _ = data
+    dyn = dyn.isel(time=slice(0, 5))
+    whole = np.concatenate(
+        [b for _, b in predict_blocks(fitted, dyn, st, tile=max(GRID.shape), time_block=5)]
+    )
+    tiled = np.concatenate([b for _, b in predict_blocks(fitted, dyn, st, tile=7, time_block=2)])
+    assert whole.shape == (5, *GRID.shape)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_prediction_at_stations_equals_station_frame(data, fitted):
+    dyn, st, frame = data
+    grid_pred = next(predict_blocks(fitted, dyn, st, tile=9, time_block=3))[1]
+    f0 = frame[frame["date"] == frame["date"].min()]
+    np.testing.assert_allclose(grid_pred[0, f0["row"], f0["col"]], fitted.predict(f0), rtol=1e-6)
+
+
+def test_predict_year_geotiffs(tmp_path, data, fitted):
+    dyn, st, _ = data
+    dyn = dyn.isel(time=slice(0, 3))
+    da = predict_year(fitted, dyn, st, tile=8, time_block=2, geotiff_dir=tmp_path, gzip=False)
+    assert da.shape == (3, *GRID.shape) and da.name == "so2"
+    files = sorted(p.name for p in tmp_path.glob("so2_*.tif"))
+    assert files == [f"so2_{d:%Y%m%d}.tif" for d in pd.DatetimeIndex(dyn.time.values)]
+    back = read_geotiff(tmp_path / files[1])
+    np.testing.assert_allclose(np.asarray(back.values).squeeze(), da.values[1], rtol=1e-6)
+
+
+def test_cross_validate_shared_folds(data):
+    frame = data[2]
+    models = {n: (lambda n=n: make_model(n, CFG, GRID, SETTINGS)) for n in MODEL_NAMES}
+    splitters = {"site_cv": SiteKFold(3, seed=0), "block_cv": BlockKFold(0.1, 2, seed=0)}
+    oof = cross_validate(frame, models, splitters, history=frame)
+    n_obs = int(frame["value"].notna().sum())
+    for (_m, _s), g in oof.groupby(["model", "scheme"]):
+        assert len(g) == n_obs  # every observed row predicted once per model and scheme
+    # every model saw the same folds
+    key = oof[oof.scheme == "site_cv"].set_index(["model", "station", "date"])["fold"]
+    folds = key.unstack("model")
+    assert (folds.nunique(axis=1) == 1).all()
+    # a station is never in two site_cv folds
+    assert (oof[oof.scheme == "site_cv"].groupby("station")["fold"].nunique() == 1).all()
+    sc = scores_from_oof(oof)
+    assert set(sc["model"]) == set(MODEL_NAMES)
+    r2 = sc[(sc.metric == "r2") & (sc.model == "lightgbm")].set_index("scheme")["value"]
+    assert r2["site_cv"] > 0.5
+
+
+def test_ablation_variants(data):
+    frame = data[2]
+    splitters = {"site_cv": SiteKFold(3, seed=0)}
+    ab = ablation(frame, CFG, GRID, SETTINGS, splitters, metrics=("r2", "rmse"))
+    assert set(ab["variant"]) == {"full", "no_random_id", "no_spatial", "no_convolution"}
+    full = ab[ab.variant == "full"]
+    assert (full["delta"] == 0).all()
+    row = ab[(ab.variant == "no_spatial") & (ab.metric == "r2")]
+    ref = full[full.metric == "r2"]["value"].item()
+    assert row["delta"].item() == pytest.approx(row["value"].item() - ref)
+
+
+def test_model_settings_from_config():
+    s = ModelSettings.from_config(
+        {"lightgbm": {"num_leaves": 31, "num_boost_round": 10}, "rf_ps": {"n_estimators": 7}},
+        seed=3,
+        threads=2,
+    )
+    assert s.lightgbm["num_leaves"] == 31 and s.num_boost_round == 10
+    assert s.rf["n_estimators"] == 7 and s.seed == 3
+    with pytest.raises(ValueError, match="unknown SO2 model"):
+        make_model("xgb", CFG, GRID, s)

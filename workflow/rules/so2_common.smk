@@ -1,0 +1,38 @@
+# Input functions and paths of the 'so2_model' stage (kept apart from its rules).
+
+
+def so2_dynamic(product, year=None):
+    """Downscaled daily fields of every source (one year, or the whole period)."""
+    ys = [year] if year is not None else all_years(product)
+    return [
+        res(product, "downscaled", s, f"{y}.nc") for y in ys for s in sources(product)
+    ]
+
+
+def so2_features(product):
+    return {**pcfg(product)["model"]["features"], "seed": config["seed"]}
+
+
+def so2_model_files(product):
+    return {
+        k: res(product, "model", "so2", f)
+        for k, f in (
+            ("txt", "model.txt"),
+            ("npz", "features.npz"),
+            ("json", "model.json"),
+        )
+    }
+
+
+def so2_osse_inputs(product):
+    if not is_synthetic(product):
+        return {}
+    return {
+        "products": [res(product, "product", f"{y}.nc") for y in years(product)],
+        "truth": [res(product, "truth", f"{y}.nc") for y in years(product)],
+    }
+
+
+def so2_days(product):
+    start, end = period(product)
+    return (end - start).days + 1

@@ -1,0 +1,36 @@
+"""Predict one year of the gridded daily SO2 product in tiles.
+
+Inputs: the stored model, the year's downscaled fields, static.nc. Outputs: the yearly
+NetCDF (so2, ug/m3) and, when outputs.geotiff is on, one cloud-optimized GeoTIFF per day
+(so2_YYYYMMDD.tif, gzipped when outputs.gzip); the folder is empty otherwise.
+"""
+
+from pathlib import Path
+
+from gridfuse.features import open_dynamic
+from gridfuse.io import read_netcdf, write_netcdf
+from gridfuse.log import from_snakemake
+from gridfuse.models.so2 import SO2Model, predict_year
+
+logger = from_snakemake(snakemake)
+p = snakemake.params
+model = SO2Model.load(Path(snakemake.input.txt).parent)
+model.settings.threads = snakemake.threads
+dynamic = open_dynamic(
+    [read_netcdf(f) for f in snakemake.input.dynamic], model.features.dynamic, model.grid
+)
+dynamic = dynamic.sel(time=slice(p.start, p.end))
+static = read_netcdf(snakemake.input.static)
+
+outdir = Path(snakemake.output.geotiff)
+outdir.mkdir(parents=True, exist_ok=True)
+so2 = predict_year(
+    model,
+    dynamic,
+    static,
+    tile=p.tile,
+    time_block=p.days,
+    geotiff_dir=outdir if p.geotiff else None,
+    gzip=p.gzip,
+)
+write_netcdf(so2, snakemake.output.netcdf, cfg=p.cfg, sources=p.sources)
