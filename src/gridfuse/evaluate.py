@@ -1,0 +1,407 @@
+"""Assembly of ``scores.csv`` for precipitation: sufficient statistics and score rows.
+
+Scores over very large samples (every cell and day of a grid, year by year) are computed
+from additive **sufficient statistics** (counts, sums, sums of squares and cross products,
+absolute errors, contingency counts per threshold), so yearly partial results combine
+exactly.  The definitions are those of :mod:`gridfuse.metrics` (RB in %, KGE 2012 form,
+events are values >= threshold); tests check both against each other and xskillscore.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SCORE_COLUMNS",
+    "STAT_COLUMNS",
+    "sufficient_stats",
+    "add_stats",
+    "scores_from_stats",
+    "score_rows",
+    "subset_name",
+]
+
+SCORE_COLUMNS = ["model", "scheme", "subset", "metric", "value", "n"]
+_MOMENTS = ["n", "sp", "so", "spp", "soo", "spo", "sae"]
+
+
+def _thr_key(t: float) -> str:
+    return f"{float(t):g}"
+
+
+def STAT_COLUMNS(thresholds: Sequence[float]) -> list[str]:  # noqa: N802 - a column list
+    """Names of the statistics :func:`sufficient_stats` returns for these thresholds."""
+    cols = list(_MOMENTS)
+    for t in thresholds:
+        k = _thr_key(t)
+        cols += [f"hits@{k}", f"misses@{k}", f"false@{k}"]
+    return cols
+
+
+def sufficient_stats(obs, pred, thresholds: Sequence[float] = (0.1,)) -> dict[str, float]:
+    """Additive statistics of the valid pairs (both finite) of ``obs`` and ``pred``.
+
+    Sums are accumulated in float64.
+    """
+    o = np.asarray(obs, dtype="f8").ravel()
+    p = np.asarray(pred, dtype="f8").ravel()
+    if o.shape != p.shape:
+        raise ValueError(f"obs and pred differ in size: {o.size} vs {p.size}")
+    ok = np.isfinite(o) & np.isfinite(p)
+    o, p = o[ok], p[ok]
+    s = {
+        "n": float(o.size),
+        "sp": float(p.sum()),
+        "so": float(o.sum()),
+        "spp": float(p @ p),
+        "soo": float(o @ o),
+        "spo": float(p @ o),
+        "sae": float(np.abs(p - o).sum()),
+    }
+    for t in thresholds:
+        k = _thr_key(t)
+        eo, ep = o >= t, p >= t
+        s[f"hits@{k}"] = float(np.sum(eo & ep))
+        s[f"misses@{k}"] = float(np.sum(eo & ~ep))
+        s[f"false@{k}"] = float(np.sum(~eo & ep))
+    return s
+
+
+def add_stats(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    """Combine the statistics of two disjoint samples."""
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in set(a) | set(b)}
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b != 0 and np.isfinite(b) else float("nan")
+
+
+def scores_from_stats(s: Mapping[str, float], threshold: float) -> dict[str, float]:
+    """rmse, mae, rb, cc, r2, kge and pod, far, csi (at ``threshold``) from statistics."""
+    n = s["n"]
+    if n == 0:
+        return {
+            m: float("nan") for m in ("rmse", "mae", "rb", "cc", "r2", "kge", "pod", "far", "csi")
+        }
+    mp, mo = s["sp"] / n, s["so"] / n
+    vp = max(s["spp"] / n - mp * mp, 0.0)
+    vo = max(s["soo"] / n - mo * mo, 0.0)
+    cov = s["spo"] / n - mp * mo
+    sse = s["spp"] - 2 * s["spo"] + s["soo"]
+    cc = _div(cov, np.sqrt(vp * vo))
+    beta = _div(mp, mo)
+    gamma = _div(_div(np.sqrt(vp), mp), _div(np.sqrt(vo), mo))
+    kge = 1 - np.sqrt((cc - 1) ** 2 + (beta - 1) ** 2 + (gamma - 1) ** 2)
+    k = _thr_key(threshold)
+    h, m, f = s[f"hits@{k}"], s[f"misses@{k}"], s[f"false@{k}"]
+    return {
+        "rmse": float(np.sqrt(max(sse, 0.0) / n)),
+        "mae": s["sae"] / n,
+        "rb": _div(s["sp"] - s["so"], s["so"]) * 100.0,
+        "cc": float(cc),
+        "r2": 1 - _div(sse, vo * n),
+        "kge": float(kge),
+        "pod": _div(h, h + m),
+        "far": _div(f, h + f),
+        "csi": _div(h, h + m + f),
+    }
+
+
+def subset_name(threshold: float, default: float) -> str:
+    """Subset label of threshold-dependent scores: ``all`` at the default threshold."""
+    return "all" if threshold == default else f"threshold_{_thr_key(threshold)}mm"
+
+
+def score_rows(
+    model: str,
+    scheme: str,
+    stats: Mapping[str, float],
+    *,
+    thresholds: Sequence[float] = (0.1, 1.0),
+    subset: str = "all",
+) -> list[dict]:
+    """Tidy ``scores.csv`` rows of one model x scheme x subset from its statistics.
+
+    Continuous scores are reported once under ``subset``; categorical ones at every
+    threshold, under ``subset`` for the first (default) threshold and
+    ``<subset>_threshold_<t>mm`` / ``threshold_<t>mm`` for the others.
+    """
+    rows = []
+    n = int(stats["n"])
+    for i, t in enumerate(thresholds):
+        sc = scores_from_stats(stats, t)
+        if i == 0:
+            for m in ("rmse", "mae", "rb", "cc", "r2", "kge"):
+                rows.append(
+                    dict(model=model, scheme=scheme, subset=subset, metric=m, value=sc[m], n=n)
+                )
+        name = subset_name(t, thresholds[0])
+        sub = subset if name == "all" else (name if subset == "all" else f"{subset}_{name}")
+        for m in ("pod", "far", "csi"):
+            rows.append(dict(model=model, scheme=scheme, subset=sub, metric=m, value=sc[m], n=n))
+    return rows
+
+
+def stats_frame(entries: Iterable[tuple[str, str, str, Mapping[str, float]]]) -> pd.DataFrame:
+    """Statistics as a table ``model, scheme, subset, <stats...>`` (for partial results)."""
+    return pd.DataFrame(
+        [{"model": m, "scheme": sc, "subset": su, **st} for m, sc, su, st in entries]
+    )
+
+
+def rows_from_stats_frame(df: pd.DataFrame, thresholds: Sequence[float]) -> list[dict]:
+    """Sum partial statistics per ``model, scheme, subset`` and turn them into score rows."""
+    rows: list[dict] = []
+    if df.empty:
+        return rows
+    cols = [c for c in df.columns if c not in ("model", "scheme", "subset")]
+    for (model, scheme, subset), g in df.groupby(["model", "scheme", "subset"], sort=False):
+        stats = {c: float(g[c].sum()) for c in cols}
+        rows += score_rows(model, scheme, stats, thresholds=thresholds, subset=subset)
+    return rows
+
+
+__all__ += ["stats_frame", "rows_from_stats_frame"]
+
+
+# --------------------------------------------------------------------------- stations
+def day_set_keys(times, year_sets: Mapping[int, Sequence[str]]) -> np.ndarray:
+    """Availability-set key (``'-'``-joined sources) of every day, from ``{year: sources}``."""
+    years = pd.DatetimeIndex(times).year
+    missing = sorted(set(years) - set(int(y) for y in year_sets))
+    if missing:
+        raise ValueError(f"no source-availability set given for years {missing}")
+    keys = {int(y): "-".join(s) for y, s in year_sets.items()}
+    return np.array([keys[int(y)] for y in years], dtype=object)
+
+
+def baseline_predictions(
+    centre: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    day_keys: np.ndarray,
+    fit_stations: np.ndarray,
+    names: Sequence[str],
+    *,
+    static: Sequence[str] = ("elevation", "lat", "lon"),
+    seed: int = 0,
+    threads: int = 1,
+    params: Mapping[str, Mapping] | None = None,
+) -> dict[str, np.ndarray]:
+    """Predictions ``(station, time)`` of linear/tabular baselines, fitted per availability set.
+
+    ``centre`` is ``(station, time, channel)`` (the station-cell values); each baseline is
+    fitted on ``fit_stations`` only, on the days of one availability set with its sources
+    (tabular models add the ``static`` channels), and predicts every station on those days.
+    """
+    from .models.precip_baselines import LINEAR, make_baseline
+
+    channels = list(channels)
+    out = {n: np.full(y.shape, np.nan, dtype="f4") for n in names}
+    for key in pd.unique(day_keys):
+        srcs = key.split("-")
+        days = np.flatnonzero(day_keys == key)
+        for name in names:
+            cols = srcs if name in LINEAR else srcs + [s for s in static if s in channels]
+            X = centre[:, days][..., [channels.index(c) for c in cols]]
+            model = make_baseline(
+                name,
+                log_columns=list(range(len(srcs))),
+                seed=seed,
+                threads=threads,
+                params=(params or {}).get(name),
+            )
+            Xf = X[fit_stations].reshape(-1, len(cols))
+            model.fit(Xf, y[fit_stations][:, days].ravel())
+            out[name][:, days] = model.predict(X.reshape(-1, len(cols))).reshape(X.shape[:2])
+    return out
+
+
+def deep_predictions(
+    x: np.ndarray,
+    channels: Sequence[str],
+    day_keys: np.ndarray,
+    models: Mapping[str, object],
+    *,
+    device: str = "auto",
+) -> np.ndarray:
+    """``(station, time)`` predictions of one network, the model of each day's set."""
+    from .models.train import predict_stations
+
+    out = np.full(x.shape[:2], np.nan, dtype="f4")
+    for key in pd.unique(day_keys):
+        if key not in models:
+            raise ValueError(f"no trained model for source set {key!r} (have {sorted(models)})")
+        days = np.flatnonzero(day_keys == key)
+        pred = predict_stations(models[key], x, channels, device=device)
+        out[:, days] = pred[:, days]
+    return out
+
+
+def evaluate_stations(
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    roles: np.ndarray,
+    day_keys: np.ndarray,
+    *,
+    sources: Sequence[str],
+    deep_models: Mapping[str, Mapping[str, object]],
+    baselines: Sequence[str] = ("oora", "owa", "ievw", "rf", "lightgbm", "mlp"),
+    schemes: Sequence[str] = ("holdout", "site_cv"),
+    truth: np.ndarray | None = None,
+    n_splits: int = 5,
+    site_cv_deep: Mapping[str, Mapping] | None = None,
+    thresholds: Sequence[float] = (0.1, 1.0),
+    seed: int = 0,
+    threads: int = 1,
+    params: Mapping[str, Mapping] | None = None,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Statistics of every model at the stations, per scheme (a :func:`stats_frame`).
+
+    Schemes: ``holdout`` (models fitted on the ``train`` stations scored at the
+    ``evaluation`` stations against their gauges), ``site_cv`` (k folds over the training
+    stations; baselines refitted per fold, networks retrained per fold only for those in
+    ``site_cv_deep``: ``{net: {"sizes": ..., "train": TrainConfig, "val_fraction": ...}}``),
+    ``osse_stations`` (the holdout predictions against the truth at the evaluation
+    stations' cells; needs ``truth (station, time)``).  Raw sources are models named by
+    their key.
+
+    Parameters
+    ----------
+    x : ndarray ``(station, time, py, px, channel)``
+    y : ndarray ``(station, time)``
+    roles : ndarray of str, per station (``train`` / ``evaluation``)
+    day_keys : ndarray of availability-set keys per day (:func:`day_set_keys`)
+    deep_models : ``{net: {set_key: FusionModel}}`` trained on the train stations
+    """
+    from .cv import SiteKFold
+    from .models.train import TrainConfig, split_validation, train_fusion
+
+    channels = list(channels)
+    roles = np.asarray(roles).astype(str)
+    c = x.shape[2] // 2
+    centre = x[:, :, c, c, :]
+    train_idx = np.flatnonzero(roles == "train")
+    eval_idx = np.flatnonzero(roles == "evaluation")
+    entries = []
+
+    def add(scheme, preds, obs, stations):
+        for name, p in preds.items():
+            st = sufficient_stats(obs[stations], p[stations], thresholds)
+            entries.append((name, scheme, "all", st))
+            logger.info(
+                "%s %s: n=%d rmse=%.3f",
+                scheme,
+                name,
+                st["n"],
+                scores_from_stats(st, thresholds[0])["rmse"],
+            )
+
+    def raw():
+        return {s: centre[..., channels.index(s)] for s in sources}
+
+    if {"holdout", "osse_stations"} & set(schemes):
+        preds = raw()
+        preds.update(
+            baseline_predictions(
+                centre,
+                y,
+                channels,
+                day_keys,
+                train_idx,
+                baselines,
+                seed=seed,
+                threads=threads,
+                params=params,
+            )
+        )
+        for net, models in deep_models.items():
+            preds[net] = deep_predictions(x, channels, day_keys, models, device=device)
+        if "holdout" in schemes:
+            add("holdout", preds, y, eval_idx)
+        if "osse_stations" in schemes:
+            if truth is None:
+                raise ValueError("osse_stations needs the truth at the stations")
+            add("osse_stations", preds, truth, eval_idx)
+
+    if "site_cv" in schemes:
+        oof = {**raw()}
+        oof.update({n: np.full(y.shape, np.nan, "f4") for n in baselines})
+        deep = dict(site_cv_deep or {})
+        oof.update({n: np.full(y.shape, np.nan, "f4") for n in deep})
+        splitter = SiteKFold(min(n_splits, train_idx.size), seed)
+        for k, (fit_pos, test_pos) in enumerate(splitter.split(train_idx, groups=train_idx)):
+            fit, test = train_idx[fit_pos], train_idx[test_pos]
+            logger.info(
+                "site_cv fold %d: %d fit stations, %d test stations", k, fit.size, test.size
+            )
+            fold = baseline_predictions(
+                centre,
+                y,
+                channels,
+                day_keys,
+                fit,
+                baselines,
+                seed=seed,
+                threads=threads,
+                params=params,
+            )
+            for n, p in fold.items():
+                oof[n][test] = p[test]
+            for net, spec in deep.items():
+                models = {}
+                for key in pd.unique(day_keys):
+                    srcs = key.split("-")
+                    chans = srcs + [s for s in channels if s not in sources]
+                    sel = [channels.index(ch) for ch in chans]
+                    val = split_validation(fit.size, spec.get("val_fraction", 0.2), seed + k)
+                    models[key], _ = train_fusion(
+                        x[..., sel],
+                        y,
+                        chans,
+                        fit[~val],
+                        fit[val],
+                        net=net,
+                        sizes=spec.get("sizes"),
+                        train=spec.get("train", TrainConfig()),
+                        log_channels=srcs,
+                    )
+                oof[net][test] = deep_predictions(
+                    x[test], channels, day_keys, models, device=device
+                )
+        add("site_cv", oof, y, train_idx)
+    return stats_frame(entries)
+
+
+def evaluate_grid(
+    truth: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    *,
+    thresholds: Sequence[float] = (0.1, 1.0),
+    scheme: str = "osse_grid",
+    subset: str = "all",
+) -> pd.DataFrame:
+    """Statistics of gridded fields against the truth (every cell and day)."""
+    entries = []
+    for name, f in fields.items():
+        if f.shape != truth.shape:
+            raise ValueError(f"{name}: shape {f.shape} differs from the truth {truth.shape}")
+        entries.append((name, scheme, subset, sufficient_stats(truth, f, thresholds)))
+    return stats_frame(entries)
+
+
+__all__ += [
+    "day_set_keys",
+    "baseline_predictions",
+    "deep_predictions",
+    "evaluate_stations",
+    "evaluate_grid",
+]

@@ -1,0 +1,1 @@
+"""Models: MPFM and its deep variants, precipitation baselines, training bundles."""
