@@ -137,3 +137,22 @@ def test_read_met_daily_error_names_file(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(OSError, match="broken.nc"):
         em.read_met_daily([bad], pd.date_range("2019-01-01", periods=1), 0)
+
+
+def test_files_for_year():
+    names = [
+        "era5_met_201711.nc",
+        "era5_met_201712.nc",
+        "era5_met_201805.zip",
+        "era5_met_201901.zip",
+        "era5_met_201902.zip",
+        "2017/data_stream-oper_stepType-instant.nc",
+        "era5_2016.nc",
+    ]
+    kept = [p.name for p in em.files_for_year(names, 2018)]
+    assert kept == [
+        "era5_met_201712.nc",
+        "era5_met_201805.zip",
+        "era5_met_201901.zip",
+        "data_stream-oper_stepType-instant.nc",
+    ]

@@ -177,3 +177,62 @@ def mem_for_cells(product, per_cell_day_bytes=4, days=366, base_mb=500, factor=3
 
     g = Grid.from_config(pcfg(product)["grid"])
     return int(base_mb + factor * g.size * days * per_cell_day_bytes / 1e6)
+
+
+# ---------------------------------------------------------------------------------------
+# SO2 demo synthesis and ingest (synth_so2.smk, ingest_so2.smk) and static layers (static.smk).
+def synth_so2_products():
+    return [p for p in products_of("so2") if is_synthetic(p)]
+
+
+def synth_days(product):
+    start, end = period(product)
+    return (end - start).days + 1
+
+
+def so2_source_params(product, source, year):
+    """Everything an SO2 ingest job needs from the config (reaches the script via params)."""
+    c = source_cfg(product, source)
+    prev = raw_dir(product, source, int(year) - 1)
+    here = raw_dir(product, source, year)
+    nxt = raw_dir(product, source, int(year) + 1)
+    return {
+        "folders": list(dict.fromkeys([here, prev, nxt])),
+        "covered": source_covers(product, source, year),
+        "grid": pcfg(product)["grid"],
+        "start": pcfg(product)["period"]["start"],
+        "end": pcfg(product)["period"]["end"],
+        "utc_start_hour": pcfg(product)["day_window"]["utc_start_hour"],
+        "source": {k: v for k, v in c.items() if k not in ("path", "url")},
+    }
+
+
+def days_in_year(product, year):
+    start, end = period(product)
+    first = max(start, _dt.date(int(year), 1, 1))
+    last = min(end, _dt.date(int(year), 12, 31))
+    return max(1, (last - first).days + 1)
+
+
+def static_layers(product):
+    """Layer key -> {path, ...} of a product: the demo's synthetic GeoTIFFs or the config."""
+    from gridfuse.static import KIND_LAYERS
+
+    if is_synthetic(product):
+        kind = pcfg(product)["kind"]
+        return {
+            k: {"path": res(product, "raw", "static", f"{k}.tif")}
+            for k in KIND_LAYERS[kind]
+        }
+    out = {}
+    for key, spec in pcfg(product)["static"].items():
+        spec = {"path": spec} if isinstance(spec, str) else dict(spec)
+        if spec.get("path"):
+            out[key] = spec
+    return out
+
+
+def static_inputs(wildcards):
+    if is_synthetic(wildcards.product):
+        return [synth_marker(wildcards.product)]
+    return [spec["path"] for spec in static_layers(wildcards.product).values()]

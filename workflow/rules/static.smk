@@ -1,1 +1,33 @@
 # Rules of the 'static' stage.
+
+
+# Warp the static layers (elevation, slope, land cover, NDVI, population, roads) onto the target grid.
+rule build_static:
+    input:
+        layers=static_inputs,
+    output:
+        static=res("{product}", "static.nc"),
+    log:
+        res("{product}", "logs", "build_static.log"),
+    benchmark:
+        res("{product}", "benchmarks", "build_static.tsv")
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: mem_for_cells(wc.product, days=12),
+        runtime=lambda wc: 10 + mem_for_cells(wc.product, days=1, base_mb=0) // 20,
+    params:
+        layers=lambda wc: static_layers(wc.product),
+        grid=lambda wc: pcfg(wc.product)["grid"],
+    script:
+        "../scripts/build_static.py"
+
+
+for _kind in ("precip", "so2"):
+    register_target(
+        _kind,
+        "{results}/{product}/static.nc",
+        when=lambda p: not is_synthetic(p)
+        or workflow.is_rule(f"synthesize_{pcfg(p)['kind']}_demo"),
+    )

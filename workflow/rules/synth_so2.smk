@@ -1,1 +1,30 @@
 # Rules of the 'synth_so2' stage.
+
+
+# SO2 OSSE: truth, TROPOMI L2 orbits, ERA5 hourly met, static GeoTIFFs and CNEMC stations.
+rule synthesize_so2_demo:
+    output:
+        manifest=res("{product}", "raw", "manifest.json"),
+    log:
+        res("{product}", "logs", "synthesize_so2_demo.log"),
+    benchmark:
+        res("{product}", "benchmarks", "synthesize_so2_demo.tsv")
+    wildcard_constraints:
+        product="|".join(synth_so2_products()) or "NO_SO2_DEMO",
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: mem_for_cells(
+            wc.product, days=synth_days(wc.product), factor=6
+        ),
+        runtime=lambda wc: 10 + synth_days(wc.product) // 10,
+    params:
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        start=lambda wc: pcfg(wc.product)["period"]["start"],
+        end=lambda wc: pcfg(wc.product)["period"]["end"],
+        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
+        knobs=lambda wc: pcfg(wc.product)["synthetic"].get("so2", {}),
+        seed=config["seed"],
+    script:
+        "../scripts/synthesize_so2_demo.py"

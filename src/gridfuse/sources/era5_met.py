@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from .era5 import open_era5
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "files_for_year",
     "MET_VARIABLES",
     "relative_humidity",
     "wind_speed_direction",
@@ -131,6 +134,32 @@ def met_daily(hourly: xr.Dataset, days, window: DayWindow | int) -> xr.Dataset:
         ds[k].attrs = {"units": u, "standard_name": sn, "long_name": ln}
     ds.attrs["days_missing"] = int(missing_days)
     return ds
+
+
+_DATE_TOKEN = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])?(?:[0-3]\d)?(?!\d)")
+
+
+def files_for_year(files: Iterable[str | os.PathLike], year: int) -> list[Path]:
+    """The files a year's daily values may need, judged from dates in their names.
+
+    A name with a date token (``YYYY``, ``YYYYMM`` or ``YYYYMMDD``) is kept for its own year,
+    for December of the previous year and January of the next (day windows reach across the
+    new year); names without a date token are always kept.
+    """
+    keep = []
+    for f in files:
+        m = _DATE_TOKEN.search(Path(f).name)
+        if m is None:
+            keep.append(Path(f))
+            continue
+        y, month = int(m.group(1)), int(m.group(2)) if m.group(2) else None
+        if (
+            y == year
+            or (y == year - 1 and month in (None, 12))
+            or (y == year + 1 and month in (None, 1))
+        ):
+            keep.append(Path(f))
+    return keep
 
 
 def read_met_daily(
