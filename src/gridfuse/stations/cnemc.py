@@ -429,17 +429,19 @@ def harmonize_298k(
     Parameters
     ----------
     wide : DataFrame
-        Index = end of the hour in Beijing time; values in ug/m3.
+        Index = end of the hour (or the day) in the time frame of ``change``; values in ug/m3.
     qc : QCLog, optional
         Records the number of converted values as ``harmonize_298k``.
     change : date-like
-        First file day reported at 298 K (2018-09-01): rows with an hour end before it are
-        multiplied by 273/298.
+        First instant reported at 298 K: 2018-09-01 00:00 Beijing time (file day 2018-09-01),
+        i.e. 2018-08-31 16:00 for an index in UTC.  Rows before it are multiplied by 273/298.
     """
     before = wide.index < pd.Timestamp(change)
     out = wide.copy()
     out.loc[before] = out.loc[before] * (273.0 / 298.0)
     n = int(out.loc[before].notna().to_numpy().sum())
     if qc is not None:
-        qc.summary("harmonize_298k", n, f"values before {pd.Timestamp(change):%Y-%m-%d} x 273/298")
+        qc.summary(
+            "harmonize_298k", n, f"values before {pd.Timestamp(change)} x 273/298 (273 K -> 298 K)"
+        )
     return out

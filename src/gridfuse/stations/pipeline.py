@@ -229,10 +229,6 @@ def _read_cnemc(req: ReadRequest) -> Observations:
         end=(last + off).normalize(),
         qc=req.qc,
     )
-    if req.options.get("harmonize_298k", True):
-        wide = cnemc.harmonize_298k(
-            wide, req.qc, change=req.options.get("harmonize_date", "2018-09-01")
-        )
     wide.index = wide.index - off
     wide = wide[(wide.index >= first) & (wide.index <= last)]
     stations = stations.assign(elevation=np.nan)
@@ -303,6 +299,9 @@ def ingest(
         ``min_value, max_value`` (range of daily values, and of hourly SO2), ``max_hourly_value``
         (hourly precipitation, mm/h), ``stuck_days``, ``stuck_hours``, ``min_valid_hours``,
         ``harmonize_298k``, ``harmonize_date``.  Missing keys take :data:`QC_DEFAULTS`.
+        For so2 with ``harmonize_298k``, values before ``harmonize_date`` 00:00 Beijing time
+        (hours) or product day (daily data) are converted from 273 K to 298 K (x 273/298),
+        after the stuck check (which sees the values as reported) and before the range check.
     evaluation : mapping, optional
         ``ids`` (list) or ``count`` (int) of evaluation stations.
     seed : int
@@ -334,11 +333,7 @@ def ingest(
         raise FileNotFoundError(f"station data {path} not found")
     table = Path(table) if table else None
     log = QCLog()
-    opts = {
-        "harmonize_298k": bool(q["harmonize_298k"]) and kind == "so2",
-        "harmonize_date": q["harmonize_date"],
-        **dict(options or {}),
-    }
+    opts = dict(options or {})
     req = ReadRequest(kind, path, table, start, end, int(utc_start_hour), opts, log)
     obs = READERS[fmt](req)
     values = obs.values
@@ -360,10 +355,15 @@ def ingest(
     ignore_zero = kind == "precip"
     if kind == "so2":
         values = check_non_positive(values, log, "concentrations")
+    harmonize = kind == "so2" and bool(q["harmonize_298k"])
+    change = pd.Timestamp(q["harmonize_date"])  # Beijing-time file day
     if obs.hourly:
+        # stuck runs are looked for in the values as reported, before any unit conversion
+        values = check_stuck(values, int(q["stuck_hours"]), log, ignore_zero, "hours")
+        if harmonize:
+            values = cnemc.harmonize_298k(values, log, change - pd.Timedelta(hours=BEIJING_OFFSET))
         hi = q["max_hourly_value"] if kind == "precip" else q["max_value"]
         values = check_range(values, q["min_value"], hi, log, "hourly values")
-        values = check_stuck(values, int(q["stuck_hours"]), log, ignore_zero, "hours")
         how = "sum" if kind == "precip" else "mean"
         hours = values.notna().to_numpy()
         values, n_valid = hourly_to_daily(
@@ -378,8 +378,10 @@ def ingest(
         logger.info("aggregated %d valid hours to %d product days", int(hours.sum()), len(values))
         values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
     else:
-        values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
         values = check_stuck(values, int(q["stuck_days"]), log, ignore_zero, "days")
+        if harmonize:
+            values = cnemc.harmonize_298k(values, log, change)
+        values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
         n_valid = values.notna().astype("i8")
 
     keep = (values.index >= start) & (values.index <= end)

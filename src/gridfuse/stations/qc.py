@@ -172,10 +172,11 @@ def check_coordinates(
     The count per station is the number of valid values removed with it.
     """
     known = stations.dropna(subset=["lat", "lon"])
-    bad = [c for c in wide.columns if c not in set(known["station"])]
-    counts = wide[bad].notna().sum(axis=0).astype(int) if bad else pd.Series(dtype=int)
+    have = set(known["station"].tolist())
+    bad = [c for c in wide.columns if c not in have]
+    counts = wide[bad].notna().sum(axis=0).to_dict() if bad else {}
     for s in bad:
-        log.record("no_coordinates", s, int(counts.get(s, 0)), "station without lat/lon; removed")
+        log.record("no_coordinates", s, int(counts[s]), "station without lat/lon; removed")
     log.summary(
         "no_coordinates",
         len(bad),
@@ -190,10 +191,11 @@ def check_inside_grid(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Remove stations outside ``grid`` (a :class:`gridfuse.grid.Grid`); counted, not an error."""
     inside = grid.contains(stations["lon"].to_numpy(), stations["lat"].to_numpy())
-    out = stations.loc[~inside, "station"].tolist()
-    in_data = [s for s in out if s in wide.columns]
+    columns = set(wide.columns)
+    in_data = [s for s in stations.loc[~inside, "station"].tolist() if s in columns]
+    counts = wide[in_data].notna().sum(axis=0).to_dict() if in_data else {}
     for s in in_data:
-        log.record("outside_grid", s, int(wide[s].notna().sum()), f"outside {grid.bounds}; removed")
+        log.record("outside_grid", s, int(counts[s]), f"outside {grid.bounds}; removed")
     log.summary(
         "outside_grid",
         len(in_data),
