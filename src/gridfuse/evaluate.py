@@ -181,6 +181,42 @@ def day_set_keys(times, year_sets: Mapping[int, Sequence[str]]) -> np.ndarray:
     return np.array([keys[int(y)] for y in years], dtype=object)
 
 
+def fit_baseline(
+    name: str,
+    centre: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    fit_stations: np.ndarray,
+    srcs: Sequence[str],
+    *,
+    static: Sequence[str] = ("elevation", "lat", "lon"),
+    seed: int = 0,
+    threads: int = 1,
+    params: Mapping[str, Mapping] | None = None,
+):
+    """Fit one baseline on the fit stations' days where all of ``srcs`` and y are finite.
+
+    Returns the fitted model and the channel names of its input columns (the sources, then
+    for tabular models the static channels present).
+    """
+    from .models.precip_baselines import LINEAR, make_baseline
+
+    channels = list(channels)
+    cols = list(srcs) if name in LINEAR else list(srcs) + [c for c in static if c in channels]
+    X = centre[fit_stations][..., [channels.index(c) for c in cols]].reshape(-1, len(cols))
+    t = y[fit_stations].ravel()
+    ok = np.isfinite(t) & np.all(np.isfinite(X[:, : len(srcs)]), axis=1)
+    model = make_baseline(
+        name,
+        log_columns=list(range(len(srcs))),
+        seed=seed,
+        threads=threads,
+        params=(params or {}).get(name),
+    )
+    model.fit(X[ok], t[ok])
+    return model, cols
+
+
 def baseline_predictions(
     centre: np.ndarray,
     y: np.ndarray,
@@ -188,37 +224,23 @@ def baseline_predictions(
     day_keys: np.ndarray,
     fit_stations: np.ndarray,
     names: Sequence[str],
-    *,
-    static: Sequence[str] = ("elevation", "lat", "lon"),
-    seed: int = 0,
-    threads: int = 1,
-    params: Mapping[str, Mapping] | None = None,
+    **kw,
 ) -> dict[str, np.ndarray]:
-    """Predictions ``(station, time)`` of linear/tabular baselines, fitted per availability set.
+    """Predictions ``(station, time)`` of linear/tabular baselines, one fit per availability set.
 
-    ``centre`` is ``(station, time, channel)`` (the station-cell values); each baseline is
-    fitted on ``fit_stations`` only, on the days of one availability set with its sources
-    (tabular models add the ``static`` channels), and predicts every station on those days.
+    ``centre`` is ``(station, time, channel)`` (the station-cell values).  For each set the
+    baseline is fitted by :func:`fit_baseline` on ``fit_stations`` only and predicts every
+    station on the days of that set.  ``kw`` go to :func:`fit_baseline`.
     """
-    from .models.precip_baselines import LINEAR, make_baseline
-
     channels = list(channels)
     out = {n: np.full(y.shape, np.nan, dtype="f4") for n in names}
     for key in pd.unique(day_keys):
-        srcs = key.split("-")
         days = np.flatnonzero(day_keys == key)
         for name in names:
-            cols = srcs if name in LINEAR else srcs + [s for s in static if s in channels]
-            X = centre[:, days][..., [channels.index(c) for c in cols]]
-            model = make_baseline(
-                name,
-                log_columns=list(range(len(srcs))),
-                seed=seed,
-                threads=threads,
-                params=(params or {}).get(name),
+            model, cols = fit_baseline(
+                name, centre, y, channels, fit_stations, key.split("-"), **kw
             )
-            Xf = X[fit_stations].reshape(-1, len(cols))
-            model.fit(Xf, y[fit_stations][:, days].ravel())
+            X = centre[:, days][..., [channels.index(c) for c in cols]]
             out[name][:, days] = model.predict(X.reshape(-1, len(cols))).reshape(X.shape[:2])
     return out
 

@@ -1,1 +1,281 @@
-# Rules of the 'precip_model' stage.
+# Rules of the 'precip_model' stage: MPFM (and deep baselines) per source-availability set,
+# station/grid evaluation of every model and baseline, yearly product, daily GeoTIFFs.
+#
+# A source-availability set is the sources a year has (1990-1997: ERA5 only; 1998-1999:
+# no GLDAS); one network is trained per set needed by the period and chosen per year.
+# Set keys are the sources '-'-joined in config order, e.g. "era5-gsmap-imerg-cmorph".
+
+PM_NETS = ("mpfm", "cnn3d", "biconvlstm")
+
+
+def pm_products():
+    return "|".join(products_of("precip")) or "NO_PRODUCT"
+
+
+def pm_year_sources(product, year):
+    """Sources covering a year (the downscaled files that are not absent markers)."""
+    return [s for s in sources(product) if source_covers(product, s, year)]
+
+
+def pm_set(product, year):
+    return "-".join(pm_year_sources(product, year))
+
+
+def pm_sets(product):
+    return list(dict.fromkeys(pm_set(product, y) for y in all_years(product)))
+
+
+def pm_year_sets(product):
+    return {int(y): pm_year_sources(product, y) for y in all_years(product)}
+
+
+def pm_nets(product):
+    base = pcfg(product)["model"]["baselines"]["models"]
+    return ["mpfm"] + [n for n in PM_NETS[1:] if n in base]
+
+
+def pm_model(product, net, key):
+    return res(product, "model", net, f"{key}.pt")
+
+
+def pm_models(product):
+    return [pm_model(product, n, k) for n in pm_nets(product) for k in pm_sets(product)]
+
+
+def pm_downscaled(product, year, srcs=None):
+    """Downscaled files of a year's set for the year and its neighbours (window edges)."""
+    ys = [
+        y for y in (int(year) - 1, int(year), int(year) + 1) if y in all_years(product)
+    ]
+    srcs = pm_year_sources(product, year) if srcs is None else srcs
+    return {s: [res(product, "downscaled", s, f"{y}.nc") for y in ys] for s in srcs}
+
+
+def pm_osse(product, scheme):
+    c = pcfg(product)["cv"]["schemes"]
+    return is_synthetic(product) and scheme in c
+
+
+def pm_mpfm_cfg(product):
+    return pcfg(product)["model"]["mpfm"]
+
+
+def pm_train_mem(product):
+    """Memory of a training job: the patch cubes (float32, twice) plus a margin."""
+    s = pcfg(product)["samples"]
+    days = sum(days_in_year(product, y) for y in all_years(product))
+    n_st = (
+        pcfg(product)["synthetic"].get("n_stations", 60)
+        if is_synthetic(product)
+        else 100
+    )
+    chans = len(sources(product)) + 3
+    return int(1500 + 3 * n_st * days * s["patch"] ** 2 * chans * 4 / 1e6)
+
+
+def pm_predict_mem(product):
+    """Memory of a predict job: one time block of inputs (standardized copy) + outputs."""
+    c = pm_mpfm_cfg(product)
+    days = c["predict_days"] + pcfg(product)["samples"]["window_days"]
+    chans = len(sources(product)) + 3
+    return mem_for_cells(product, days=days * chans, factor=3.0) + 1000
+
+
+ruleorder: predict_precip > so2_predict
+ruleorder: cross_validate_precip > so2_cross_validate
+
+
+# One network (mpfm or a deep baseline) for one source-availability set, on training stations.
+rule train_mpfm:
+    input:
+        patches=res("{product}", "samples", "patches.nc"),
+    output:
+        model=res("{product}", "model", "{net}", "{set}.pt"),
+        sidecar=res("{product}", "model", "{net}", "{set}.json"),
+        curve=res("{product}", "evaluation", "training_curve_{net}_{set}.csv"),
+    log:
+        res("{product}", "logs", "train_mpfm_{net}_{set}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "train_mpfm_{net}_{set}.tsv")
+    wildcard_constraints:
+        product=pm_products(),
+        net="|".join(PM_NETS),
+        set=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: pm_train_mem(wc.product),
+        runtime=lambda wc: 30 + 10 * len(all_years(wc.product)),
+    params:
+        net=lambda wc: wc.net,
+        sources=lambda wc: wc.set.split("-"),
+        mpfm=lambda wc: pm_mpfm_cfg(wc.product),
+        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        seed=config["seed"],
+    script:
+        "../scripts/train_mpfm.py"
+
+
+# The daily product of one year: tiled MPFM inference with the model of the year's set.
+rule predict_precip:
+    input:
+        unpack(lambda wc: pm_downscaled(wc.product, wc.year)),
+        model=lambda wc: pm_model(wc.product, "mpfm", pm_set(wc.product, wc.year)),
+        static=res("{product}", "static.nc"),
+    output:
+        product=res("{product}", "product", "{year}.nc"),
+    log:
+        res("{product}", "logs", "predict_precip_{year}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "predict_precip_{year}.tsv")
+    wildcard_constraints:
+        product=pm_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: pm_predict_mem(wc.product),
+        runtime=lambda wc: 20 + mem_for_cells(wc.product) // 20,
+    params:
+        sources=lambda wc: pm_year_sources(wc.product, wc.year),
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        year=lambda wc: int(wc.year),
+        start=lambda wc: pcfg(wc.product)["period"]["start"],
+        end=lambda wc: pcfg(wc.product)["period"]["end"],
+        tile=lambda wc: pm_mpfm_cfg(wc.product)["predict_tile"],
+        days=lambda wc: pm_mpfm_cfg(wc.product)["predict_days"],
+        device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
+        cfg=lambda wc: pcfg(wc.product),
+    script:
+        "../scripts/predict_precip.py"
+
+
+# OSSE: every cell and day of one year against the truth (product, raw sources, linear merges).
+rule score_grid_precip:
+    input:
+        unpack(lambda wc: pm_downscaled(wc.product, wc.year)),
+        product=res("{product}", "product", "{year}.nc"),
+        truth=res("{product}", "truth", "{year}.nc"),
+        patches=res("{product}", "samples", "patches.nc"),
+    output:
+        stats=res("{product}", "evaluation", "grid", "{year}.csv"),
+    log:
+        res("{product}", "logs", "score_grid_precip_{year}.log"),
+    wildcard_constraints:
+        product=pm_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: mem_for_cells(
+            wc.product, factor=2.0 * len(sources(wc.product))
+        )
+        + 1000,
+        runtime=lambda wc: 10 + mem_for_cells(wc.product) // 50,
+    params:
+        sources=lambda wc: pm_year_sources(wc.product, wc.year),
+        year=lambda wc: int(wc.year),
+        linear=lambda wc: [
+            m
+            for m in ("oora", "owa", "ievw")
+            if m in pcfg(wc.product)["model"]["baselines"]["models"]
+        ],
+        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
+    script:
+        "../scripts/score_grid_precip.py"
+
+
+# scores.csv: every model, baseline and raw source in every scheme (holdout, site_cv, OSSE).
+rule cross_validate_precip:
+    input:
+        patches=res("{product}", "samples", "patches.nc"),
+        models=lambda wc: pm_models(wc.product),
+        grid=lambda wc: (
+            [
+                res(wc.product, "evaluation", "grid", f"{y}.csv")
+                for y in years(wc.product)
+            ]
+            if pm_osse(wc.product, "osse_grid")
+            else []
+        ),
+        truth=lambda wc: (
+            [res(wc.product, "truth", f"{y}.nc") for y in all_years(wc.product)]
+            if pm_osse(wc.product, "osse_stations")
+            else []
+        ),
+    output:
+        scores=res("{product}", "evaluation", "scores.csv"),
+    log:
+        res("{product}", "logs", "cross_validate_precip.log"),
+    benchmark:
+        res("{product}", "benchmarks", "cross_validate_precip.tsv")
+    wildcard_constraints:
+        product=pm_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: 2 * pm_train_mem(wc.product),
+        runtime=lambda wc: 60 + 10 * len(all_years(wc.product)),
+    params:
+        sources=lambda wc: sources(wc.product),
+        year_sets=lambda wc: pm_year_sets(wc.product),
+        nets=lambda wc: pm_nets(wc.product),
+        baselines=lambda wc: [
+            m
+            for m in pcfg(wc.product)["model"]["baselines"]["models"]
+            if m not in PM_NETS
+        ],
+        baseline_params=lambda wc: pcfg(wc.product)["model"]["baselines"],
+        schemes=lambda wc: [
+            s
+            for s in pcfg(wc.product)["cv"]["schemes"]
+            if s in ("holdout", "site_cv") or is_synthetic(wc.product)
+        ],
+        n_splits=lambda wc: pcfg(wc.product)["cv"]["n_splits"],
+        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
+        site_cv_deep=lambda wc: pcfg(wc.product)["cv"]["site_cv_deep"],
+        mpfm=lambda wc: pm_mpfm_cfg(wc.product),
+        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        seed=config["seed"],
+    script:
+        "../scripts/cross_validate_precip.py"
+
+
+# One Cloud-Optimized GeoTIFF per day of a year's product.
+rule export_geotiff_precip:
+    input:
+        product=res("{product}", "product", "{year}.nc"),
+    output:
+        geotiff=directory(res("{product}", "product", "geotiff", "{year}")),
+    log:
+        res("{product}", "logs", "export_geotiff_precip_{year}.log"),
+    wildcard_constraints:
+        product=pm_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: mem_for_cells(wc.product, days=2) + 500,
+        runtime=lambda wc: 10 + mem_for_cells(wc.product) // 100,
+    params:
+        gzip=lambda wc: pcfg(wc.product)["outputs"]["gzip"],
+    script:
+        "../scripts/export_geotiff_precip.py"
+
+
+ruleorder: export_geotiff_precip > so2_predict
+
+
+register_target("precip", "{results}/{product}/evaluation/scores.csv")
+register_target(
+    "precip",
+    "{results}/{product}/product/{year}.nc",
+    when=lambda p: pcfg(p)["outputs"]["netcdf"],
+)
+register_target(
+    "precip",
+    "{results}/{product}/product/geotiff/{year}",
+    when=lambda p: pcfg(p)["outputs"]["geotiff"],
+)
