@@ -1,0 +1,163 @@
+"""CMORPH V1.0 (CPC/NCEI CDR) 8 km / 30 min NetCDF.
+
+Files ``CMORPH_V1.0_ADJ_8km-30min_YYYYMMDDHH.nc`` hold two half hours (``time`` = HH:00 and
+HH:30, each the start of its half hour) of ``cmorph`` (mm/hr) on the 4948 x 1649 grid:
+longitude ``0.036378335 + 0.072756669 i`` E, latitude ``-59.963614 + 0.072771377 j``
+(60S-60N).  Latitude order and fill are handled either way (sorted; negative = missing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+
+from ..daily import DayWindow
+from ..io import atomic_path
+from ._steps import StepData, crop_slice, daily_from_steps, lon_window, scan_files
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PATTERN",
+    "cmorph_name",
+    "read_cmorph_file",
+    "read_cmorph",
+    "write_cmorph",
+    "LAT",
+    "LON",
+]
+
+PATTERN = re.compile(r"CMORPH_V1\.0_ADJ_8km-30min_(\d{10})\.nc$")
+DLON, DLAT = 0.072756669, 0.072771377
+LON = 0.036378335 + DLON * np.arange(4948)
+LAT = -59.963614 + DLAT * np.arange(1649)  # ascending
+_FILL = np.float32(-9999.0)
+
+
+def cmorph_name(hour) -> str:
+    """File name of the hour starting at ``hour``."""
+    return f"CMORPH_V1.0_ADJ_8km-30min_{pd.Timestamp(hour):%Y%m%d%H}.nc"
+
+
+def _starts(m: re.Match) -> list[pd.Timestamp]:
+    h = pd.to_datetime(m.group(1), format="%Y%m%d%H")
+    return [h, h + pd.Timedelta("30min")]
+
+
+def read_cmorph_file(path, bbox, variable: str = "") -> StepData:
+    """One hourly file (two half hours) -> mm per half hour on cells overlapping ``bbox``."""
+    path = Path(path)
+    name = variable or "cmorph"
+    try:
+        with netCDF4.Dataset(path) as nc:
+            if name not in nc.variables:
+                raise KeyError(f"{path}: no variable {name!r} ({sorted(nc.variables)})")
+            var = nc.variables[name]
+            var.set_auto_maskandscale(False)
+            lat = np.asarray(nc.variables["lat"][:], dtype="f8")
+            lon = np.asarray(nc.variables["lon"][:], dtype="f8")
+            if var.ndim != 3 or var.shape[1:] != (lat.size, lon.size):
+                raise ValueError(
+                    f"{path}: {name} shape {var.shape}, expected (time, lat={lat.size}, "
+                    f"lon={lon.size})"
+                )
+            units = getattr(var, "units", "")
+            if units.replace(" ", "") not in ("mm/hr", "mm/h", "mmh-1", "mmhr-1"):
+                raise ValueError(f"{path}: {name} units {units!r}, expected mm/hr")
+            flip = lat[0] > lat[-1]
+            if flip:
+                lat = lat[::-1]
+            w, s, e, n = bbox
+            lon_sl, lon_out = lon_window(lon, w, e, path)
+            lat_sl = crop_slice(lat, s, n, "latitude", path)
+            if flip:
+                rows = slice(lat.size - lat_sl.stop, lat.size - lat_sl.start)
+                raw = np.asarray(var[:, rows, lon_sl], dtype="f4")
+            else:
+                raw = np.asarray(var[:, lat_sl, lon_sl], dtype="f4")[:, ::-1]
+            fill = getattr(var, "_FillValue", _FILL)
+            t = nc.variables["time"]
+            starts = pd.DatetimeIndex(
+                np.asarray(
+                    netCDF4.num2date(
+                        t[:],
+                        t.units,
+                        getattr(t, "calendar", "standard"),
+                        only_use_cftime_datetimes=False,
+                    ),
+                    dtype="datetime64[ns]",
+                )
+            ).round("min")
+    except (OSError, RuntimeError) as err:
+        raise OSError(f"{path}: cannot be read as a CMORPH NetCDF file ({err})") from err
+    data = np.where((raw == fill) | (raw < 0), np.nan, raw) * np.float32(0.5)
+    return StepData(starts, np.round(lat[lat_sl][::-1], 5), np.round(lon_out, 5), data)
+
+
+def read_cmorph(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
+    """Registry reader (``format: cmorph``): daily totals from the 30-min files."""
+    index = scan_files(folders, PATTERN, _starts)
+    return daily_from_steps(
+        index,
+        read_cmorph_file,
+        days,
+        window,
+        "30min",
+        bbox,
+        variable=variable,
+        threads=threads,
+        label="cmorph",
+    )
+
+
+def write_cmorph(
+    path: str | os.PathLike, hour, lat, lon, rate: np.ndarray, compress: bool = True
+) -> Path:
+    """Write one hourly CMORPH file (possibly a spatial subset of the 8 km grid).
+
+    ``rate`` is ``(2, lat, lon)`` mm/hr for HH:00 and HH:30, latitude descending; stored
+    latitude ascending, longitude 0..360, NaN as -9999.  ``compress=False`` stores the data
+    contiguous and uncompressed.
+    """
+    path = Path(path)
+    hour = pd.Timestamp(hour)
+    lat = np.asarray(lat, dtype="f8")
+    rate = np.asarray(rate, dtype="f4")
+    if rate.shape != (2, lat.size, len(lon)):
+        raise ValueError(f"{path}: rate shape {rate.shape} != (2, {lat.size}, {len(lon)})")
+    if lat[0] > lat[-1]:
+        lat, rate = lat[::-1], rate[:, ::-1]
+    lon = np.asarray(lon, dtype="f8") % 360.0
+    with atomic_path(path, suffix=".nc") as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.createDimension("time", 2)
+            nc.createDimension("lat", lat.size)
+            nc.createDimension("lon", lon.size)
+            t = nc.createVariable("time", "f8", ("time",))
+            t.units, t.calendar = "minutes since 1998-01-01 00:00:00", "standard"
+            base = (hour - pd.Timestamp("1998-01-01")) / pd.Timedelta("1min")
+            t[:] = [base, base + 30]
+            for cname, vals, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
+                c = nc.createVariable(cname, "f4", (cname,))
+                c.units = units
+                c[:] = vals
+            v = nc.createVariable(
+                "cmorph",
+                "f4",
+                ("time", "lat", "lon"),
+                zlib=compress,
+                complevel=1,
+                contiguous=not compress,
+                fill_value=_FILL,
+            )
+            v.units = "mm/hr"
+            v.long_name = "CMORPH precipitation estimate (bias corrected)"
+            v.set_auto_maskandscale(False)
+            v[:] = np.where(np.isfinite(rate), rate, _FILL)
+    return path

@@ -1,0 +1,184 @@
+"""GLDAS-2.1 Noah 0.25 deg 3-hourly NetCDF4 (``GLDAS_NOAH025_3H.AYYYYMMDD.HHMM.021.nc4``).
+
+``Rainf_f_tavg`` is the total precipitation rate (rain + snow forcing) in kg m-2 s-1
+(= mm/s), averaged over 3 hours; mm per step = rate x 10800.  The grid is 600 x 1440 cells,
+latitude -59.875..89.875 ascending, longitude -179.875..179.875, ``_FillValue`` -9999 over
+water.  Which 3 hours a file averages is read from its ``time_bnds`` when present;
+otherwise the provider's description (mean over the **past** 3 hours, i.e. the file stamp
+ends the interval) is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+
+from ..daily import DayWindow
+from ..io import atomic_path
+from ._steps import StepData, crop_slice, daily_from_steps, lon_window, scan_files
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PATTERN", "gldas_name", "read_gldas_file", "read_gldas", "write_gldas", "LAT", "LON"]
+
+PATTERN = re.compile(r"GLDAS_NOAH025_3H\.A(\d{8})\.(\d{4})\.0\d\d\.nc4$")
+LAT = np.round(-59.875 + 0.25 * np.arange(600), 4)  # ascending, as in the files
+LON = np.round(-179.875 + 0.25 * np.arange(1440), 4)
+STEP = pd.Timedelta("3h")
+_FILL = np.float32(-9999.0)
+
+
+def gldas_name(stamp) -> str:
+    """File name of the 3-hourly file stamped ``stamp``."""
+    return f"GLDAS_NOAH025_3H.A{pd.Timestamp(stamp):%Y%m%d.%H%M}.021.nc4"
+
+
+def _times(nc, name, path) -> pd.DatetimeIndex:
+    t = nc.variables[name]
+    vals = netCDF4.num2date(
+        t[:], t.units, getattr(t, "calendar", "standard"), only_use_cftime_datetimes=False
+    )
+    return pd.DatetimeIndex(np.asarray(vals, dtype="datetime64[ns]").ravel()).round("min")
+
+
+def _interval_start(nc, path) -> pd.DatetimeIndex:
+    """Start of the averaging interval of each step, from time_bnds if present."""
+    stamp = _times(nc, "time", path)
+    bname = getattr(nc.variables["time"], "bounds", "time_bnds")
+    if bname in nc.variables:
+        t = nc.variables["time"]
+        b = nc.variables[bname][:]
+        lo = netCDF4.num2date(
+            np.asarray(b)[:, 0],
+            t.units,
+            getattr(t, "calendar", "standard"),
+            only_use_cftime_datetimes=False,
+        )
+        return pd.DatetimeIndex(np.asarray(lo, dtype="datetime64[ns]")).round("min")
+    return stamp - STEP
+
+
+def read_gldas_file(path, bbox, variable: str = "") -> StepData:
+    """One 3-hourly file -> mm per 3 h on the cells overlapping ``bbox``."""
+    path = Path(path)
+    name = variable or "Rainf_f_tavg"
+    try:
+        with netCDF4.Dataset(path) as nc:
+            if name not in nc.variables:
+                raise KeyError(f"{path}: no variable {name!r} ({sorted(nc.variables)})")
+            var = nc.variables[name]
+            var.set_auto_maskandscale(False)
+            lat = np.asarray(nc.variables["lat"][:], dtype="f8")
+            lon = np.asarray(nc.variables["lon"][:], dtype="f8")
+            if var.ndim != 3 or var.shape[1:] != (lat.size, lon.size):
+                raise ValueError(
+                    f"{path}: {name} shape {var.shape}, expected (time, lat={lat.size}, "
+                    f"lon={lon.size})"
+                )
+            units = getattr(var, "units", "")
+            if units.replace(" ", "") not in ("kgm-2s-1", "kg/m^2/s", "kgm**-2s**-1", "mms-1"):
+                raise ValueError(f"{path}: {name} units {units!r}, expected kg m-2 s-1")
+            w, s, e, n = bbox
+            lon_sl, lon_out = lon_window(lon, w, e, path)
+            lat_sl = crop_slice(lat, s, n, "latitude", path)
+            raw = np.asarray(var[:, lat_sl, lon_sl], dtype="f4")
+            fill = getattr(var, "_FillValue", _FILL)
+            starts = _interval_start(nc, path)
+    except (OSError, RuntimeError) as err:
+        raise OSError(f"{path}: cannot be read as a GLDAS NetCDF4 file ({err})") from err
+    data = np.where((raw == fill) | (raw < 0) | (raw > 1e10), np.nan, raw)
+    data = (data * np.float32(STEP.total_seconds()))[:, ::-1, :]
+    return StepData(starts, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data)
+
+
+def read_gldas(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
+    """Registry reader (``format: gldas``): daily totals from 3-hourly files.
+
+    The stamp convention is read from the first file's ``time_bnds``; a product day whose
+    start is not on the 3-hour grid is an error.
+    """
+    raw = scan_files(folders, PATTERN, lambda m: [pd.Timestamp(f"{m.group(1)} {m.group(2)}")])
+    shift = STEP
+    if raw:
+        first = raw[min(raw)][0]
+        try:
+            with netCDF4.Dataset(first) as nc:
+                shift = pd.Timestamp(min(raw)) - _interval_start(nc, first)[0]
+        except OSError as err:
+            raise OSError(f"{first}: cannot be read as a GLDAS NetCDF4 file ({err})") from err
+        if shift not in (pd.Timedelta(0), STEP):
+            raise ValueError(
+                f"{first}: time_bnds start {shift} before the file stamp; expected 0 or 3 hours"
+            )
+    index = {t - shift: v for t, v in raw.items()}
+    return daily_from_steps(
+        index,
+        read_gldas_file,
+        days,
+        window,
+        STEP,
+        bbox,
+        variable=variable,
+        threads=threads,
+        label="gldas",
+    )
+
+
+def write_gldas(
+    path: str | os.PathLike, stamp, lat, lon, rate: np.ndarray, compress: bool = True
+) -> Path:
+    """Write one 3-hourly GLDAS-2.1 file (possibly a spatial subset).
+
+    ``rate`` (kg m-2 s-1, ``(lat, lon)``, latitude descending) is the mean over the 3 hours
+    ending at ``stamp``; stored latitude ascending with ``time_bnds`` [stamp - 3 h, stamp].
+    ``compress=False`` stores the data contiguous and uncompressed.
+    """
+    path = Path(path)
+    stamp = pd.Timestamp(stamp)
+    lat = np.asarray(lat, dtype="f8")
+    rate = np.asarray(rate, dtype="f4")
+    if lat[0] > lat[-1]:
+        lat, rate = lat[::-1], rate[::-1]
+    base = pd.Timestamp("2000-01-01")
+    with atomic_path(path, suffix=".nc4") as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.createDimension("time", 1)
+            nc.createDimension("lat", lat.size)
+            nc.createDimension("lon", len(lon))
+            nc.createDimension("bnds", 2)
+            t = nc.createVariable("time", "f8", ("time",))
+            t.units = "days since 2000-01-01 00:00:00"
+            t.calendar, t.bounds, t.standard_name = "standard", "time_bnds", "time"
+            t[:] = [(stamp - base) / pd.Timedelta("1D")]
+            b = nc.createVariable("time_bnds", "f8", ("time", "bnds"))
+            b[:] = [
+                [(stamp - STEP - base) / pd.Timedelta("1D"), (stamp - base) / pd.Timedelta("1D")]
+            ]
+            for cname, vals, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
+                c = nc.createVariable(cname, "f4", (cname,))
+                c.units = units
+                c[:] = vals
+            v = nc.createVariable(
+                "Rainf_f_tavg",
+                "f4",
+                ("time", "lat", "lon"),
+                zlib=compress,
+                complevel=1,
+                contiguous=not compress,
+                fill_value=_FILL,
+            )
+            v.units = "kg m-2 s-1"
+            v.standard_name = "precipitation_flux"
+            v.long_name = "Total precipitation rate"
+            v.cell_methods = "time: mean"
+            v.set_auto_maskandscale(False)
+            v[:] = np.where(np.isfinite(rate), rate, _FILL)[None]
+            nc.title = "GLDAS2.1 LIS land surface model output"
+            nc.tavg_definision = "past 3-hour average"
+    return path
