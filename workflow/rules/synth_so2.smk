@@ -28,3 +28,21 @@ rule synthesize_so2_demo:
         seed=config["seed"],
     script:
         "../scripts/synthesize_so2_demo.py"
+
+
+# Publish the SO2 OSSE truth of one year (staged by the synthesizer) for scoring.
+rule truth_so2:
+    input:
+        manifest=res("{product}", "raw", "manifest.json"),
+    output:
+        truth=res("{product}", "truth", "{year}.nc"),
+    log:
+        res("{product}", "logs", "truth_so2_{year}.log"),
+    wildcard_constraints:
+        product="|".join(synth_so2_products()) or "NO_SO2_DEMO",
+    localrule: True
+    threads: 1
+    params:
+        staged=lambda wc: res(wc.product, "raw", "truth", f"{wc.year}.nc"),
+    shell:
+        "cp {params.staged} {output.truth} 2> {log}"

@@ -2,7 +2,8 @@
 
 Outputs under ``results/<product>/``: ``raw/tropomi/`` (L2 orbits), ``raw/era5_met/`` (new-CDS
 ZIPs), ``raw/static/`` (GeoTIFFs), ``raw/stations/`` (china_sites + station list),
-``truth/{year}.nc`` and ``raw/manifest.json`` (the rule's output, written last).
+``raw/truth/{year}.nc`` (published by rule truth_so2) and ``raw/manifest.json`` (the
+rule's output, written last).
 """
 
 from pathlib import Path

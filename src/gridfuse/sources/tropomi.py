@@ -357,7 +357,8 @@ def bin_pixels(
         ``area``: overlap-area weights from ``n_sub x n_sub`` supersampling (see module notes);
         ``centre``: each pixel counts once, with weight 1, in the cell holding its centre.
     n_sub : int
-        Sub-points per footprint side for ``area``.
+        Sub-points per footprint side for ``area``; raised where needed so that the sub-point
+        spacing stays below 2/3 of a cell (pixels larger than cells would otherwise skip cells).
 
     Returns
     -------
@@ -376,6 +377,12 @@ def bin_pixels(
         vsum = np.bincount(cell, weights=values[ok], minlength=ncell)
         count = wsum.astype("i8")
     elif method == "area":
+        if values.size:
+            # sub-points must be denser than the cells, else small cells get skipped
+            extent = max(
+                float(np.ptp(lon_bounds, axis=-1).max()), float(np.ptp(lat_bounds, axis=-1).max())
+            )
+            n_sub = max(n_sub, int(np.ceil(1.5 * extent / grid.res)))
         lon_s, lat_s = quad_subpoints(lon_bounds, lat_bounds, n_sub)
         w_pix = pixel_areas_km2(lon_bounds, lat_bounds) / (n_sub * n_sub)
         row, col = grid.rowcol(lon_s.ravel(), lat_s.ravel(), check=False)

@@ -303,7 +303,7 @@ def synth_met_hourly(world: World, hours: pd.DatetimeIndex, rng: np.random.Gener
     t_anom = 3.0 * _daily_ar1(nd, 0.75, rng)
     hum = _daily_ar1(nd, 0.6, rng)
     blh_z = _daily_ar1(nd, 0.5, rng)
-    doy_d = days.dayofyear.to_numpy()
+    doy_d = days.day_of_year.to_numpy()
     summer_d = _season(doy_d)
     u_d = -1.0 + 1.5 * summer_d + 2.0 * _daily_ar1(nd, 0.6, rng)  # winter northwesterlies
     v_d = -1.5 + 3.0 * summer_d + 2.0 * _daily_ar1(nd, 0.6, rng)
@@ -314,7 +314,7 @@ def synth_met_hourly(world: World, hours: pd.DatetimeIndex, rng: np.random.Gener
     di = np.clip(np.floor(tday).astype(int), 0, nd - 1)
     interp = lambda a: np.interp(tday, np.arange(nd), a)  # noqa: E731
     lh = (hours.hour.to_numpy() + lon.mean() / 15.0) % 24  # local solar hour
-    summer = _season(hours.dayofyear.to_numpy())
+    summer = _season(hours.day_of_year.to_numpy())
     rainy = rain_d[di].astype(float)
 
     shape = (len(hours), lat.size, lon.size)
@@ -323,7 +323,7 @@ def synth_met_hourly(world: World, hours: pd.DatetimeIndex, rng: np.random.Gener
     t = (
         273.15
         + 10.0
-        - 14.0 * np.cos(2 * np.pi * (hours.dayofyear.to_numpy() - 20) / 365.25)
+        - 14.0 * np.cos(2 * np.pi * (hours.day_of_year.to_numpy() - 20) / 365.25)
         + 5.0 * np.sin(2 * np.pi * (lh - 9.0) / 24.0)
         + interp(t_anom)
         - 2.0 * rainy
@@ -428,7 +428,7 @@ def truth_so2(
         world.points["peak"].to_numpy() / ref.max(),
     )
     heating = _in_season(days, knobs.heating_start, knobs.heating_end)
-    weekend = days.dayofweek.to_numpy() >= 5
+    weekend = days.day_of_week.to_numpy() >= 5
     # synoptic factor: smooth in space (corr ~ 40 km), AR(1) in time, computed coarse
     coarse = (max(2, g.nlat // 5), max(2, g.nlon // 5))
     syn, _ = ar1_fields(len(days), coarse, corr_cells=7.0, rho=0.6, rng=rng)
@@ -702,8 +702,9 @@ def synthesize_so2(
 
     Writes under ``out_dir`` (= ``results/<product>``): ``raw/tropomi/*.nc`` (L2 orbits),
     ``raw/era5_met/era5_met_YYYYMM.zip`` (new-CDS ZIPs), ``raw/static/<layer>.tif``,
-    ``raw/stations/china_sites_YYYYMMDD.csv`` + ``station_list.csv``, ``truth/{year}.nc`` and
-    ``raw/manifest.json`` (written last; paths relative to ``raw/``).
+    ``raw/stations/china_sites_YYYYMMDD.csv`` + ``station_list.csv``, ``raw/truth/{year}.nc``
+    (published to ``truth/{year}.nc`` by the workflow) and ``raw/manifest.json`` (written last;
+    paths relative to ``raw/``).
     """
     from ..regrid import regrid
     from ..stations.cnemc import write_china_sites, write_station_list
@@ -763,7 +764,7 @@ def synthesize_so2(
             coords={**coords, "time": days[sel]},
             name="so2",
         )
-        path = out_dir / "truth" / f"{year}.nc"
+        path = raw / "truth" / f"{year}.nc"
         write_netcdf(da, path, cfg={"seed": seed, "knobs": knobs.__dict__}, sources=["synthetic"])
         truth_files[str(year)] = os.path.relpath(path, raw)
 
