@@ -175,3 +175,20 @@ def test_cross_val_predict_never_sees_the_held_out_gauge():
 def test_predict_before_fit_raises():
     with pytest.raises(RuntimeError, match="fit"):
         RFMEP().predict(np.zeros((1, 1)), np.zeros(1), np.zeros(1), np.zeros(1))
+
+
+def test_regressor_behind_the_precip_baseline_interface():
+    from gridfuse.models.precip_baselines import make_baseline
+
+    grid, glat, glon, truth, product, elev = _world(n_gauges=12, n_days=30)
+    P, E, la, lo, y = _rows(glat, glon, truth, product, elev)
+    X = np.column_stack([P, P * 0.5, E, la, lo])  # two products, then elevation, lat, lon
+    reg = make_baseline("rf_mep", log_columns=[0, 1], seed=4, params={"n_estimators": 15})
+    got = reg.fit(X, y).predict(X)
+    direct = RFMEP(15, random_state=4).fit(X[:, :2], E, la, lo, y).predict(X[:, :2], E, la, lo)
+    np.testing.assert_allclose(got, direct)
+    assert reg.model.gauges_.shape == (len(np.unique(np.column_stack([glat, glon]), axis=0)), 2)
+    with pytest.raises(ValueError, match="elevation, lat, lon"):
+        reg.predict(X[:, :4])
+    with pytest.raises(ValueError, match="unknown settings"):
+        make_baseline("rf_mep", log_columns=[0], params={"trees": 3})

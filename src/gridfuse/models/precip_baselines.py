@@ -229,7 +229,8 @@ class TabularRegressor:
 
 
 def make_baseline(name: str, *, log_columns=(), seed=0, threads=1, params: dict | None = None):
-    """A baseline by model name (``oora``, ``owa``, ``ievw``, ``rf``, ``lightgbm``, ``mlp``)."""
+    """A baseline by model name (``oora``, ``owa``, ``ievw``, ``rf``, ``lightgbm``, ``mlp``,
+    ``rf_mep``)."""
     if name == "oora":
         return OORA()
     if name == "owa":
@@ -240,4 +241,9 @@ def make_baseline(name: str, *, log_columns=(), seed=0, threads=1, params: dict 
         return TabularRegressor(
             name, log_columns=log_columns, seed=seed, threads=threads, params=params
         )
-    raise ValueError(f"unknown baseline {name!r}; known: {LINEAR + TABULAR}")
+    if name == "rf_mep":
+        # products then elevation, lat, lon (fit_baseline's columns); log_columns = products
+        from .rf_mep import RFMEPRegressor
+
+        return RFMEPRegressor(len(log_columns), seed=seed, threads=threads, params=params)
+    raise ValueError(f"unknown baseline {name!r}; known: {LINEAR + TABULAR + ('rf_mep',)}")

@@ -31,7 +31,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RFMEP", "haversine_km", "station_samples", "cross_val_predict"]
+__all__ = ["RFMEP", "RFMEPRegressor", "haversine_km", "station_samples", "cross_val_predict"]
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -378,3 +378,52 @@ def cross_val_predict(
         )
         pred[te] = model.predict(P[te], S[te], lat[te], lon[te])
     return pred
+
+
+class RFMEPRegressor:
+    """RF-MEP behind the ``fit(X, y)`` / ``predict(X)`` interface of the precip baselines.
+
+    ``X`` columns are the products, then ``elevation``, ``lat`` and ``lon`` of the station
+    cell (the layout :func:`gridfuse.evaluate.fit_baseline` builds from the patch channels).
+    The training gauges are the distinct ``(lat, lon)`` of the fit rows, so a model fitted on
+    training stations has distance covariates to those stations only.
+
+    Parameters
+    ----------
+    n_products : int
+        Number of leading product columns.
+    seed, threads : int
+        Forest seed and threads.
+    params : dict, optional
+        :class:`RFMEP` settings (``n_estimators``, ``max_features``, ``min_samples_leaf``,
+        ``distances``).
+    """
+
+    name = "rf_mep"
+
+    def __init__(self, n_products: int, *, seed: int = 0, threads: int = 1, params=None):
+        self.n_products = int(n_products)
+        p = dict(params or {})
+        unknown = set(p) - {"n_estimators", "max_features", "min_samples_leaf", "distances"}
+        if unknown:
+            raise ValueError(f"rf_mep: unknown settings {sorted(unknown)}")
+        self.model = RFMEP(random_state=seed, n_jobs=threads, **p)
+
+    def _split(self, X):
+        X = np.asarray(X, dtype="f8")
+        k = self.n_products
+        if X.ndim != 2 or X.shape[1] != k + 3:
+            raise ValueError(
+                f"rf_mep: X must have {k} product columns then elevation, lat, lon; got shape "
+                f"{X.shape}"
+            )
+        return X[:, :k], X[:, k], X[:, k + 1], X[:, k + 2]
+
+    def fit(self, X, y) -> RFMEPRegressor:
+        P, elev, lat, lon = self._split(X)
+        self.model.fit(P, elev, lat, lon, y)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        P, elev, lat, lon = self._split(X)
+        return self.model.predict(P, elev, lat, lon)
