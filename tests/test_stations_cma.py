@@ -19,7 +19,9 @@ def test_decode_special_codes():
 
 
 def test_degrees_minutes_both_ways():
-    np.testing.assert_allclose(cma.degmin_to_deg([3637, 10146, 5258]), [36 + 37 / 60, 101 + 46 / 60, 52 + 58 / 60])
+    np.testing.assert_allclose(
+        cma.degmin_to_deg([3637, 10146, 5258]), [36 + 37 / 60, 101 + 46 / 60, 52 + 58 / 60]
+    )
     assert cma.deg_to_degmin([36 + 37 / 60, 101.9999, -0.5]).tolist() == [3637, 10200, -30]
 
 
@@ -96,7 +98,9 @@ def test_flags_halves_and_duplicates(tmp_path):
     (tmp_path / "SURF_CLI_CHN_MUL_DAY-PRE-13011-202007.TXT").write_text("\r\n".join(lines))
     log = QCLog()
     wide, st = cma.read_cma_daily(tmp_path, qc=log)
-    np.testing.assert_allclose(wide["52866"].to_numpy(), [0.7, np.nan, 0.7, np.nan, 0.5], equal_nan=True)
+    np.testing.assert_allclose(
+        wide["52866"].to_numpy(), [0.7, np.nan, 0.7, np.nan, 0.5], equal_nan=True
+    )
     assert log.total("cma_qc_flag") == 1
     assert log.total("filled_from_halves") == 1  # only a missing total, not a wrong one
     assert log.total("duplicate") == 1
