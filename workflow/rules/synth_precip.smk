@@ -1,24 +1,6 @@
 # Rules of the 'synth_precip' stage.
 
 
-def _synth_precip_products():
-    return [p for p in products_of("precip") if is_synthetic(p)]
-
-
-def _synth_precip_sources(product):
-    """Source key -> {format, errors} for the synthesizer."""
-    knobs = pcfg(product)["synthetic"].get("sources", {})
-    return {
-        s: {"format": source_cfg(product, s)["format"], "errors": knobs.get(s, {})}
-        for s in sources(product)
-    }
-
-
-def _synth_precip_days(product):
-    start, end = period(product)
-    return (end - start).days + 1
-
-
 # Precipitation OSSE: truth, every source in its real file layout, DEM and CMA gauges.
 rule synthesize_precip_demo:
     output:
@@ -28,19 +10,27 @@ rule synthesize_precip_demo:
     benchmark:
         res("{product}", "benchmarks", "synthesize_precip_demo.tsv")
     wildcard_constraints:
-        product="|".join(_synth_precip_products()) or "NO_PRECIP_DEMO",
+        product="|".join(p for p in products_of("precip") if is_synthetic(p))
+        or "NO_PRECIP_DEMO",
     conda:
         "../../envs/gridfuse.yaml"
     threads: 2
     resources:
         mem_mb=lambda wc: mem_for_cells(wc.product, days=32, factor=40),
-        runtime=lambda wc: 10 + _synth_precip_days(wc.product) // 20,
+        runtime=lambda wc: 10
+        + (period(wc.product)[1] - period(wc.product)[0]).days // 20,
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         start=lambda wc: pcfg(wc.product)["period"]["start"],
         end=lambda wc: pcfg(wc.product)["period"]["end"],
         utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
-        sources=lambda wc: _synth_precip_sources(wc.product),
+        sources=lambda wc: {
+            s: {
+                "format": source_cfg(wc.product, s)["format"],
+                "errors": pcfg(wc.product)["synthetic"]["sources"].get(s, {}),
+            }
+            for s in sources(wc.product)
+        },
         margin=lambda wc: max(
             [source_cfg(wc.product, s)["margin"] for s in sources(wc.product)] + [0.0]
         ),
@@ -65,8 +55,11 @@ rule truth_precip:
     log:
         res("{product}", "logs", "truth_precip_{year}.log"),
     wildcard_constraints:
-        product="|".join(_synth_precip_products()) or "NO_PRECIP_DEMO",
+        product="|".join(p for p in products_of("precip") if is_synthetic(p))
+        or "NO_PRECIP_DEMO",
     localrule: True
+    conda:
+        "../../envs/gridfuse.yaml"
     threads: 1
     params:
         staged=lambda wc: res(wc.product, "raw", "truth", f"{wc.year}.nc"),
