@@ -231,7 +231,7 @@ def _pack_int16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     """CDS-style int16 packing: returns (packed, scale_factor, add_offset)."""
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    scale = (hi - lo) / (2**16 - 2) if hi > lo else 1.0
+    scale = (hi - lo) / (2**16 - 4) if hi > lo else 1.0  # +-32766: -32767 is the fill
     offset = (hi + lo) / 2.0
     packed = np.round((values - offset) / scale)
     packed = np.where(np.isfinite(values), packed, -32767).astype("i2")
