@@ -76,6 +76,11 @@ for _src in _precip_source_keys():
             absent_reason=lambda wc, s=_src: _ingest_params(s)(wc)["absent_reason"],
             folders=lambda wc, s=_src: _ingest_params(s)(wc)["folders"],
             source_cfg=lambda wc, s=_src: source_cfg(wc.product, s),
+            options=lambda wc, s=_src: (
+                {"first_date": source_cfg(wc.product, s)["first_date"]}
+                if source_cfg(wc.product, s).get("first_date")
+                else {}
+            ),
             grid=lambda wc: pcfg(wc.product)["grid"],
             start=lambda wc: pcfg(wc.product)["period"]["start"],
             end=lambda wc: pcfg(wc.product)["period"]["end"],

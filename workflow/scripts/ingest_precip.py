@@ -32,6 +32,7 @@ else:
         p.margin,
         variable=p.variable,
         threads=snakemake.threads,
+        options=p.options,
     )
     missing = int(da.attrs.get("days_missing", 0))
     logger.info("%s %d: %d days, %d missing, grid %s", source, year, len(days), missing, da.shape)

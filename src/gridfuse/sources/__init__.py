@@ -16,6 +16,7 @@ from __future__ import annotations
 from .cmorph import read_cmorph
 from .era5 import read_era5_precip
 from .gldas import read_gldas
+from .gridded_daily import read_geotiff_daily, read_netcdf_daily
 from .gsmap import read_gsmap_daily, read_gsmap_hourly, read_gsmap_netcdf
 from .imerg import read_imerg_daily, read_imerg_hhr
 
@@ -31,6 +32,8 @@ READERS = {
     "gsmap_netcdf": read_gsmap_netcdf,
     "gldas": read_gldas,
     "cmorph": read_cmorph,
+    "geotiff_daily": read_geotiff_daily,
+    "netcdf_daily": read_netcdf_daily,
 }
 
 
@@ -52,6 +55,7 @@ def read_precip_daily(
     *,
     variable: str = "",
     threads: int = 1,
+    options: dict | None = None,
 ):
     """Daily precipitation (mm/day) of one source for product ``days``.
 
@@ -71,6 +75,8 @@ def read_precip_daily(
         Variable name override.
     threads : int
         Parallel readers.
+    options : dict, optional
+        Format-specific keyword arguments of the reader (``geotiff_daily``: ``first_date``).
 
     Returns
     -------
@@ -89,5 +95,6 @@ def read_precip_daily(
         bbox,
         variable=variable,
         threads=max(1, int(threads)),
+        **(options or {}),
     )
     return da.astype("float32").rename("precip")
