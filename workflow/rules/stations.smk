@@ -39,7 +39,18 @@ rule ingest_stations:
         qc=lambda wc: pcfg(wc.product)["stations"]["qc"],
         evaluation=lambda wc: pcfg(wc.product)["stations"]["evaluation"],
         options=lambda wc: {
-            k: pcfg(wc.product)["stations"][k] for k in ("utc_offset", "resolution")
+            **{
+                k: pcfg(wc.product)["stations"][k]
+                for k in ("utc_offset", "resolution")
+            },
+            # a DEM gives elevations that station tables lack (wide_csv)
+            "dem": (
+                ""
+                if is_synthetic(wc.product)
+                else (lambda d: d if isinstance(d, str) else d.get("path", ""))(
+                    pcfg(wc.product)["static"].get("dem", "")
+                )
+            ),
         },
         seed=config["seed"],
     script:
