@@ -142,7 +142,7 @@ def expected_stamps(
     if convention == "end":
         out = out + step.to_timedelta64()
     # 'instant' and 'start' both stamp at the beginning of each sub-interval
-    if window.utc_start_hour * pd.Timedelta("1h") % step != pd.Timedelta(0):
+    if n > 1 and window.utc_start_hour * pd.Timedelta("1h") % step != pd.Timedelta(0):
         raise ValueError(
             f"UTC start hour {window.utc_start_hour} is not on the {step} step grid of this source"
         )

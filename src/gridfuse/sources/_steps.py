@@ -100,7 +100,8 @@ def crop_slice(centres: np.ndarray, lo: float, hi: float, what: str, path) -> sl
         half = 0.0
     if half < 0:
         raise ValueError(f"{path}: {what} coordinates are not ascending")
-    keep = np.flatnonzero((c + half > lo + 1e-9) & (c - half < hi - 1e-9))
+    tol = 1e-3 * half  # float32 coordinates in the files are off by ~1e-5 deg
+    keep = np.flatnonzero((c + half > lo + tol) & (c - half < hi - tol))
     if keep.size == 0:
         raise ValueError(
             f"{path}: no {what} cell overlaps {lo}..{hi} (file covers {c.min()}..{c.max()})"

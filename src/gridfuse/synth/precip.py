@@ -199,7 +199,7 @@ def synth_truth(
     for i in range(len(days)):
         prev = 0.6 * prev + np.sqrt(1 - 0.36) * rng.normal(0, 0.5)
         syn[i] = prev
-    season = _season(np.asarray(days.dayofyear, dtype="f8"), params)
+    season = _season(np.asarray(days.day_of_year, dtype="f8"), params)
     wet = (
         params.winter_wet_fraction
         + (params.summer_wet_fraction - params.winter_wet_fraction) * season
@@ -374,7 +374,7 @@ class _SourceWriter:
             if fmt == "imerg_hhr":
                 if t.minute not in (0, 30):
                     raise ValueError(f"IMERG step start {t} is not on the half hour")
-                path = self.root / f"{t:%Y}" / f"{t.dayofyear:03d}" / imerg.hhr_name(t)
+                path = self.root / f"{t:%Y}" / f"{t.day_of_year:03d}" / imerg.hhr_name(t)
                 secs = (t - pd.Timestamp("1980-01-06")) // pd.Timedelta("1s")
                 stored = (a * 2.0).astype("f4")[::-1].T[None]  # mm/30 min -> mm/hr, (1, lon, lat)
                 self.tpl.write(path, {"Grid/time": [secs], "Grid/precipitation": stored})
@@ -392,7 +392,7 @@ class _SourceWriter:
                 self._count(t)
             elif fmt == "gldas":
                 end = t + pd.Timedelta("3h")
-                path = self.root / f"{end:%Y}" / f"{end.dayofyear:03d}" / gldas.gldas_name(end)
+                path = self.root / f"{end:%Y}" / f"{end.day_of_year:03d}" / gldas.gldas_name(end)
                 days = (end - pd.Timestamp("2000-01-01")) / pd.Timedelta("1D")
                 self.tpl.write(
                     path,
