@@ -1,1 +1,146 @@
-# Rules of the 'downscale' stage.
+# Rules of the 'downscale' stage: native daily fields -> the product grid, the interpolation
+# comparison at the stations, and the station samples of the precipitation products.
+
+
+def downscale_products(temporary):
+    """Products whose downscaled files are (or are not) marked temporary."""
+    ps = [p for p in PRODUCTS if bool(pcfg(p)["downscale"]["temporary"]) == temporary]
+    return "|".join(ps) or "NO_PRODUCT"
+
+
+def downscaled_files(product, years_=None):
+    """Downscaled files of every source of a product, for the given years (default all)."""
+    ys = all_years(product) if years_ is None else years_
+    return [
+        res(product, "downscaled", s, f"{y}.nc") for s in sources(product) for y in ys
+    ]
+
+
+def _grid_mcells(product, days=366):
+    """Millions of target cells x days (sizes runtimes)."""
+    return mem_for_cells(
+        product, per_cell_day_bytes=1, days=days, base_mb=0, factor=1.0
+    )
+
+
+# One source-year of daily fields regridded to the product grid (absent stays absent).
+rule downscale:
+    input:
+        daily=res("{product}", "daily", "{source}", "{year}.nc"),
+    output:
+        downscaled=res("{product}", "downscaled", "{source}", "{year}.nc"),
+    log:
+        res("{product}", "logs", "downscale_{source}_{year}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "downscale_{source}_{year}.tsv")
+    wildcard_constraints:
+        product=downscale_products(False),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc: mem_for_cells(
+            wc.product, days=pcfg(wc.product)["downscale"]["time_block"], factor=6.0
+        ),
+        runtime=lambda wc: 10 + _grid_mcells(wc.product) // 100,
+    params:
+        source=lambda wc: wc.source,
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        method=lambda wc: pcfg(wc.product)["downscale"]["method"],
+        variable_methods=lambda wc: pcfg(wc.product)["downscale"]["variable_methods"],
+        time_block=lambda wc: pcfg(wc.product)["downscale"]["time_block"],
+    script:
+        "../scripts/downscale.py"
+
+
+# Same, for products whose config marks the downscaled files temporary.
+use rule downscale as downscale_temporary with:
+    output:
+        downscaled=temp(res("{product}", "downscaled", "{source}", "{year}.nc")),
+    wildcard_constraints:
+        product=downscale_products(True),
+
+
+# Each source regridded by each compared method at the station cells, scored against gauges.
+rule compare_interpolation:
+    input:
+        daily=lambda wc: [
+            res(wc.product, "daily", s, f"{y}.nc")
+            for s in sources(wc.product)
+            for y in years(wc.product)
+        ],
+        stations=res("{product}", "stations", "stations.csv"),
+        observations=res("{product}", "stations", "daily.parquet"),
+    output:
+        scores=res("{product}", "evaluation", "interpolation.csv"),
+    log:
+        res("{product}", "logs", "compare_interpolation.log"),
+    benchmark:
+        res("{product}", "benchmarks", "compare_interpolation.tsv")
+    wildcard_constraints:
+        product="|".join(products_of("precip")) or "NO_PRODUCT",
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc: 10 + len(years(wc.product)) * len(sources(wc.product)),
+    params:
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        sources=lambda wc: sources(wc.product),
+        methods=lambda wc: pcfg(wc.product)["downscale"]["compare"],
+        variable="precip",
+    script:
+        "../scripts/compare_interpolation.py"
+
+
+# Station samples: patch cubes per station over the whole period, and the point table.
+rule build_samples:
+    input:
+        downscaled=lambda wc: downscaled_files(wc.product),
+        static=res("{product}", "static.nc"),
+        stations=res("{product}", "stations", "stations.csv"),
+        observations=res("{product}", "stations", "daily.parquet"),
+    output:
+        patches=res("{product}", "samples", "patches.nc"),
+        points=res("{product}", "samples", "points.parquet"),
+    log:
+        res("{product}", "logs", "build_samples.log"),
+    benchmark:
+        res("{product}", "benchmarks", "build_samples.tsv")
+    wildcard_constraints:
+        product="|".join(products_of("precip")) or "NO_PRODUCT",
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: mem_for_cells(
+            wc.product, days=pcfg(wc.product)["downscale"]["time_block"], factor=3.0
+        )
+        + 1000,
+        runtime=lambda wc: 10 + len(all_years(wc.product)) * len(sources(wc.product)),
+    params:
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        sources=lambda wc: sources(wc.product),
+        years=lambda wc: all_years(wc.product),
+        start=lambda wc: pcfg(wc.product)["period"]["start"],
+        end=lambda wc: pcfg(wc.product)["period"]["end"],
+        patch=lambda wc: pcfg(wc.product)["samples"]["patch"],
+        window_days=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        time_block=lambda wc: pcfg(wc.product)["downscale"]["time_block"],
+        variable="precip",
+    script:
+        "../scripts/build_samples.py"
+
+
+def _ingest_ready(product):
+    """The product's ingest (and, for the demo, synthesizer) rules exist."""
+    rules_needed = [f"ingest_{s}" for s in sources(product)] + ["ingest_stations"]
+    if is_synthetic(product):
+        rules_needed.append(f"synthesize_{pcfg(product)['kind']}_demo")
+    return all(workflow.is_rule(r) for r in rules_needed)
+
+
+register_target(
+    "precip", "{results}/{product}/evaluation/interpolation.csv", when=_ingest_ready
+)
