@@ -1,1 +1,248 @@
-# Rules of the 'report' stage.
+# Rules of the 'report' stage: figures and tables for `snakemake --report`, one set per
+# product under results/<product>/report/, with captions in workflow/report/.
+
+
+report: "../report/workflow.rst"
+
+
+RP_VARIABLE = {"precip": "precip", "so2": "so2"}
+
+
+def rp_kind(product):
+    return pcfg(product)["kind"]
+
+
+def rp_products(kind=None):
+    ps = products_of(kind) if kind else list(PRODUCTS)
+    return "|".join(ps) or "NO_PRODUCT"
+
+
+def rp_years(product):
+    """Product years holding the report days (the first year when none are set)."""
+    ys = years(product)
+    want = {int(d[:4]) for d in pcfg(product)["report"]["days"]}
+    return [y for y in ys if y in want] or ys[:1]
+
+
+def rp_fields(product, years_):
+    """Named lists of yearly files mapped / scored: product, truth (demo), sources (precip)."""
+    out = {"product": [res(product, "product", f"{y}.nc") for y in years_]}
+    if is_synthetic(product):
+        out["truth"] = [res(product, "truth", f"{y}.nc") for y in years_]
+    if rp_kind(product) == "precip":
+        for s in sources(product):
+            out[f"src_{s}"] = [res(product, "downscaled", s, f"{y}.nc") for y in years_]
+    return out
+
+
+def rp_station_files(product):
+    return {
+        "stations": res(product, "stations", "stations.csv"),
+        "observations": res(product, "stations", "daily.parquet"),
+    }
+
+
+def rp_curves(product):
+    """Training curves of the networks (precip), one per net x source set."""
+    return [
+        res(product, "evaluation", f"training_curve_{n}_{k}.csv")
+        for n in pm_nets(product)
+        for k in pm_sets(product)
+    ]
+
+
+# Maps of the product on chosen days beside the truth (demo) and each source.
+rule report_maps:
+    input:
+        unpack(lambda wc: rp_fields(wc.product, rp_years(wc.product))),
+        unpack(lambda wc: rp_station_files(wc.product)),
+    output:
+        maps=report(
+            res("{product}", "report", "maps.png"),
+            caption="../report/maps.rst",
+            category="{product}",
+            subcategory="maps",
+        ),
+    log:
+        res("{product}", "logs", "report_maps.log"),
+    wildcard_constraints:
+        product=rp_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc: mem_for_cells(wc.product, days=8, factor=6.0) + 500,
+        runtime=10,
+    params:
+        kind=lambda wc: rp_kind(wc.product),
+        variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
+        days=lambda wc: pcfg(wc.product)["report"]["days"],
+        n_days=lambda wc: pcfg(wc.product)["report"]["n_days"],
+        title=lambda wc: wc.product,
+    script:
+        "../scripts/report_maps.py"
+
+
+# Predicted vs observed at held-out stations (precip: evaluation stations; so2: site_cv folds).
+rule report_scatter:
+    input:
+        unpack(
+            lambda wc: (
+                rp_fields(wc.product, years(wc.product))
+                if rp_kind(wc.product) == "precip"
+                else {"oof": res(wc.product, "evaluation", "so2_oof.parquet")}
+            )
+        ),
+        unpack(lambda wc: rp_station_files(wc.product)),
+    output:
+        scatter=report(
+            res("{product}", "report", "scatter.png"),
+            caption="../report/scatter.rst",
+            category="{product}",
+            subcategory="held-out stations",
+        ),
+    log:
+        res("{product}", "logs", "report_scatter.log"),
+    wildcard_constraints:
+        product=rp_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        kind=lambda wc: rp_kind(wc.product),
+        variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
+        scheme="site_cv",
+        title=lambda wc: wc.product,
+    script:
+        "../scripts/report_scatter.py"
+
+
+# Metric tables (HTML) and bar charts per model and scheme from scores.csv.
+rule report_scores:
+    input:
+        scores=res("{product}", "evaluation", "scores.csv"),
+    output:
+        figure=report(
+            res("{product}", "report", "scores.png"),
+            caption="../report/scores.rst",
+            category="{product}",
+            subcategory="scores",
+        ),
+        table=report(
+            res("{product}", "report", "scores.html"),
+            caption="../report/scores_table.rst",
+            category="{product}",
+            subcategory="scores",
+        ),
+    log:
+        res("{product}", "logs", "report_scores.log"),
+    wildcard_constraints:
+        product=rp_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        first=lambda wc: (
+            ["mpfm", "cnn3d", "biconvlstm"]
+            if rp_kind(wc.product) == "precip"
+            else ["lightgbm", "lightgbm_plain", "rf_ps", "lstm"]
+        ),
+        title=lambda wc: f"{wc.product}: scores",
+    script:
+        "../scripts/report_scores.py"
+
+
+# The interpolation comparison (nearest / bilinear / cubic) at the stations.
+rule report_interpolation:
+    input:
+        table=res("{product}", "evaluation", "interpolation.csv"),
+    output:
+        figure=report(
+            res("{product}", "report", "interpolation.png"),
+            caption="../report/interpolation.rst",
+            category="{product}",
+            subcategory="interpolation",
+        ),
+    log:
+        res("{product}", "logs", "report_interpolation.log"),
+    wildcard_constraints:
+        product=rp_products("precip"),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        title=lambda wc: f"{wc.product}: interpolation to the product grid",
+    script:
+        "../scripts/report_interpolation.py"
+
+
+# Training curves of MPFM and the deep baselines.
+rule report_training:
+    input:
+        curves=lambda wc: rp_curves(wc.product),
+    output:
+        figure=report(
+            res("{product}", "report", "training.png"),
+            caption="../report/training.rst",
+            category="{product}",
+            subcategory="training",
+        ),
+    log:
+        res("{product}", "logs", "report_training.log"),
+    wildcard_constraints:
+        product=rp_products("precip"),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        title=lambda wc: f"{wc.product}: training",
+    script:
+        "../scripts/report_training.py"
+
+
+# The SO2 ablation: each technique removed in turn, change of each metric.
+rule report_ablation:
+    input:
+        table=res("{product}", "evaluation", "ablation.csv"),
+    output:
+        figure=report(
+            res("{product}", "report", "ablation.png"),
+            caption="../report/ablation.rst",
+            category="{product}",
+            subcategory="ablation",
+        ),
+    log:
+        res("{product}", "logs", "report_ablation.log"),
+    wildcard_constraints:
+        product=rp_products("so2"),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        title=lambda wc: f"{wc.product}: ablation",
+    script:
+        "../scripts/report_ablation.py"
+
+
+for _kind, _names in (
+    ("precip", ("maps", "scatter", "scores", "interpolation", "training")),
+    ("so2", ("maps", "scatter", "scores", "ablation")),
+):
+    for _name in _names:
+        register_target(_kind, "{results}/{product}/report/" + _name + ".png")
+    register_target(_kind, "{results}/{product}/report/scores.html")

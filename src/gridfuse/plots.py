@@ -1,0 +1,596 @@
+"""Figures and tables of the report (matplotlib, Agg backend; no display needed).
+
+Every function takes in-memory objects (xarray / pandas) and a path, writes one file
+atomically and returns the path:
+
+- :func:`plot_day_maps`: one row of maps per chosen day (product, truth, each source) on a
+  shared colour scale, optionally with the station values drawn on top;
+- :func:`plot_scatter`: predicted vs observed at held-out stations, one panel per model, with
+  RMSE / CC / KGE / n;
+- :func:`plot_scores` and :func:`scores_html`: the ``scores.csv`` metrics per model and scheme;
+- :func:`plot_interpolation`: the interpolation comparison (``interpolation.csv``);
+- :func:`plot_training_curves`: loss per epoch of the networks;
+- :func:`plot_ablation`: change of each metric when one technique is removed;
+- :func:`pick_days`: days worth mapping (the wettest / most polluted, spread over the period).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from . import metrics  # noqa: E402
+from .io import atomic_path  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "pick_days",
+    "plot_day_maps",
+    "plot_scatter",
+    "plot_scores",
+    "scores_html",
+    "plot_interpolation",
+    "plot_training_curves",
+    "plot_ablation",
+    "placeholder",
+    "read_days",
+    "station_pairs",
+]
+
+# lower is better for these; the others (cc, r2, kge, pod, csi) higher is better
+LOWER_IS_BETTER = {"rmse", "mae", "far"}
+UNITS = {"precip": "mm/day", "so2": "µg/m³"}
+CMAPS = {"precip": "YlGnBu", "so2": "magma_r"}
+
+
+def _save(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    logger.info("wrote %s", path)
+    return path
+
+
+def placeholder(path: str | os.PathLike, message: str) -> Path:
+    """A small figure stating why there is nothing to show (e.g. no held-out station)."""
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- maps
+def pick_days(field: xr.DataArray, n: int = 2, days: Sequence = ()) -> list[pd.Timestamp]:
+    """Days to map: ``days`` when given (those present), else the ``n`` days with the largest
+    domain mean taken from ``n`` equal parts of the period (so they spread over it)."""
+    times = pd.DatetimeIndex(field["time"].values)
+    if len(days):
+        want = pd.DatetimeIndex(pd.to_datetime(list(days))).normalize()
+        found = [d for d in want if d in times]
+        if not found:
+            raise ValueError(
+                f"none of the report days {[f'{d:%Y-%m-%d}' for d in want]} is in "
+                f"{times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d}"
+            )
+        return found
+    mean = field.mean(("lat", "lon"), skipna=True).values
+    mean = np.where(np.isfinite(mean), mean, -np.inf)
+    out = []
+    for part in np.array_split(np.arange(times.size), max(1, min(n, times.size))):
+        out.append(times[part[np.argmax(mean[part])]])
+    return out
+
+
+def plot_day_maps(
+    panels: Mapping[str, xr.DataArray],
+    days: Sequence,
+    path: str | os.PathLike,
+    *,
+    kind: str = "precip",
+    stations: pd.DataFrame | None = None,
+    title: str = "",
+    vmax: float | None = None,
+) -> Path:
+    """Maps of several fields (columns) on chosen days (rows), one colour scale per day.
+
+    Parameters
+    ----------
+    panels : mapping name -> DataArray (time, lat, lon)
+        E.g. ``{"product": ..., "truth": ..., "era5": ...}``; each on its own grid.
+    days : sequence of dates
+        Rows of the figure (a field lacking a day shows an empty panel).
+    kind : {"precip", "so2"}
+        Colour map and units.
+    stations : DataFrame, optional
+        ``date, lon, lat, value`` (and optional ``role``): observed values drawn as circles
+        in the same colours on every panel; evaluation stations with a black edge.
+    vmax : float, optional
+        Upper end of the colour scale (default: the 99th percentile of the day's values).
+    """
+    names = list(panels)
+    days = [pd.Timestamp(d) for d in days]
+    cmap = plt.get_cmap(CMAPS.get(kind, "viridis")).copy()
+    cmap.set_bad("0.85")
+    fig, axes = plt.subplots(
+        len(days),
+        len(names),
+        figsize=(2.9 * len(names) + 0.8, 2.6 * len(days)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for i, day in enumerate(days):
+        maps = {}
+        for name in names:
+            da = panels[name]
+            t = pd.DatetimeIndex(da["time"].values)
+            maps[name] = da.isel(time=int(t.get_loc(day))) if day in t else None
+        values = np.concatenate(
+            [np.ravel(m.values) for m in maps.values() if m is not None] or [np.zeros(1)]
+        )
+        if vmax:
+            top = float(vmax)
+        elif np.isfinite(values).any():
+            top = float(np.nanpercentile(values, 99))
+        else:
+            top = 1.0
+        top = top if top > 0 else 1.0
+        st_day = None
+        if stations is not None and len(stations):
+            st_day = stations[pd.to_datetime(stations["date"]) == day]
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            m = maps[name]
+            if m is None:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                lon, lat = m["lon"].values, m["lat"].values
+                dx = abs(lon[1] - lon[0]) if lon.size > 1 else 1.0
+                dy = abs(lat[1] - lat[0]) if lat.size > 1 else 1.0
+                extent = (
+                    lon.min() - dx / 2,
+                    lon.max() + dx / 2,
+                    lat.min() - dy / 2,
+                    lat.max() + dy / 2,
+                )
+                img = np.asarray(m.values, dtype="f8")
+                if lat.size > 1 and lat[0] < lat[-1]:
+                    img = img[::-1]
+                im = ax.imshow(
+                    np.ma.masked_invalid(img),
+                    extent=extent,
+                    origin="upper",
+                    cmap=cmap,
+                    vmin=0,
+                    vmax=top,
+                    interpolation="nearest",
+                    aspect="auto",
+                )
+                if st_day is not None and len(st_day):
+                    edge = np.where(
+                        st_day.get("role", pd.Series("train", index=st_day.index)).eq("evaluation"),
+                        "k",
+                        "w",
+                    )
+                    ax.scatter(
+                        st_day["lon"],
+                        st_day["lat"],
+                        c=st_day["value"],
+                        cmap=cmap,
+                        vmin=0,
+                        vmax=top,
+                        s=22,
+                        edgecolors=edge,
+                        linewidths=0.8,
+                    )
+                ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(name, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(f"{day:%Y-%m-%d}", fontsize=9)
+        if any(m is not None for m in maps.values()):
+            cb = fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.9, pad=0.01)
+            cb.set_label(UNITS.get(kind, ""), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- scatter
+def plot_scatter(
+    pairs: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    models: Sequence[str] | None = None,
+    kind: str = "precip",
+    title: str = "",
+    max_points: int = 20000,
+    seed: int = 0,
+) -> Path:
+    """Predicted against observed values, one panel per model, with headline scores.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        ``model, obs, pred`` (one row per station-day).
+    models : sequence of str, optional
+        Panels in this order (default: the order of appearance).
+    max_points : int
+        Points drawn per panel at most (a seeded subsample; scores use every pair).
+    """
+    models = list(models or pd.unique(pairs["model"]))
+    if not models:
+        return placeholder(path, "no held-out station values to plot")
+    ncol = min(4, len(models))
+    nrow = int(np.ceil(len(models) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 3.1 * nrow), squeeze=False)
+    finite = pairs[["obs", "pred"]].to_numpy("f8")
+    finite = finite[np.isfinite(finite).all(axis=1)]
+    top = float(np.percentile(finite, 99.9)) if finite.size else 1.0
+    top = top * 1.05 if top > 0 else 1.0
+    rng = np.random.default_rng(seed)
+    unit = UNITS.get(kind, "")
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(models):
+            ax.axis("off")
+            continue
+        g = pairs[pairs["model"] == models[k]]
+        o, p = g["obs"].to_numpy("f8"), g["pred"].to_numpy("f8")
+        ok = np.isfinite(o) & np.isfinite(p)
+        o, p = o[ok], p[ok]
+        s = metrics.score(o, p, ("rmse", "cc", "kge"))
+        idx = rng.choice(o.size, max_points, replace=False) if o.size > max_points else slice(None)
+        ax.scatter(o[idx], p[idx], s=4, alpha=0.35, color="tab:blue", linewidths=0)
+        ax.plot([0, top], [0, top], color="k", lw=0.8)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_aspect("equal")
+        ax.set_title(models[k], fontsize=10)
+        ax.text(
+            0.03,
+            0.97,
+            f"RMSE {s['rmse']:.2f}\nCC {s['cc']:.2f}\nKGE {s['kge']:.2f}\nn {o.size}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox=dict(facecolor="white", alpha=0.7, lw=0),
+        )
+        ax.set_xlabel(f"observed ({unit})", fontsize=8)
+        ax.set_ylabel(f"predicted ({unit})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- scores
+def _order_models(models: Sequence[str], first: Sequence[str] = ()) -> list[str]:
+    seen = [m for m in first if m in set(models)]
+    return seen + sorted(set(models) - set(seen))
+
+
+def plot_scores(
+    scores: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    metric_names: Sequence[str] = ("rmse", "mae", "cc", "kge"),
+    first: Sequence[str] = (),
+    title: str = "",
+) -> Path:
+    """Bar charts of the headline scores (``subset == "all"``): one panel per metric, models
+    on the x axis, one bar per scheme; the best model of each scheme is outlined."""
+    sc = scores[(scores["subset"] == "all") & scores["metric"].isin(metric_names)]
+    if sc.empty:
+        return placeholder(path, "no scores")
+    metric_names = [m for m in metric_names if m in set(sc["metric"])]
+    models = _order_models(sc["model"].unique(), first)
+    schemes = list(pd.unique(sc["scheme"]))
+    fig, axes = plt.subplots(
+        len(metric_names),
+        1,
+        figsize=(max(6, 0.7 * len(models) * max(1, len(schemes)) + 2), 2.4 * len(metric_names)),
+        squeeze=False,
+    )
+    width = 0.8 / max(1, len(schemes))
+    colors = plt.get_cmap("tab10")
+    for ax, metric in zip(axes[:, 0], metric_names):
+        tab = sc[sc["metric"] == metric].pivot_table(
+            index="model", columns="scheme", values="value", aggfunc="first"
+        )
+        tab = tab.reindex(index=models, columns=schemes)
+        x = np.arange(len(models))
+        for s, scheme in enumerate(schemes):
+            vals = tab[scheme].to_numpy("f8")
+            bars = ax.bar(
+                x + (s - (len(schemes) - 1) / 2) * width, vals, width, label=scheme, color=colors(s)
+            )
+            if np.isfinite(vals).any():
+                best = np.nanargmin(vals) if metric in LOWER_IS_BETTER else np.nanargmax(vals)
+                bars[best].set_edgecolor("k")
+                bars[best].set_linewidth(1.6)
+        ax.set_xticks(x, models, rotation=30, ha="right", fontsize=8)
+        arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+        ax.set_ylabel(f"{metric}\n({arrow})", fontsize=8)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=min(4, len(schemes)), loc="best")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def scores_html(
+    scores: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    first: Sequence[str] = (),
+    digits: int = 3,
+) -> Path:
+    """An HTML page with one table per scheme (rows: models, columns: metrics, headline
+    subset), the best value of each column in bold, and the breakdown subsets below."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title or 'scores')}</title>",
+        "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;"
+        "margin-bottom:18px} td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+        " th{background:#eee} td:first-child{text-align:left}</style></head><body>",
+    ]
+    if title:
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+    if scores.empty:
+        parts.append("<p>no scores</p>")
+    for (scheme, subset), g in scores.groupby(["scheme", "subset"], sort=False):
+        tab = g.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+        order = [m for m in metrics.METRICS if m in tab.columns] + sorted(
+            set(tab.columns) - set(metrics.METRICS)
+        )
+        tab = tab.reindex(index=_order_models(tab.index, first), columns=order)
+        n = g.groupby("model")["n"].max().reindex(tab.index)
+        parts.append(f"<h3>{html.escape(str(scheme))} — {html.escape(str(subset))}</h3><table>")
+        parts.append(
+            "<tr><th>model</th>"
+            + "".join(f"<th>{html.escape(c)}</th>" for c in tab.columns)
+            + "<th>n</th></tr>"
+        )
+        best = {}
+        for c in tab.columns:
+            col = tab[c].to_numpy("f8")
+            if np.isfinite(col).any():
+                if c == "rb":
+                    best[c] = np.nanargmin(np.abs(col))
+                else:
+                    best[c] = np.nanargmin(col) if c in LOWER_IS_BETTER else np.nanargmax(col)
+        for i, (model, row) in enumerate(tab.iterrows()):
+            cells = []
+            for c in tab.columns:
+                v = row[c]
+                txt = "" if not np.isfinite(v) else f"{v:.{digits}f}"
+                cells.append(f"<td><b>{txt}</b></td>" if best.get(c) == i else f"<td>{txt}</td>")
+            nn = "" if pd.isna(n.loc[model]) else str(int(n.loc[model]))
+            parts.append(
+                f"<tr><td>{html.escape(str(model))}</td>{''.join(cells)}<td>{nn}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>")
+    path = Path(path)
+    with atomic_path(path, suffix=".html") as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------- other evaluations
+def plot_interpolation(
+    table: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    metric_names: Sequence[str] = ("rmse", "mae", "cc"),
+    title: str = "",
+) -> Path:
+    """Grouped bars of the interpolation comparison: sources on x, one bar per method."""
+    t = table[table["metric"].isin(metric_names)]
+    if t.empty:
+        return placeholder(path, "no interpolation comparison")
+    metric_names = [m for m in metric_names if m in set(t["metric"])]
+    sources = list(pd.unique(t["source"]))
+    methods = list(pd.unique(t["method"]))
+    fig, axes = plt.subplots(
+        1, len(metric_names), figsize=(3.6 * len(metric_names), 3.0), squeeze=False
+    )
+    width = 0.8 / max(1, len(methods))
+    for ax, metric in zip(axes[0], metric_names):
+        tab = (
+            t[t["metric"] == metric]
+            .pivot_table(index="source", columns="method", values="value", aggfunc="first")
+            .reindex(index=sources, columns=methods)
+        )
+        x = np.arange(len(sources))
+        for k, method in enumerate(methods):
+            ax.bar(
+                x + (k - (len(methods) - 1) / 2) * width,
+                tab[method].to_numpy("f8"),
+                width,
+                label=method,
+            )
+        ax.set_xticks(x, sources, rotation=30, ha="right", fontsize=8)
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        ax.set_title(f"{metric} {arrow}", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_training_curves(
+    curves: Mapping[str, pd.DataFrame],
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+) -> Path:
+    """Training curves, one panel per network: columns holding ``loss`` on the left axis,
+    validation ``rmse``/``mae`` columns (mm/day) on the right; one line per ``seed``."""
+    items = [(k, h) for k, h in curves.items() if h is not None and len(h)]
+    if not items:
+        return placeholder(path, "no training history")
+    fig, axes = plt.subplots(1, len(items), figsize=(4.2 * len(items), 3.2), squeeze=False)
+    for ax, (name, h) in zip(axes[0], items):
+        left = [c for c in h.columns if "loss" in c]
+        right = [c for c in h.columns if c != "epoch" and ("rmse" in c or "mae" in c)]
+        ax2 = ax.twinx() if right else None
+        groups = h.groupby("seed", sort=True) if "seed" in h.columns else [(None, h)]
+        for k, (seed, g) in enumerate(groups):
+            x = g["epoch"].to_numpy() if "epoch" in g.columns else np.arange(1, len(g) + 1)
+            tag = "" if seed is None else f" (seed {seed})"
+            for j, c in enumerate(left):
+                ax.plot(x, g[c].to_numpy("f8"), color=f"C{j}", alpha=1 - 0.3 * k, label=c + tag)
+            for j, c in enumerate(right):
+                ax2.plot(
+                    x,
+                    g[c].to_numpy("f8"),
+                    "--",
+                    color=f"C{j + 3}",
+                    alpha=1 - 0.3 * k,
+                    label=c + tag,
+                )
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("training loss", fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        if ax2 is not None:
+            ax2.set_ylabel("validation (mm/day)", fontsize=8)
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_ablation(
+    table: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+) -> Path:
+    """Horizontal bars of ``delta`` (variant minus full model) per metric and scheme.
+
+    ``table``: ``variant, scheme, metric, value, delta`` (as written by the ablation rule).
+    """
+    t = table[table["variant"] != "full"]
+    if t.empty:
+        return placeholder(path, "no ablation variants")
+    metric_names = list(pd.unique(t["metric"]))
+    schemes = list(pd.unique(t["scheme"]))
+    variants = list(pd.unique(t["variant"]))
+    fig, axes = plt.subplots(
+        1,
+        len(metric_names),
+        figsize=(3.2 * len(metric_names), 0.5 * len(variants) * len(schemes) + 1.5),
+        squeeze=False,
+    )
+    height = 0.8 / max(1, len(schemes))
+    for ax, metric in zip(axes[0], metric_names):
+        tab = (
+            t[t["metric"] == metric]
+            .pivot_table(index="variant", columns="scheme", values="delta", aggfunc="first")
+            .reindex(index=variants, columns=schemes)
+        )
+        y = np.arange(len(variants))
+        for k, scheme in enumerate(schemes):
+            ax.barh(
+                y + (k - (len(schemes) - 1) / 2) * height,
+                tab[scheme].to_numpy("f8"),
+                height,
+                label=scheme,
+            )
+        ax.set_yticks(y, variants, fontsize=8)
+        ax.axvline(0, color="k", lw=0.7)
+        worse = "worse →" if metric in LOWER_IS_BETTER else "← worse"
+        ax.set_title(f"Δ {metric} ({worse})", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, -1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- data helpers
+def read_days(
+    paths: Sequence[str | os.PathLike], variable: str, days: Sequence | None = None
+) -> xr.DataArray | None:
+    """``variable`` of yearly files (absent markers skipped), restricted to ``days``.
+
+    Returns None when no file has data.
+    """
+    from .io import is_absent, read_netcdf
+
+    parts = []
+    for f in paths:
+        ds = read_netcdf(f)
+        if is_absent(ds):
+            ds.close()
+            continue
+        if variable not in ds:
+            raise ValueError(f"{f}: no variable {variable!r}; have {list(ds.data_vars)}")
+        da = ds[variable]
+        if days is not None:
+            t = pd.DatetimeIndex(da["time"].values)
+            da = da.isel(time=np.flatnonzero(t.isin(pd.DatetimeIndex(days))))
+        parts.append(da.load())
+        ds.close()
+    if not parts:
+        return None
+    return xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
+
+
+def station_pairs(
+    fields: Mapping[str, xr.DataArray],
+    stations: pd.DataFrame,
+    daily: pd.DataFrame,
+    *,
+    roles: Sequence[str] = ("evaluation",),
+) -> pd.DataFrame:
+    """``model, station, date, obs, pred``: each field at the cell of each station of the
+    given roles, on the days the station observed."""
+    st = stations[stations["role"].isin(list(roles))] if "role" in stations else stations
+    rows = []
+    for name, da in fields.items():
+        if da is None or st.empty:
+            continue
+        lat, lon = da["lat"].values, da["lon"].values
+        r = np.abs(lat[None, :] - st["lat"].to_numpy()[:, None]).argmin(axis=1)
+        c = np.abs(lon[None, :] - st["lon"].to_numpy()[:, None]).argmin(axis=1)
+        vals = np.asarray(da.isel(lat=xr.DataArray(r, dims="s"), lon=xr.DataArray(c, dims="s")))
+        frame = pd.DataFrame(
+            vals, index=pd.DatetimeIndex(da["time"].values), columns=st["station"].astype(str)
+        )
+        long = frame.rename_axis(index="date", columns="station").stack().rename("pred")
+        long = long.reset_index()
+        obs = daily[["station", "date", "value"]].assign(station=daily["station"].astype(str))
+        m = long.merge(obs, on=["station", "date"], how="inner").rename(columns={"value": "obs"})
+        rows.append(m.assign(model=name)[["model", "station", "date", "obs", "pred"]])
+    if not rows:
+        return pd.DataFrame(columns=["model", "station", "date", "obs", "pred"])
+    return pd.concat(rows, ignore_index=True)

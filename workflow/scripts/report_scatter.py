@@ -1,0 +1,37 @@
+"""Report figure: predicted against observed values at held-out stations.
+
+precip: the product and each downscaled source at the evaluation stations (never used in
+training); so2: the out-of-fold predictions of every model in the site_cv folds
+(evaluation/so2_oof.parquet).  Output: report/scatter.png.
+"""
+
+import pandas as pd
+
+from gridfuse.log import from_snakemake
+from gridfuse.plots import placeholder, plot_scatter, read_days, station_pairs
+
+logger = from_snakemake(snakemake)
+p = snakemake.params
+inp = snakemake.input
+out = snakemake.output.scatter
+
+if p.kind == "so2":
+    oof = pd.read_parquet(inp.oof)
+    scheme = p.scheme if p.scheme in set(oof["scheme"]) else oof["scheme"].iloc[0]
+    pairs = oof[(oof["scheme"] == scheme) & (oof["subset"] == "all")]
+    title = f"{p.title}: out-of-fold predictions ({scheme})"
+else:
+    stations = pd.read_csv(inp.stations, dtype={"station": str})
+    obs = pd.read_parquet(inp.observations)
+    fields = {"mpfm (product)": read_days(inp.product, p.variable)}
+    for key in inp.keys():
+        if key.startswith("src_"):
+            fields[key.removeprefix("src_")] = read_days(inp[key], p.variable)
+    pairs = station_pairs(fields, stations, obs, roles=("evaluation",))
+    title = f"{p.title}: evaluation stations (held out of training)"
+
+logger.info("%d pairs of %d models", len(pairs), pairs["model"].nunique())
+if pairs.empty:
+    placeholder(out, "no held-out stations: every gauge is used in the site_cv folds")
+else:
+    plot_scatter(pairs, out, kind=p.kind, title=title)
