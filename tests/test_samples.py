@@ -302,3 +302,105 @@ def test_interpolation_scores_known_answers(tmp_path, stations):
         assert noisy_s.loc[(m, "mae"), "value"] == pytest.approx(
             np.mean(np.abs(pred - o)), rel=1e-5
         )
+
+
+# ----------------------------------------------------------------------------- workflow
+@pytest.mark.slow
+def test_downscale_compare_and_samples_rules(tmp_path):
+    """downscale (nearest, and absent stays absent), compare_interpolation and build_samples
+    end to end on hand-written daily/station/static inputs (upstream rules not run)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from gridfuse.io import is_absent, read_netcdf
+
+    root = Path(__file__).resolve().parents[1]
+    grid = Grid(101.5, 36.4, 101.6, 36.5, 0.01)
+    for d in ("raw_era5", "raw_gsmap", "raw_stations"):
+        (tmp_path / d).mkdir()
+    cfg = {
+        "products": {
+            "wf_precip": {
+                "kind": "precip",
+                "grid": dict(zip(("west", "south", "east", "north", "res"), grid.bounds + (0.01,))),
+                "period": {"start": "2019-12-30", "end": "2020-01-02"},
+                "sources": {
+                    "era5": {"format": "era5", "path": str(tmp_path / "raw_era5")},
+                    "gsmap": {"format": "gsmap_hourly", "path": str(tmp_path / "raw_gsmap")},
+                },
+                "stations": {"format": "cma_daily", "path": str(tmp_path / "raw_stations")},
+                "samples": {"patch": 3, "window_days": 3},
+            }
+        }
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    res = tmp_path / "results" / "wf_precip"
+    lat = 36.6 - (np.arange(4) + 0.5) * 0.1
+    lon = 101.4 + (np.arange(4) + 0.5) * 0.1
+    rng = np.random.default_rng(1)
+    for year, days in ((2019, DAYS[1:3]), (2020, DAYS[3:5])):
+        ds = xr.Dataset(
+            {"precip": (("time", "lat", "lon"), rng.gamma(1, 2, (2, 4, 4)).astype("f4"))},
+            coords={"time": days, "lat": lat, "lon": lon},
+        )
+        write_netcdf(ds, res / "daily" / "era5" / f"{year}.nc")
+    write_absent(res / "daily" / "gsmap" / "2019.nc", source="gsmap", year=2019, reason="test")
+    write_netcdf(ds, res / "daily" / "gsmap" / "2020.nc")
+    (res / "stations").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "station": ["1", "2"],
+            "lat": [36.455, 36.405],
+            "lon": [101.555, 101.505],
+            "elevation": [1.0, 2.0],
+            "role": ["train", "evaluation"],
+        }
+    ).to_csv(res / "stations" / "stations.csv", index=False)
+    pd.DataFrame(
+        {"station": ["1", "2"], "date": DAYS[[2, 3]], "value": [1.0, 2.0], "n_valid": [1, 1]}
+    ).to_parquet(res / "stations" / "daily.parquet")
+    for name in ("qc.csv",):
+        (res / "stations" / name).write_text("check,station,n,detail\n")
+    static = xr.Dataset({"elevation": (("lat", "lon"), np.ones(grid.shape, "f4"))}, grid.coords())
+    write_netcdf(static, res / "static.nc")
+    targets = [
+        "results/wf_precip/samples/points.parquet",
+        "results/wf_precip/evaluation/interpolation.csv",
+    ]
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "--cores",
+        "2",
+        "-s",
+        str(root / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "cfg.yaml"),
+        "--allowed-rules",
+        "downscale",
+        "compare_interpolation",
+        "build_samples",
+        "--",
+        *targets,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert is_absent(res / "downscaled" / "gsmap" / "2019.nc")
+    with read_netcdf(res / "downscaled" / "era5" / "2020.nc") as fine:
+        assert fine["precip"].shape == (2,) + grid.shape
+        assert fine.attrs["regrid_method"] == "nearest"
+        expect = Regridder(lat, lon, grid, "nearest")(ds["precip"].values)
+        np.testing.assert_array_equal(fine["precip"].values, expect)
+    scores = pd.read_csv(res / "evaluation" / "interpolation.csv")
+    assert set(scores["method"]) == {"nearest", "bilinear", "cubic"}
+    assert set(scores["source"]) == {"era5", "gsmap"}
+    assert (scores.loc[scores["source"] == "era5", "n"] == 2).all()
+    assert (scores.loc[scores["source"] == "gsmap", "n"] == 1).all()
+    with xr.open_dataset(res / "samples" / "patches.nc") as p:
+        assert p["x"].shape == (2, 4, 3, 3, 5)
+        assert np.isnan(p["x"].values[:, :2, :, :, 1]).all()  # gsmap absent in 2019
+        assert p["role"].values.tolist() == ["train", "evaluation"]
