@@ -55,6 +55,9 @@ __all__ = [
     "osse_grid_scores",
 ]
 
+#: Tables with fewer rows than this are fitted/predicted single-threaded.
+SMALL_TABLE = 50_000
+
 MODEL_NAMES = ("lightgbm", "lightgbm_plain", "rf_ps", "lstm")
 
 #: LightGBM parameters of Spec A.8.
@@ -133,9 +136,10 @@ def fit_lightgbm(
     ``num_boost_round`` rounds without validation.
     """
     p = {**DEFAULT_LIGHTGBM, **(params or {})}
-    p.update(
-        seed=seed, num_threads=int(threads), verbosity=-1, deterministic=True, force_row_wise=True
-    )
+    # OpenMP threads only pay off on large tables; on small ones (CV folds of a demo) they
+    # mostly spin-wait, which is very slow on a shared, loaded machine
+    nthreads = int(threads) if len(y) >= SMALL_TABLE else 1
+    p.update(seed=seed, num_threads=nthreads, verbosity=-1, deterministic=True, force_row_wise=True)
     names = feature_names or "auto"
     w = np.ones(len(y), np.float32) if weight is None else np.asarray(weight, np.float32)
     val = _grouped_valid_mask(np.asarray(groups), valid_fraction, seed)
@@ -262,7 +266,8 @@ class SO2Model:
         if self.estimator == "lightgbm":
             if self.booster is None:
                 raise RuntimeError(f"{self.name}: not fitted")
-            p = self.booster.predict(X, num_threads=self.settings.threads)
+            nthreads = self.settings.threads if len(X) >= SMALL_TABLE else 1
+            p = self.booster.predict(X, num_threads=nthreads)
         elif self.estimator == "rf":
             p = self._est.predict(np.where(np.isfinite(X), X, self._fill))
         else:
