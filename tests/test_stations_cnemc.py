@@ -315,3 +315,9 @@ def test_real_calendar_day_by_hand(realdata):
     got = daily.set_index("station")["value"] / 1.0
     assert set(got.index) == set(expect.index)
     np.testing.assert_allclose(got[expect.index], expect, rtol=1e-12)
+
+
+def test_missing_station_list_is_named(tmp_path):
+    cnemc.write_china_sites(_hourly(hours=24), tmp_path)
+    with pytest.raises(FileNotFoundError, match="station_list.csv"):
+        ingest("so2", "cnemc", tmp_path, None, CHINA, "2018-08-31", "2018-08-31", 16)
