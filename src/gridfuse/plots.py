@@ -123,8 +123,7 @@ def plot_day_maps(
     """
     names = list(panels)
     days = [pd.Timestamp(d) for d in days]
-    cmap = plt.get_cmap(CMAPS.get(kind, "viridis")).copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap(CMAPS.get(kind, "viridis")).with_extremes(bad="0.85")
     fig, axes = plt.subplots(
         len(days),
         len(names),

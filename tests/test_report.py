@@ -1,0 +1,242 @@
+"""Report figures and tables (gridfuse.plots), and the rendered Snakemake report."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from gridfuse import plots
+from gridfuse.grid import Grid
+from gridfuse.io import write_absent, write_netcdf
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+GRID = Grid(100.0, 30.0, 100.5, 30.4, 0.1)  # 4 x 5
+DAYS = pd.date_range("2020-01-01", periods=10, freq="D")
+
+
+def _field(scale=1.0) -> xr.DataArray:
+    t = np.arange(10, dtype="f4")[:, None, None]
+    r, c = np.indices(GRID.shape)
+    data = scale * (t + 0.1 * r + 0.01 * c).astype("f4")
+    return xr.DataArray(
+        data, dims=("time", "lat", "lon"), coords={"time": DAYS, **GRID.coords()}, name="precip"
+    )
+
+
+def _png(path) -> np.ndarray:
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and min(img.shape[:2]) > 50
+    return img
+
+
+def test_pick_days_spread_and_explicit():
+    f = _field()
+    # the domain mean grows with time: the last day of each half is picked
+    assert plots.pick_days(f, n=2) == [DAYS[4], DAYS[9]]
+    assert plots.pick_days(f, n=1) == [DAYS[9]]
+    assert plots.pick_days(f, days=["2020-01-03", "2021-05-05"]) == [DAYS[2]]
+    with pytest.raises(ValueError, match="none of the report days"):
+        plots.pick_days(f, days=["2021-05-05"])
+
+
+def test_station_pairs_take_the_station_cell_and_observed_days():
+    f = _field()
+    stations = pd.DataFrame(
+        {
+            "station": ["A", "B", "C"],
+            "lat": [GRID.lat[1], GRID.lat[3] + 0.02, GRID.lat[0]],
+            "lon": [GRID.lon[2], GRID.lon[0] - 0.03, GRID.lon[4]],
+            "role": ["evaluation", "evaluation", "train"],
+        }
+    )
+    daily = pd.DataFrame(
+        {
+            "station": ["A", "A", "B", "C"],
+            "date": pd.to_datetime(["2020-01-02", "2020-01-05", "2020-01-10", "2020-01-02"]),
+            "value": [5.0, 6.0, 7.0, 8.0],
+        }
+    )
+    pairs = plots.station_pairs({"m": f}, stations, daily)
+    assert len(pairs) == 3 and set(pairs["station"]) == {"A", "B"}  # C is a training station
+    got = pairs.set_index(["station", "date"])["pred"]
+    assert got[("A", pd.Timestamp("2020-01-02"))] == pytest.approx(1 + 0.1 * 1 + 0.01 * 2)
+    assert got[("B", pd.Timestamp("2020-01-10"))] == pytest.approx(9 + 0.1 * 3)
+    assert pairs.set_index(["station", "date"])["obs"][("A", pd.Timestamp("2020-01-05"))] == 6.0
+
+
+def test_scores_html_bold_best_per_column(tmp_path):
+    rows = []
+    for model, rmse, kge, rb in (
+        ("mpfm", 1.0, 0.7, -5.0),
+        ("era5", 2.0, 0.8, 2.0),
+        ("owa", 1.5, 0.1, 9.0),
+    ):
+        for metric, v in (("rmse", rmse), ("kge", kge), ("rb", rb)):
+            rows.append(
+                dict(model=model, scheme="holdout", subset="all", metric=metric, value=v, n=30)
+            )
+    out = plots.scores_html(pd.DataFrame(rows), tmp_path / "s.html", first=["mpfm"])
+    text = out.read_text()
+    assert "holdout" in text
+    body = re.findall(r"<tr><td>(\w+)</td>(.*?)</tr>", text)
+    assert [m for m, _ in body] == ["mpfm", "era5", "owa"]  # 'first' models lead
+    cells = {m: re.findall(r"<td>(<b>)?([-\d.]+)", rest) for m, rest in body}
+    # columns in METRICS order: rmse, rb, kge; best: lowest rmse, smallest |rb|, highest kge
+    assert cells["mpfm"][0] == ("<b>", "1.000")
+    assert cells["era5"][1] == ("<b>", "2.000") and cells["mpfm"][1][0] == ""
+    assert cells["era5"][2] == ("<b>", "0.800")
+
+
+def test_figures_are_written(tmp_path):
+    f = _field()
+    st = pd.DataFrame(
+        {
+            "date": [DAYS[9]],
+            "lon": [GRID.lon[1]],
+            "lat": [GRID.lat[1]],
+            "value": [9.0],
+            "role": ["evaluation"],
+        }
+    )
+    maps = plots.plot_day_maps(
+        {"product": f, "truth": f * 1.1, "era5": f.isel(time=slice(0, 5))},
+        [DAYS[4], DAYS[9]],
+        tmp_path / "maps.png",
+        stations=st,
+    )
+    img = _png(maps)
+    assert img.shape[1] > img.shape[0]  # three columns, two rows
+    pairs = pd.DataFrame(
+        {"model": ["a"] * 50 + ["b"] * 50, "obs": np.r_[np.arange(50.0), np.arange(50.0)]}
+    ).assign(pred=lambda d: d["obs"] * np.where(d["model"] == "a", 1.0, 0.5))
+    _png(plots.plot_scatter(pairs, tmp_path / "scatter.png"))
+    scores = pd.DataFrame(
+        [
+            dict(model=m, scheme=s, subset="all", metric=k, value=v, n=10)
+            for m, v in (("mpfm", 1.0), ("era5", 2.0))
+            for s in ("holdout", "site_cv")
+            for k in ("rmse", "kge")
+        ]
+    )
+    _png(plots.plot_scores(scores, tmp_path / "scores.png"))
+    interp = pd.DataFrame(
+        [
+            dict(source=s, method=m, metric="rmse", value=v, n=5)
+            for s in ("era5", "imerg")
+            for m, v in (("nearest", 1), ("bilinear", 0.9))
+        ]
+    )
+    _png(plots.plot_interpolation(interp, tmp_path / "interp.png"))
+    curve = pd.DataFrame(
+        {
+            "seed": [0] * 3 + [1] * 3,
+            "epoch": [1, 2, 3] * 2,
+            "train_loss": [3, 2, 1] * 2,
+            "val_rmse": [2, 1.5, 1.4] * 2,
+        }
+    )
+    _png(plots.plot_training_curves({"mpfm_era5": curve}, tmp_path / "train.png"))
+    abl = pd.DataFrame(
+        [
+            dict(variant=v, removed=v[3:], scheme="site_cv", metric="r2", value=0.5, n=9, delta=d)
+            for v, d in (("full", 0.0), ("no_random_id", -0.1))
+        ]
+    )
+    _png(plots.plot_ablation(abl, tmp_path / "abl.png"))
+
+
+def test_empty_inputs_give_placeholders(tmp_path):
+    empty = pd.DataFrame(columns=["model", "obs", "pred"])
+    small = _png(plots.plot_scatter(empty, tmp_path / "a.png"))
+    assert small.shape[0] < 300
+    _png(plots.plot_training_curves({}, tmp_path / "b.png"))
+    abl = pd.DataFrame([dict(variant="full", scheme="s", metric="r2", value=1, delta=0)])
+    _png(plots.plot_ablation(abl, tmp_path / "c.png"))
+
+
+def test_read_days_skips_absent_years(tmp_path):
+    write_netcdf(_field().to_dataset(), tmp_path / "2020.nc")
+    write_absent(tmp_path / "2019.nc", source="x", year=2019, reason="not covered")
+    da = plots.read_days([tmp_path / "2019.nc", tmp_path / "2020.nc"], "precip", DAYS[[1, 3]])
+    assert da.sizes["time"] == 2 and float(da.isel(time=1, lat=0, lon=0)) == pytest.approx(3.0)
+    assert plots.read_days([tmp_path / "2019.nc"], "precip") is None
+    with pytest.raises(ValueError, match="no variable 'so2'"):
+        plots.read_days([tmp_path / "2020.nc"], "so2")
+
+
+# ---------------------------------------------------------------------- the rendered report
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "headless_shell"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path):
+    """Run the tiny test config, build the report, open it in headless Chromium."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium (apt-get install chromium) for the rendering check")
+    work = tmp_path / "work"
+    work.mkdir()
+    base = [SNAKEMAKE, "--cores", "2", "--configfile", str(ROOT / "configs" / "test.yaml")]
+    base += ["--directory", str(work), "-s", str(ROOT / "Snakefile")]
+    run = subprocess.run(base, capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stderr[-4000:]
+    html = work / "results" / "report.html"
+    run = subprocess.run(
+        base + ["--report", str(html)], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    figures = sorted(p.name for p in (work / "results" / "test_precip" / "report").iterdir())
+    assert figures == [
+        "interpolation.png",
+        "maps.png",
+        "scatter.png",
+        "scores.html",
+        "scores.png",
+        "training.png",
+    ]
+
+    profile = tmp_path / "chrome-profile"
+    flags = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000"]
+    dom = subprocess.run(
+        flags + ["--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=180
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # the report is a React app: the categories appear in the DOM only when its script ran
+    for text in ("test_precip", "test_so2", "gridfuse builds daily gridded products"):
+        assert text in dom.stdout, f"{text!r} not in the rendered DOM"
+    shot = tmp_path / "report.png"
+    cap = subprocess.run(
+        flags + ["--window-size=1400,1000", f"--screenshot={shot}", html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert cap.returncode == 0 and shot.exists(), cap.stderr[-2000:]
+    img = _png(shot)
+    assert img[..., :3].std() > 0.02  # not a blank page
