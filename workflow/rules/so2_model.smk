@@ -119,10 +119,15 @@ rule so2_explain:
         table=res("{product}", "evaluation", "shap_mean_abs.csv"),
         beeswarm=report(
             res("{product}", "evaluation", "figures", "shap_beeswarm.png"),
-            category="SO2",
+            caption="../report/shap.rst",
+            category="{product}",
+            subcategory="SHAP",
         ),
         bar=report(
-            res("{product}", "evaluation", "figures", "shap_bar.png"), category="SO2"
+            res("{product}", "evaluation", "figures", "shap_bar.png"),
+            caption="../report/shap.rst",
+            category="{product}",
+            subcategory="SHAP",
         ),
     log:
         res("{product}", "logs", "so2_explain.log"),
