@@ -12,7 +12,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synth_precip.smk"
 include: "workflow/rules/synth_so2.smk"
@@ -28,6 +27,6 @@ include: "workflow/rules/report.smk"
 
 # Build the outputs of every product for its configured period.
 rule all:
+    default_target: True
     input:
         all_targets,
-    default_target: True
