@@ -214,7 +214,6 @@ def test_workflow_synth_and_ingest(tmp_path):
         str(tmp_path),
         "--cores",
         "2",
-        "--quiet",
         *targets,
     ]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)

@@ -328,7 +328,7 @@ class _SourceWriter:
         self.n_files = 0
         self.years: dict[int, int] = {}
         self.era5_parts: list[xr.DataArray] = []
-        tmp = root / ".tmp"
+        tmp = root
         t0 = pd.Timestamp("2000-01-01")
         zeros = np.zeros((lat.size, lon.size), "f4")
         if fmt == "imerg_hhr":
