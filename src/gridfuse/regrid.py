@@ -542,7 +542,8 @@ def regrid(
     Returns
     -------
     Same type as ``obj``, on ``grid`` (``lat`` descending, ``lon`` ascending), float32.
-    Variables without both spatial dimensions are carried over unchanged.
+    Variables without spatial dimensions are carried over unchanged; variables along only
+    one of them (e.g. ``lat_bnds``) are dropped.
     """
     methods = dict(DEFAULT_VARIABLE_METHODS if methods is None else methods)
     for m in {method, *methods.values()}:
@@ -563,9 +564,13 @@ def regrid(
 
     out = {}
     from_uv = []
+    dropped = []
     for name, da in obj.data_vars.items():
-        if lat not in da.dims or lon not in da.dims:
+        if lat not in da.dims and lon not in da.dims:
             out[name] = da
+            continue
+        if lat not in da.dims or lon not in da.dims:  # e.g. lat_bnds: meaningless on the grid
+            dropped.append(name)
             continue
         m = methods.get(str(name), method)
         if m == FROM_UV and {"u10", "v10"} <= set(obj.data_vars):
@@ -579,10 +584,12 @@ def regrid(
         wd.attrs = dict(obj[name].attrs)
         wd.attrs["comment"] = "recomputed from the regridded u10 and v10"
         out[name] = wd
+    if dropped:
+        logger.info("dropped variables along only one spatial axis: %s", dropped)
     res = xr.Dataset(out, attrs=obj.attrs)
     res = res.drop_vars([c for c in (lat, lon) if c in res.coords and c not in ("lat", "lon")])
     res = res.assign_coords(grid.coords())
-    return res[list(obj.data_vars)]
+    return res[[v for v in obj.data_vars if v not in dropped]]
 
 
 def regrid_at_points(
