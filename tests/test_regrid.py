@@ -173,19 +173,24 @@ def test_nan_rule_nearest_and_bilinear_by_hand():
     x[1, 1] = np.nan
     nn = Regridder(lat, lon, grid, "nearest")(x)
     assert np.isnan(nn).sum() == 4 and np.isnan(nn[2:4, 2:4]).all()
+    for method in ("bilinear", "cubic"):
+        out = Regridder(lat, lon, grid, method)(x)
+        # NaN exactly where the containing source cell is NaN, as nearest gives
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(nn))
     bl = Regridder(lat, lon, grid, "bilinear")(x)
-    # target (row 3, col 3) lies 1/4 cell from source (1, 1) towards (2, 2): weights
-    # 9/16 on the NaN cell, 3/16 on (1, 2) and (2, 1), 1/16 on (2, 2) -> renormalized
-    expect = (3 * x[1, 2] + 3 * x[2, 1] + 1 * x[2, 2]) / 7
-    np.testing.assert_allclose(bl[3, 3], expect, rtol=1e-6)
-    # (row 2, col 2): 9/16 on the NaN cell, 3/16 on (0, 1) and (1, 0), 1/16 on (0, 0)
-    np.testing.assert_allclose(bl[2, 2], (3 * x[0, 1] + 3 * x[1, 0] + x[0, 0]) / 7, rtol=1e-6)
-    assert np.isfinite(bl).all()
-    # only NaN neighbours -> NaN
+    # target (row 4, col 4) lies in source cell (2, 2), 1/4 cell from its centre towards
+    # the NaN cell (1, 1): weights 1/16 on (1, 1), 3/16 on (1, 2) and (2, 1), 9/16 on
+    # (2, 2) -> the NaN weight is dropped and the rest renormalized
+    expect = (3 * x[1, 2] + 3 * x[2, 1] + 9 * x[2, 2]) / 15
+    np.testing.assert_allclose(bl[4, 4], expect, rtol=1e-6)
+    # (row 1, col 1) lies in (0, 0), 1/4 cell towards (1, 1)
+    np.testing.assert_allclose(bl[1, 1], (9 * x[0, 0] + 3 * x[0, 1] + 3 * x[1, 0]) / 15, rtol=1e-6)
+    # a single valid cell: finite only where it contains the target centre
     y = np.full((4, 4), np.nan, "f4")
     y[0, 0] = 1.0
     out = Regridder(lat, lon, grid, "bilinear")(y)
-    assert np.isfinite(out[:2, :2]).all() and np.isnan(out[4:, 4:]).all()
+    assert np.isfinite(out[:2, :2]).all() and np.isnan(out).sum() == out.size - 4
+    np.testing.assert_array_equal(out[:2, :2], 1.0)
 
 
 def test_nan_rule_cubic_falls_back_to_bilinear_near_nan():
@@ -197,7 +202,10 @@ def test_nan_rule_cubic_falls_back_to_bilinear_near_nan():
     x_nan[6, 8] = np.nan  # lat 36.35, lon 101.35: inside the target
     cub = Regridder(lat, lon, TARGET, "cubic")(x_nan)
     lin = Regridder(lat, lon, TARGET, "bilinear")(x_nan)
-    assert np.isfinite(cub).all()
+    nan_area = np.isnan(Regridder(lat, lon, TARGET, "nearest")(x_nan))
+    assert nan_area.sum() == 100  # the 10 x 10 target cells inside the NaN source cell
+    np.testing.assert_array_equal(np.isnan(cub), nan_area)
+    np.testing.assert_array_equal(np.isnan(lin), nan_area)
     # cells whose 4 x 4 footprint contains the NaN take the bilinear value
     wy = axis_weights(lat, TARGET.lat, "cubic", descending=True)
     wx = axis_weights(lon, TARGET.lon, "cubic")
@@ -205,7 +213,7 @@ def test_nan_rule_cubic_falls_back_to_bilinear_near_nan():
     touch_x = ((wx.index == 8) & (wx.weight != 0)).any(axis=1)
     touch = touch_y[:, None] & touch_x[None, :]
     assert 0 < touch.sum() < touch.size
-    np.testing.assert_array_equal(cub[touch], lin[touch])
+    np.testing.assert_array_equal(cub[touch & ~nan_area], lin[touch & ~nan_area])
     np.testing.assert_allclose(cub[~touch], full_cubic[~touch], rtol=1e-6)
 
 
@@ -300,3 +308,42 @@ def test_regrid_at_points_and_south_up_sources():
     np.testing.assert_allclose(pts, full.values[:, rows, cols], rtol=1e-5)
     with pytest.raises(ValueError, match="spatial shape"):
         Regridder(lat, lon, TARGET)(np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------------------- real data
+@pytest.mark.parametrize("method", METHODS)
+def test_real_chirps_with_nodata_matches_gdal(realdata, method):
+    """CHIRPS 0.05 deg daily fields (Valparaiso, ocean cells nodata) to 0.01 deg: ours on
+    the converted NetCDF against GDAL warping the original GeoTIFF with its nodata."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    folder = realdata / "rfmerge_valparaiso"
+    bands = [1, 2, 3, 100, 150]
+    with rasterio.open(folder / "original" / "CHIRPS5km.tif") as src:
+        raw, transform, nodata = src.read(indexes=bands), src.transform, src.nodata
+    with xr.open_dataset(folder / "converted" / "CHIRPS5km.nc") as ds:
+        da = ds["precip"].isel(time=[b - 1 for b in bands]).load()
+    assert np.isnan(da.values).any()  # ocean cells
+    grid = Grid(-71.6, -33.8, -70.2, -32.2, 0.01)
+    ref = np.full((len(bands),) + grid.shape, np.nan, dtype="f4")
+    reproject(
+        raw,
+        ref,
+        src_transform=transform,
+        src_crs="EPSG:4326",
+        src_nodata=nodata,
+        dst_transform=grid.transform,
+        dst_crs="EPSG:4326",
+        dst_nodata=np.nan,
+        resampling=getattr(Resampling, method),
+    )
+    ours = regrid(da, grid, method).values
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    assert np.isnan(ours).mean() > 0.02  # the coast crosses the target grid
+    if method == "nearest":
+        np.testing.assert_array_equal(ours, ref)
+    else:
+        tol = 1e-4 * float(np.nanmax(da.values) - np.nanmin(da.values))
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=tol)

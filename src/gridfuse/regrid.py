@@ -33,16 +33,16 @@ pixel centres sit at ``u = i + 0.5``).  Source grids are handled in north-up ori
   gridfuse source).  For a finer source, GDAL widens the kernel to average; this module
   does not, it interpolates point values.
 
-NaN rule
---------
-- **nearest**: a NaN source cell gives NaN in every destination cell that takes it.
-- **bilinear**: a weighted mean over the *valid* (finite) neighbours: the weights of NaN
-  neighbours are dropped and the rest renormalized (GDAL's rule for nodata).  The result
-  is NaN only where no neighbour with a non-zero weight is valid.
-- **cubic**: where any neighbour with a non-zero cubic weight is NaN, the cell takes the
-  bilinear value under the bilinear NaN rule instead (cubic weights are partly negative, so
-  renormalizing them over a subset is unstable).  NaNs therefore never spread further than
-  the bilinear footprint.
+NaN rule (the same as GDAL's for nodata, checked on real CHIRPS data with ocean nodata)
+----------------------------------------------------------------------------------------
+- **every method**: a destination cell is NaN where the source cell *containing* its
+  centre (the one nearest picks) is NaN, so NaN areas keep the outline nearest gives them
+  and are neither filled nor grown.
+- **bilinear**: elsewhere, a weighted mean over the *valid* (finite) neighbours: the
+  weights of NaN neighbours are dropped and the rest renormalized.
+- **cubic**: elsewhere, where any neighbour with a non-zero cubic weight is NaN, the cell
+  takes the bilinear value (cubic weights are partly negative, so renormalizing them over a
+  subset is unstable).
 
 Performance and memory
 ----------------------
@@ -315,6 +315,10 @@ class Regridder:
     def _bilinear(self) -> Regridder:
         return Regridder(self.src_lat, self.src_lon, self.grid, "bilinear", block=self.block)
 
+    @cached_property
+    def _nearest(self) -> Regridder:
+        return Regridder(self.src_lat, self.src_lon, self.grid, "nearest", block=self.block)
+
     @staticmethod
     def _apply_bands(x2d: np.ndarray, bands, out: np.ndarray, tmp: np.ndarray) -> None:
         """``out = Wy @ x2d @ Wx^T`` with banded ``Wy``/``Wx`` (tmp: ``(ny, nlon)``)."""
@@ -360,6 +364,9 @@ class Regridder:
                 lin = np.empty_like(out)
                 self._bilinear._day_nan(x, ok, lin, tmp)
                 out[fallback] = lin[fallback]
+        # NaN where the containing source cell is NaN (den is free again)
+        self._nearest._day(1 - mask, den, tmp)
+        out[den > 0.5] = np.nan
 
     def __call__(self, data, *, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
         """Regrid ``(..., lat, lon)`` values; returns ``(..., nlat, nlon)`` float32.
@@ -446,6 +453,9 @@ class Regridder:
             if fallback.any():
                 lin = self._bilinear._points(x, self._bilinear.wy, self._bilinear.wx, rows, cols)
                 val = np.where(fallback, lin, val)
+        if self.method != "nearest":
+            iy, ix = self._nearest.wy.index[rows, 0], self._nearest.wx.index[cols, 0]
+            val[np.isnan(x[:, iy, ix])] = np.nan
         outside = self._rows_out[rows] | self._cols_out[cols]
         val[:, outside] = np.nan
         return val.reshape(lead + rows.shape)
