@@ -404,3 +404,45 @@ def test_downscale_compare_and_samples_rules(tmp_path):
         assert p["x"].shape == (2, 4, 3, 3, 5)
         assert np.isnan(p["x"].values[:, :2, :, :, 1]).all()  # gsmap absent in 2019
         assert p["role"].values.tolist() == ["train", "evaluation"]
+
+
+# ----------------------------------------------------------------------------- real data
+def test_interpolation_scores_on_real_gauges(realdata):
+    """CHIRPS and PERSIANN-CDR (0.05 deg, Valparaiso 1983) against the 34 real gauges:
+    nearest scores equal a direct comparison of the native cell containing each gauge."""
+    from gridfuse import metrics
+
+    folder = realdata / "rfmerge_valparaiso" / "converted"
+    gis = pd.read_csv(folder / "ValparaisoPPgis.csv")
+    stations = pd.DataFrame(
+        {"station": gis["Code"], "lat": gis["lat"], "lon": gis["lon"], "role": "train"}
+    )
+    wide = pd.read_csv(folder / "ValparaisoPPts.csv", parse_dates=["date"])
+    daily = wide.melt(id_vars="date", var_name="station", value_name="value").dropna()
+    grid = Grid(-71.8, -34.0, -70.0, -32.0, 0.01)
+    files = {"chirps": [folder / "CHIRPS5km.nc"], "persiann": [folder / "PERSIANNcdr5km.nc"]}
+    scores = interpolation_scores(files, stations, daily, grid, ["nearest", "bilinear", "cubic"])
+    assert len(scores) == 2 * 3 * 4 and scores["value"].notna().all()
+    s = scores.set_index(["source", "method", "metric"])
+    assert 0.3 < s.loc[("chirps", "nearest", "cc"), "value"] < 1.0
+    # direct: the native 0.05 deg cell containing each gauge, except gauges so close to a
+    # native cell edge that their 0.01 deg cell's centre lies in the neighbouring cell
+    with xr.open_dataset(folder / "CHIRPS5km.nc") as ds:
+        native = Grid.from_coords(ds["lat"].values, ds["lon"].values)
+        r, c = native.rowcol(stations["lon"], stations["lat"])
+        fr, fc = grid.rowcol(stations["lon"], stations["lat"])
+        same = (native.rowcol(grid.lon[fc], grid.lat[fr])[0] == r) & (
+            native.rowcol(grid.lon[fc], grid.lat[fr])[1] == c
+        )
+        assert same.mean() > 0.7
+        pred = ds["precip"].values[:, r, c]
+        days = pd.DatetimeIndex(ds["time"].values)
+    sub = stations[same]
+    obs = target_matrix(daily, sub["station"], days).T
+    direct = interpolation_scores({"chirps": files["chirps"]}, sub, daily, grid, ["nearest"])
+    direct = direct.set_index("metric")
+    for name in ("rmse", "mae", "cc", "rb"):
+        np.testing.assert_allclose(
+            direct.loc[name, "value"], getattr(metrics, name)(obs, pred[:, same]), rtol=1e-6
+        )
+    assert direct.loc["rmse", "n"] == int(metrics.n_valid(obs, pred[:, same])) > 1000
