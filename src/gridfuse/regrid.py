@@ -33,8 +33,12 @@ pixel centres sit at ``u = i + 0.5``).  Source grids are handled in north-up ori
   gridfuse source).  For a finer source, GDAL widens the kernel to average; this module
   does not, it interpolates point values.
 
-NaN rule (the same as GDAL's for nodata, checked on real CHIRPS data with ocean nodata)
-----------------------------------------------------------------------------------------
+NaN rule
+--------
+The rule of GDAL's warper for masked (nodata) source cells, checked against it on real
+CHIRPS fields with ocean nodata.  (GDAL, when not given a mask, lets NaN propagate through
+its arithmetic to every cell whose kernel touches one, which loses far more data.)
+
 - **every method**: a destination cell is NaN where the source cell *containing* its
   centre (the one nearest picks) is NaN, so NaN areas keep the outline nearest gives them
   and are neither filled nor grown.
