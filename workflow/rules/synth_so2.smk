@@ -41,6 +41,8 @@ rule truth_so2:
     wildcard_constraints:
         product="|".join(synth_so2_products()) or "NO_SO2_DEMO",
     localrule: True
+    conda:
+        "../../envs/gridfuse.yaml"
     threads: 1
     params:
         staged=lambda wc: res(wc.product, "raw", "truth", f"{wc.year}.nc"),
