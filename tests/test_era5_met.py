@@ -156,3 +156,10 @@ def test_files_for_year():
         "era5_met_201901.zip",
         "data_stream-oper_stepType-instant.nc",
     ]
+
+
+def test_real_legacy_file_without_met_variables(realdata):
+    """The real old-CDS fixture (swvl1/lsm only) is read, and the missing variables are named."""
+    path = realdata / "era5_cds_netcdf_legacy_fixture" / "era5_example_downloaded_raw.nc"
+    with pytest.raises(KeyError, match="blh.*era5_example_downloaded_raw.nc"):
+        em.read_met_daily([path], pd.date_range("2010-01-01", periods=1), 0)
