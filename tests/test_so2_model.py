@@ -138,3 +138,55 @@ def test_model_settings_from_config():
     assert s.rf["n_estimators"] == 7 and s.seed == 3
     with pytest.raises(ValueError, match="unknown SO2 model"):
         make_model("xgb", CFG, GRID, s)
+
+
+@pytest.mark.slow
+def test_so2_workflow_on_test_config(tmp_path):
+    """synthesize -> ingest -> downscale -> so2 samples/train/CV/ablation/SHAP/predict on the
+    tiny test_so2 product of configs/test.yaml, in a temporary directory."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from gridfuse.io import read_netcdf
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "configs" / "test.yaml").read_text())
+    cfg["products"] = {"test_so2": cfg["products"]["test_so2"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = "results/test_so2"
+    targets = [
+        f"{out}/evaluation/scores.csv",
+        f"{out}/evaluation/ablation.csv",
+        f"{out}/evaluation/shap_mean_abs.csv",
+        f"{out}/product/2018.nc",
+    ]
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        *targets,
+        "--cores",
+        "2",
+        "--directory",
+        str(tmp_path),
+        "-s",
+        str(root / "Snakefile"),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = tmp_path / out
+    scores = pd.read_csv(res / "evaluation" / "scores.csv")
+    assert list(scores.columns) == ["model", "scheme", "subset", "metric", "value", "n"]
+    assert set(scores["model"]) >= set(MODEL_NAMES)
+    assert set(scores["scheme"]) >= {"sample_cv", "site_cv", "block_cv", "region", "osse_grid"}
+    ab = pd.read_csv(res / "evaluation" / "ablation.csv")
+    assert {"full", "no_random_id", "no_spatial", "no_convolution"} <= set(ab["variant"])
+    so2 = read_netcdf(res / "product" / "2018.nc")["so2"]
+    assert so2.sizes["time"] == 24 and np.isfinite(so2.values).all()
+    tifs = sorted((res / "product" / "geotiff" / "2018").glob("so2_*.tif.gz"))
+    assert len(tifs) == 24 and tifs[0].name == "so2_20180820.tif.gz"
+    back = read_geotiff(tifs[0])
+    np.testing.assert_allclose(np.asarray(back.values).squeeze(), so2.values[0], rtol=1e-6)
