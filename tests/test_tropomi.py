@@ -277,3 +277,33 @@ def test_writer_roundtrip(tmp_path):
         q = nc["PRODUCT/qa_value"]
         assert q.dtype == np.uint8 and q[0, 0, 0] == pytest.approx(0.84)
         assert "DETAILED_RESULTS" in nc["PRODUCT/SUPPORT_DATA"].groups
+
+
+def test_grid_daily_combines_orbits_of_a_day_in_any_order(tmp_path):
+    grid = Grid(112.0, 37.0, 112.1, 37.1, 0.05)
+    lon_b, lat_b = _quads(112.0, 37.0, 0.05, 0.05, 2, 2)
+    files = []
+    for k, (start, value) in enumerate(
+        (("2019-08-25 04:00", 1e-4), ("2019-08-25 05:40", 3e-4), ("2019-08-26 05:00", 5e-4))
+    ):
+        t = pd.Timestamp(start)
+        name = tr.l2_filename(t, t + pd.Timedelta("100min"), 100 + k)
+        ms = int((t - t.normalize()) / pd.Timedelta("1ms"))
+        files.append(
+            write_real_layout(
+                tmp_path / name,
+                np.full((2, 2), value, "f4"),
+                np.ones((2, 2)),
+                np.zeros((2, 2)),
+                lon_b,
+                lat_b,
+                t0=str(t.date()),
+                delta_ms=ms + np.arange(2) * 1000,
+            )
+        )
+    days = pd.date_range("2019-08-25", periods=2)
+    ds = tr.grid_daily(files[::-1], grid, days, utc_start_hour=0)
+    np.testing.assert_allclose(ds.so2_column.isel(time=0), 2e-4, rtol=1e-5)
+    np.testing.assert_array_equal(ds.n_pixels.isel(time=0), 2)
+    np.testing.assert_allclose(ds.so2_column.isel(time=1), 5e-4, rtol=1e-5)
+    assert ds.n_pixels.dtype == np.int16 and ds.so2_column.dtype == np.float32

@@ -15,9 +15,19 @@ rule ingest_tropomi:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
+        # 6 bytes per cell-day of the (coarser) TROPOMI grid, plus one orbit in memory
         mem_mb=lambda wc: 1500
         + mem_for_cells(
-            wc.product, days=days_in_year(wc.product, wc.year), base_mb=0, factor=0.5
+            wc.product,
+            per_cell_day_bytes=6,
+            days=days_in_year(wc.product, wc.year),
+            base_mb=0,
+            factor=1.5
+            * (
+                pcfg(wc.product)["grid"]["res"]
+                / source_cfg(wc.product, "tropomi")["grid_res"]
+            )
+            ** 2,
         ),
         runtime=lambda wc: 10 + days_in_year(wc.product, wc.year) // 4,
     params:

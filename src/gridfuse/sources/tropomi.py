@@ -418,6 +418,13 @@ def product_day(times, utc_start_hour: int) -> np.ndarray:
     return (t + shift).astype("M8[D]")
 
 
+def _start_of(path) -> pd.Timestamp:
+    try:
+        return parse_l2_filename(path)["start"]
+    except ValueError:
+        return pd.Timestamp.min
+
+
 def grid_daily(
     files: Iterable[str | os.PathLike],
     grid: Grid,
@@ -433,8 +440,9 @@ def grid_daily(
     """Daily mean SO2 column and pixel count on ``grid`` from L2 files.
 
     Every valid pixel is assigned to its product day from its measurement time; cells without
-    any valid pixel on a day are NaN (``n_pixels`` 0).  Files are read one at a time, so memory
-    is bounded by one orbit plus the daily accumulators.
+    any valid pixel on a day are NaN (``n_pixels`` 0).  Files are read one at a time in the
+    order of their start times (from the file names), so that float64 sums are held only for
+    the days still receiving orbits; the result itself takes 6 bytes per cell-day.
 
     Returns
     -------
@@ -444,12 +452,23 @@ def grid_daily(
     """
     days = pd.DatetimeIndex(days).normalize()
     day_index = {d.to_datetime64().astype("M8[D]"): i for i, d in enumerate(days)}
-    wsum = np.zeros((len(days),) + grid.shape)
-    vsum = np.zeros_like(wsum)
-    count = np.zeros(wsum.shape, dtype="i4")
+    # results per day (float32 / int16); sums only for the days still receiving orbits
+    mean = np.full((len(days),) + grid.shape, np.nan, dtype="f4")
+    count = np.zeros(mean.shape, dtype="i2")
+    open_days: dict[int, list[np.ndarray]] = {}
+    closed: set[int] = set()
+
+    def close(i: int) -> None:
+        w, v, c = open_days.pop(i)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[i] = np.where(w > 0, v / np.where(w > 0, w, 1.0), np.nan)
+        count[i] = np.minimum(c, np.iinfo("i2").max)
+        closed.add(i)
+
     totals: dict = {}
     bbox = grid.bounds
     nfiles = 0
+    files = sorted(files, key=lambda f: (_start_of(f), str(f)))
     for f in files:
         nfiles += 1
         pix = read_l2(f, bbox=bbox, qa_min=qa_min, cloud_max=cloud_max, column_min=column_min)
@@ -458,10 +477,22 @@ def grid_daily(
         if pix.size == 0:
             continue
         pday = product_day(pix.time, utc_start_hour)
+        # orbits come in time order (list_l2_files sorts them): days ending more than a day
+        # before this orbit's first pixel receive nothing more
+        first_day = pday.min()
+        for i in [
+            i for i in open_days if days[i].to_datetime64() < first_day - np.timedelta64(1, "D")
+        ]:
+            close(i)
         for d in np.unique(pday):
             i = day_index.get(d)
             if i is None:
                 continue
+            if i in closed:
+                raise ValueError(
+                    f"{f}: pixels of {d} arrive after later orbits were processed; the file's "
+                    "name does not match its measurement times"
+                )
             sel = pday == d
             w, v, c = bin_pixels(
                 pix.column[sel],
@@ -471,18 +502,22 @@ def grid_daily(
                 method=method,
                 n_sub=n_sub,
             )
-            wsum[i] += w
-            vsum[i] += v
-            count[i] += c
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(wsum > 0, vsum / wsum, np.nan)
+            if i in open_days:
+                acc = open_days[i]
+                acc[0] += w
+                acc[1] += v
+                acc[2] += c
+            else:
+                open_days[i] = [w, v, c]
+    for i in list(open_days):
+        close(i)
     coords = grid.coords()
     coords["time"] = xr.DataArray(days, dims="time")
     ds = xr.Dataset(
         {
             "so2_column": (
                 ("time", "lat", "lon"),
-                mean.astype("f4"),
+                mean,
                 {
                     "units": "mol m-2",
                     "long_name": "SO2 total vertical column, daily mean of valid pixels",
@@ -492,7 +527,7 @@ def grid_daily(
             ),
             "n_pixels": (
                 ("time", "lat", "lon"),
-                np.minimum(count, np.iinfo("i2").max).astype("i2"),
+                count,
                 {"units": "1", "long_name": "number of valid TROPOMI pixels overlapping the cell"},
             ),
         },
