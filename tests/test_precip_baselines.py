@@ -1,0 +1,97 @@
+"""Linear merges and tabular baselines on hand-made cases."""
+
+import numpy as np
+import pytest
+
+from gridfuse.evaluate import baseline_predictions, fit_baseline
+from gridfuse.models.precip_baselines import IEVW, OORA, OWA, TabularRegressor, make_baseline, oora
+
+
+def test_oora_drops_the_outlier():
+    X = np.array([[1.0, 1.2, 0.8, 9.0], [2.0, 2.0, 2.0, 2.0], [0.0, 4.0, np.nan, 4.0]])
+    out = oora(X)
+    assert out[0] == pytest.approx(1.0)  # 9 is farthest from the mean 3.0
+    assert out[1] == pytest.approx(2.0)
+    # mean of the available (0, 4, 4) is 2.67; 0 is farthest -> (4 + 4) / 2
+    assert out[2] == pytest.approx(4.0)
+    assert np.isnan(oora(np.array([[np.nan, np.nan]])))[0]
+    # two sources: plain mean; works on grids (..., k)
+    assert oora(np.array([[1.0, 3.0]]))[0] == pytest.approx(2.0)
+    assert OORA().fit(None, None).predict(np.ones((2, 3, 4))).shape == (2, 3)
+
+
+def test_ievw_weights_are_inverse_error_variance():
+    rng = np.random.default_rng(0)
+    y = rng.gamma(1.0, 3.0, 5000)
+    e = rng.normal(0, 1, (5000, 3)) * np.array([0.5, 1.0, 2.0])
+    X = y[:, None] + e
+    m = IEVW().fit(X, y)
+    var = np.var(X - y[:, None], axis=0)
+    np.testing.assert_allclose(m.weights_, (1 / var) / np.sum(1 / var))
+    assert m.weights_.sum() == pytest.approx(1.0)
+    # sigma 0.5, 1, 2 -> weights close to 16 : 4 : 1
+    np.testing.assert_allclose(m.weights_, np.array([16, 4, 1]) / 21, atol=0.02)
+
+
+def test_owa_weights_non_negative_sum_to_one_and_recover_a_mix():
+    rng = np.random.default_rng(1)
+    X = rng.gamma(1.0, 3.0, (400, 3))
+    y = 0.7 * X[:, 0] + 0.3 * X[:, 2]
+    m = OWA().fit(X, y)
+    assert np.all(m.weights_ >= 0) and m.weights_.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(m.weights_, [0.7, 0.0, 0.3], atol=1e-4)
+    # an anti-correlated source would get a negative unconstrained weight: clipped at 0
+    y2 = X[:, 0] - 0.5 * X[:, 1]
+    w = OWA().fit(X, y2).weights_
+    assert np.all(w >= 0) and w.sum() == pytest.approx(1.0) and w[1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_linear_fits_ignore_incomplete_rows_and_reject_empty():
+    X = np.array([[1.0, np.nan], [2.0, 2.0], [3.0, 3.0]])
+    y = np.array([1.0, 2.0, np.nan])
+    assert IEVW().fit(X, y).weights_ == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="no complete"):
+        OWA().fit(np.full((3, 2), np.nan), np.ones(3))
+
+
+@pytest.mark.parametrize("kind", ["rf", "lightgbm", "mlp"])
+def test_tabular_baselines_learn_a_nonlinear_relation(kind):
+    rng = np.random.default_rng(2)
+    X = rng.gamma(0.8, 4.0, (3000, 3))
+    y = np.where(X[:, 2] > 4, 0.5 * X[:, 0], 1.5 * X[:, 1])
+    X[::50, 0] = np.nan  # missing source values are handled
+    m = TabularRegressor(kind, log_columns=[0, 1], seed=0, params={"n_estimators": 100}).fit(
+        X[:2000], y[:2000]
+    )
+    p = m.predict(X[2000:])
+    assert np.all(p >= 0) and np.all(np.isfinite(p))
+    rmse = np.sqrt(np.mean((p - y[2000:]) ** 2))
+    assert rmse < 0.6 * np.std(y[2000:])
+
+
+def test_make_baseline_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown baseline"):
+        make_baseline("kriging")
+
+
+def test_baselines_use_training_stations_only_and_each_availability_set():
+    rng = np.random.default_rng(3)
+    n_st, n_days = 6, 40
+    truth = rng.gamma(0.7, 3.0, (n_st, n_days))
+    a = truth + rng.normal(0, 0.3, truth.shape)
+    b = truth + rng.normal(0, 2.0, truth.shape)
+    b[:, :20] = np.nan  # first year: source b absent
+    centre = np.stack([a, b, np.full_like(a, 3000.0)], -1)
+    y = truth.copy()
+    y[4:] = 1000.0  # evaluation stations: never seen by the fits
+    keys = np.array(["a"] * 20 + ["a-b"] * 20, dtype=object)
+    out = baseline_predictions(
+        centre, y, ["a", "b", "elevation"], keys, np.arange(4), ["ievw", "owa"]
+    )
+    assert np.all(out["ievw"] < 100) and np.all(out["owa"] < 100)
+    # first set: the only source gets weight 1
+    np.testing.assert_allclose(out["ievw"][:, :20], np.maximum(a[:, :20], 0), rtol=1e-6)
+    m, cols = fit_baseline("ievw", centre, y, ["a", "b", "elevation"], np.arange(4), ["a", "b"])
+    assert cols == ["a", "b"] and m.weights_[0] > m.weights_[1]
+    m, cols = fit_baseline("rf", centre, y, ["a", "b", "elevation"], np.arange(4), ["a"])
+    assert cols == ["a", "elevation"]
