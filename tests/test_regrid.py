@@ -193,6 +193,21 @@ def test_nan_rule_nearest_and_bilinear_by_hand():
     np.testing.assert_array_equal(out[:2, :2], 1.0)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_nan_outside_the_footprint_or_everywhere(method):
+    lat, lon = SOURCES["0.1"]
+    rng = np.random.default_rng(4)
+    x = rng.random((3, lat.size, lon.size)).astype("f4")
+    rg = Regridder(lat, lon, TARGET, method)
+    clean = rg(x)
+    x[0, 0, :] = np.nan  # 36.95 N: 4.5 source cells north of the target, never read
+    x[1] = np.nan  # a day without data
+    out = rg(x)
+    np.testing.assert_array_equal(out[0], clean[0])
+    assert np.isnan(out[1]).all()
+    np.testing.assert_array_equal(out[2], clean[2])
+
+
 def test_nan_rule_cubic_falls_back_to_bilinear_near_nan():
     lat, lon = SOURCES["0.1"]
     rng = np.random.default_rng(3)

@@ -323,6 +323,16 @@ class Regridder:
     def _nearest(self) -> Regridder:
         return Regridder(self.src_lat, self.src_lon, self.grid, "nearest", block=self.block)
 
+    @cached_property
+    def _used(self) -> tuple[int, int, int, int]:
+        """Source rows ``r0:r1`` and columns ``c0:c1`` read with a non-zero weight."""
+
+        def span(w: AxisWeights) -> tuple[int, int]:
+            idx = w.index[w.weight != 0]
+            return (int(idx.min()), int(idx.max()) + 1) if idx.size else (0, 0)
+
+        return (*span(self.wy), *span(self.wx))
+
     @staticmethod
     def _apply_bands(x2d: np.ndarray, bands, out: np.ndarray, tmp: np.ndarray) -> None:
         """``out = Wy @ x2d @ Wx^T`` with banded ``Wy``/``Wx`` (tmp: ``(ny, nlon)``)."""
@@ -340,11 +350,15 @@ class Regridder:
             np.take(x, self.wx.index[:, 0], axis=1, out=tmp)
             np.take(tmp, self.wy.index[:, 0], axis=0, out=out)
         else:
-            ok = np.isfinite(x)
-            if ok.all():
+            r0, r1, c0, c1 = self._used
+            if np.isfinite(x[r0:r1, c0:c1]).all():  # NaNs elsewhere are never read
                 self._apply_bands(x, self._bands, out, tmp)
             else:
-                self._day_nan(x, ok, out, tmp)
+                ok = np.isfinite(x)
+                if ok[r0:r1, c0:c1].any():
+                    self._day_nan(x, ok, out, tmp)
+                else:
+                    out[...] = np.nan
         if self._rows_out.any():
             out[self._rows_out] = np.nan
         if self._cols_out.any():
