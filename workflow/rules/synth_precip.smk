@@ -16,7 +16,7 @@ rule synthesize_precip_demo:
         "../../envs/gridfuse.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, days=32, factor=40),
+        mem_mb=lambda wc: mem_for_cells(wc.product, days=32, factor=40, base_mb=2000),
         runtime=lambda wc: 10
         + (period(wc.product)[1] - period(wc.product)[0]).days // 20,
     params:
