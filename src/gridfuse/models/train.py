@@ -407,7 +407,7 @@ def train_fusion(
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * b.size
+                total += float(loss.detach()) * b.size
                 count += b.size
             sched.step()
             m.eval()
