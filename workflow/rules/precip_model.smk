@@ -1,84 +1,8 @@
 # Rules of the 'precip_model' stage: MPFM (and deep baselines) per source-availability set,
 # station/grid evaluation of every model and baseline, yearly product, daily GeoTIFFs.
-#
-# A source-availability set is the sources a year has (1990-1997: ERA5 only; 1998-1999:
-# no GLDAS); one network is trained per set needed by the period and chosen per year.
-# Set keys are the sources '-'-joined in config order, e.g. "era5-gsmap-imerg-cmorph".
-
-PM_NETS = ("mpfm", "cnn3d", "biconvlstm")
 
 
-def pm_products():
-    return "|".join(products_of("precip")) or "NO_PRODUCT"
-
-
-def pm_year_sources(product, year):
-    """Sources covering a year (the downscaled files that are not absent markers)."""
-    return [s for s in sources(product) if source_covers(product, s, year)]
-
-
-def pm_set(product, year):
-    return "-".join(pm_year_sources(product, year))
-
-
-def pm_sets(product):
-    return list(dict.fromkeys(pm_set(product, y) for y in all_years(product)))
-
-
-def pm_year_sets(product):
-    return {int(y): pm_year_sources(product, y) for y in all_years(product)}
-
-
-def pm_nets(product):
-    base = pcfg(product)["model"]["baselines"]["models"]
-    return ["mpfm"] + [n for n in PM_NETS[1:] if n in base]
-
-
-def pm_model(product, net, key):
-    return res(product, "model", net, f"{key}.pt")
-
-
-def pm_models(product):
-    return [pm_model(product, n, k) for n in pm_nets(product) for k in pm_sets(product)]
-
-
-def pm_downscaled(product, year, srcs=None):
-    """Downscaled files of a year's set for the year and its neighbours (window edges)."""
-    ys = [
-        y for y in (int(year) - 1, int(year), int(year) + 1) if y in all_years(product)
-    ]
-    srcs = pm_year_sources(product, year) if srcs is None else srcs
-    return {s: [res(product, "downscaled", s, f"{y}.nc") for y in ys] for s in srcs}
-
-
-def pm_osse(product, scheme):
-    c = pcfg(product)["cv"]["schemes"]
-    return is_synthetic(product) and scheme in c
-
-
-def pm_mpfm_cfg(product):
-    return pcfg(product)["model"]["mpfm"]
-
-
-def pm_train_mem(product):
-    """Memory of a training job: the patch cubes (float32, twice) plus a margin."""
-    s = pcfg(product)["samples"]
-    days = sum(days_in_year(product, y) for y in all_years(product))
-    n_st = (
-        pcfg(product)["synthetic"].get("n_stations", 60)
-        if is_synthetic(product)
-        else 100
-    )
-    chans = len(sources(product)) + 3
-    return int(1500 + 3 * n_st * days * s["patch"] ** 2 * chans * 4 / 1e6)
-
-
-def pm_predict_mem(product):
-    """Memory of a predict job: one time block of inputs (standardized copy) + outputs."""
-    c = pm_mpfm_cfg(product)
-    days = c["predict_days"] + pcfg(product)["samples"]["window_days"]
-    chans = len(sources(product)) + 3
-    return mem_for_cells(product, days=days * chans, factor=3.0) + 1000
+include: "precip_common.smk"
 
 
 ruleorder: predict_precip > so2_predict
