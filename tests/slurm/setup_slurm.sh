@@ -15,6 +15,8 @@
 #   SLURM_UP_TIMEOUT=60  seconds allowed for the daemons to come up after apt
 #   SLURM_PARTITION=debug
 #   SLURM_MEM_MB=        RealMemory of the node (default: min(20000, 90% of what slurmd -C finds))
+#   SLURM_CPUS=4         CPUs the node offers: max(nproc, this); more than the machine has
+#                        (config_overrides) lets small jobs overlap their start-up and I/O
 #   SLURM_SMOKE=1        run srun/sbatch/sacct once the node is idle
 set -euo pipefail
 
@@ -109,6 +111,7 @@ write_if_changed() {
 write_configs() {
     local cpus mem acct_type acct_host="" changed=1
     cpus=$(nproc)
+    ((cpus < ${SLURM_CPUS:-4})) && cpus=${SLURM_CPUS:-4}
     mem=$(node_mem_mb)
     if ((ACCOUNTING)); then
         acct_type=accounting_storage/slurmdbd
@@ -149,6 +152,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MpiDefault=none
+SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=300
 KillWait=5
