@@ -525,8 +525,11 @@ def plot_ablation(
             )
         ax.set_yticks(y, variants, fontsize=8)
         ax.axvline(0, color="k", lw=0.7)
-        worse = "worse →" if metric in LOWER_IS_BETTER else "← worse"
-        ax.set_title(f"Δ {metric} ({worse})", fontsize=10)
+        if metric == "rb":  # relative bias: better towards 0, no side is worse
+            ax.set_title("Δ rb (%)", fontsize=10)
+        else:
+            worse = "worse →" if metric in LOWER_IS_BETTER else "← worse"
+            ax.set_title(f"Δ {metric} ({worse})", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     axes[0, -1].legend(fontsize=7)
     if title:
