@@ -155,7 +155,7 @@ def dry_run(
         str(SNAKEMAKE),
         "-n",
         "--cores",
-        "1",
+        "64",  # so that jobs show their declared threads (capped at --cores)
         "--directory",
         str(workdir),
         "-s",
@@ -246,10 +246,7 @@ def test_preset_dry_run(preset, dry):
     print(f"{preset}: {sum(stats.values())} jobs {stats}")
     for source in cfg["sources"]:
         daily = [p for p in outputs if re.search(rf"/daily/{source}/\d{{4}}\.nc$", p)]
-        if not daily:
-            pytest.skip(
-                f"{preset}: no per-year daily/{source} outputs in the DAG (ingest rules absent)"
-            )
+        assert daily, f"{preset}: no per-year daily/{source} outputs in the DAG"
         got = sorted(int(Path(p).stem) for p in daily)
         # every year of the period has a daily file (absent years are explicit markers)
         assert got == list(range(start, end + 1)), (source, got)
@@ -261,12 +258,69 @@ def test_years_before_coverage_need_no_raw_data(dry):
     assert not (root / "data/qinghai/gsmap/hourly_G/1997").exists()
     assert (root / "data/qinghai/gsmap/hourly_G/1998").is_dir()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout
-    jobs = re.split(r"\n(?=(?:local)?rule \w+:)", text)
-    gsmap_1995 = [j for j in jobs if "daily/gsmap/1995.nc" in j.split("output:", 1)[-1][:400]]
-    if not gsmap_1995:
-        pytest.skip("no ingest job for daily/gsmap/1995.nc in the DAG (ingest rules absent)")
-    assert "hourly_G/1995" not in gsmap_1995[0]
+    jobs = dry_run_jobs(proc.stdout)
+    gsmap_1995 = [j for j in jobs if "results/qinghai_precip/daily/gsmap/1995.nc" in j["output"]]
+    assert len(gsmap_1995) == 1, "no ingest job for daily/gsmap/1995.nc in the DAG"
+    assert gsmap_1995[0]["rule"] == "ingest_gsmap"
+    assert "hourly_G/1995" not in gsmap_1995[0].get("input", ""), gsmap_1995[0]
+    era5_1995 = [j for j in jobs if "results/qinghai_precip/daily/era5/1995.nc" in j["output"]]
+    assert "data/qinghai/era5/1995" in era5_1995[0]["input"], era5_1995[0]
+
+
+def test_full_presets_ask_for_more_than_the_test_config(dry, tmp_path):
+    """Every job declares runtime; per rule, the full presets request at least what the tiny
+    test config does, and their per-year jobs more memory or time (they scale with the work).
+
+    Prints the largest request per rule (for docs/cluster.md)."""
+    tiny, _ = dry_run(tmp_path, ROOT / "configs" / "test.yaml")
+    assert tiny.returncode == 0, tiny.stderr[-3000:]
+    small = rule_requests(dry_run_jobs(tiny.stdout))
+    for preset in PRESETS:
+        big = rule_requests(dry_run_jobs(dry[preset][1].stdout))
+        print(f"\n{preset}: rule, jobs, max threads, max mem_mb, max runtime (min) [test config]")
+        for rule, r in sorted(big.items()):
+            s = small.get(rule, {})
+            print(
+                f"  {rule:24s} {r['jobs']:4d} {r['threads']:3d} {r['mem_mb']:8d} {r['runtime']:6d}"
+                f"   [{s.get('mem_mb', '-')}, {s.get('runtime', '-')}]"
+            )
+        for rule, r in big.items():
+            if rule == "all":
+                continue
+            assert r["runtime"] > 0, f"{preset}: rule {rule} declares no runtime"
+            if rule in small:
+                assert r["mem_mb"] >= small[rule]["mem_mb"], (preset, rule)
+                assert r["runtime"] >= small[rule]["runtime"], (preset, rule)
+
+
+def dry_run_jobs(stdout: str) -> list[dict]:
+    """The jobs of a dry run: rule, input, output, threads, resources (as printed)."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", stdout):
+        m = re.match(r"(?:local)?rule (\w+):\n", block)
+        if not m:
+            continue
+        job = {"rule": m.group(1), "input": "", "output": ""}
+        for key, value in re.findall(r"^\s+(\w+): (.*)$", block, flags=re.M):
+            job.setdefault(key, value)
+            if key in ("input", "output"):
+                job[key] = value
+        jobs.append(job)
+    return jobs
+
+
+def rule_requests(jobs: list[dict]) -> dict[str, dict]:
+    """Per rule: job count and the largest threads, mem_mb and runtime requested."""
+    out: dict[str, dict] = {}
+    for j in jobs:
+        res = dict(re.findall(r"(\w+)=([^,]+)", j.get("resources", "")))
+        r = out.setdefault(j["rule"], {"jobs": 0, "threads": 1, "mem_mb": 0, "runtime": 0})
+        r["jobs"] += 1
+        r["threads"] = max(r["threads"], int(j.get("threads", 1)))
+        for key in ("mem_mb", "runtime"):
+            if res.get(key, "").isdigit():
+                r[key] = max(r[key], int(res[key]))
+    return out
 
 
 @pytest.mark.parametrize(
