@@ -200,16 +200,38 @@ def dry(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ tests
-def test_placeholder_names_match_the_readers():
-    """The generator's names are the ones the readers recognise (guards the tree itself)."""
+def test_placeholder_names_match_the_readers(tmp_path):
+    """The generator's names are the ones the readers find (with their own discovery)."""
+    from gridfuse.sources import cmorph, gldas, gsmap, imerg
+    from gridfuse.sources._steps import scan_files
+    from gridfuse.sources.era5 import find_era5_files
+    from gridfuse.stations.cma import DAILY_PATTERN as CMA_PATTERN
+
+    patterns = {
+        "gsmap_hourly": gsmap.HOURLY_PATTERN,
+        "gldas": gldas.PATTERN,
+        "imerg_hhr": imerg.HHR_PATTERN,
+        "cmorph": cmorph.PATTERN,
+    }
+    for fmt, pattern in patterns.items():
+        folder = tmp_path / fmt / "2005"
+        names = RAW_FILES[fmt](2005)
+        for name in names:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(b"")
+        found = scan_files([folder], pattern, lambda m: [m.group(0)])
+        assert len(found) == len(names), (fmt, names)
     for name in _tropomi(2019):
-        info = parse_l2_filename(name)
-        assert info["start"].year == 2019
+        assert parse_l2_filename(name)["start"].year == 2019
+    era5 = tmp_path / "era5" / "2005"
+    era5.mkdir(parents=True)
+    for name in _era5(2005):
+        (era5 / name).write_bytes(b"")
+    assert len(find_era5_files([era5])) == 12
     assert CNEMC_PATTERN.search("china_sites_20180321.csv")
-    g = _gsmap(1999)
-    assert g[0] == "01/01/gsmap_gauge.19990101.0000.v8.0000.1.dat.gz"
-    i = _imerg(2005)
-    assert i[1] == "001/3B-HHR.MS.MRG.3IMERG.20050101-S003000-E005959.0030.V07B.HDF5"
+    assert CMA_PATTERN.search("SURF_CLI_CHN_MUL_DAY-PRE-13011-199001.TXT")
+    assert _gsmap(1999)[0] == "01/01/gsmap_gauge.19990101.0000.v8.0000.1.dat.gz"
+    assert _imerg(2005)[1] == ("001/3B-HHR.MS.MRG.3IMERG.20050101-S003000-E005959.0030.V07B.HDF5")
     assert pd_months(dt.date(2018, 11, 5), dt.date(2019, 2, 1)) == [
         "201811",
         "201812",
