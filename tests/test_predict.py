@@ -225,4 +225,5 @@ def test_workflow_test_precip_end_to_end(tmp_path):
         assert np.isfinite(ds["precip"].values).all()
     tifs = sorted((res / "product" / "geotiff" / "2020").glob("precip_*.tif"))
     assert len(tifs) == 12 and tifs[0].name == "precip_20200101.tif"
-    assert (res / "evaluation" / "training_curve_mpfm_era5-gsmap-gldas-imerg-cmorph.csv").exists()
+    curves = list((res / "evaluation").glob("training_curve_mpfm_*.csv"))
+    assert len(curves) == 1 and len(pd.read_csv(curves[0])) >= 1
