@@ -114,7 +114,7 @@ class TruthParams:
     rho: float = 0.5
     summer_wet_fraction: float = 0.55
     winter_wet_fraction: float = 0.06
-    summer_wet_mean_mm: float = 7.0
+    summer_wet_mean_mm: float = 5.0
     winter_wet_mean_mm: float = 1.5
     peak_doy: float = 200.0
     season_days: float = 45.0
