@@ -240,3 +240,39 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert cap.returncode == 0 and shot.exists(), cap.stderr[-2000:]
     img = _png(shot)
     assert img[..., :3].std() > 0.02  # not a blank page
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "configs/test.yaml"])
+def test_captions_render_as_clean_rst(config):
+    """Every caption (Jinja2 then reStructuredText, as snakemake --report does) without errors."""
+    import io
+
+    import jinja2
+    import yaml
+    from docutils.core import publish_parts
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load((ROOT / config).read_text())
+    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    product = next(iter(cfg["products"]))
+
+    class Smk:
+        config = cfg
+        wildcards = {"product": product}
+
+    captions = sorted((ROOT / "workflow" / "report").glob("*.rst"))
+    assert {p.name for p in captions} >= {"workflow.rst", "maps.rst", "scatter.rst", "shap.rst"}
+    for path in captions:
+        for trim in (True, False):
+            env = jinja2.Environment(trim_blocks=trim, lstrip_blocks=trim)
+            text = env.from_string(path.read_text()).render(snakemake=Smk)
+            errors = io.StringIO()
+            html = publish_parts(
+                text, writer_name="html", settings_overrides={"warning_stream": errors}
+            )["body"]
+            assert errors.getvalue() == "", f"{path.name}: {errors.getvalue()}"
+            assert "System Message" not in html
+    text = jinja2.Template((ROOT / "workflow" / "report" / "workflow.rst").read_text()).render(
+        snakemake=Smk
+    )
+    assert all(name in text for name in cfg["products"])
