@@ -226,7 +226,8 @@ class SO2Model:
 
             lcfg = dict(s.lstm)
             self.seq_len = int(lcfg.pop("seq_len", 7))
-            self._est = LSTMRegressor(seed=s.seed, threads=s.threads, **lcfg)
+            nthreads = s.threads if len(frame) >= SMALL_TABLE else 1
+            self._est = LSTMRegressor(seed=s.seed, threads=nthreads, **lcfg)
             self._est.fit(self._sequences(frame, history), y)
             return self
         X = self.builder.transform(frame)
