@@ -52,7 +52,8 @@ def years(product):
     """Years of the product's period (optionally restricted by outputs.years)."""
     start, end = period(product)
     ys = list(range(start.year, end.year + 1))
-    only = pcfg(product)["outputs"]["years"]
+    # `--config` passes nested values as strings: accept "2019" as well as 2019
+    only = [int(y) for y in pcfg(product)["outputs"]["years"]]
     return [y for y in ys if y in only] if only else ys
 
 
