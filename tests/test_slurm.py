@@ -33,10 +33,13 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 PRODUCT = "test_precip"
 YEARS = ("2019", "2020")  # the period of test_precip crosses new year
 # Site values of the local test cluster, given the way a user gives them (docs/cluster.md).
+# setup_slurm.sh announces one (device-less) GPU in a partition `gpu`, so the GPU rules are
+# submitted with --gpus=1 as on a real cluster (and run on the CPU).
 SLURM_ENV = {
     "GRIDFUSE_SLURM_PARTITION": "debug",
-    "GRIDFUSE_SLURM_GPU_PARTITION": "debug",
-    "GRIDFUSE_SLURM_GPUS": "0",
+    "GRIDFUSE_SLURM_GPU_PARTITION": "gpu",
+    "GRIDFUSE_SLURM_GPUS": "1",
+    "GRIDFUSE_SLURM_CPUS_PER_GPU": "2",
     "GRIDFUSE_SLURM_ACCOUNT": "",
     "GRIDFUSE_SLURM_JOBS": "4",
     "GRIDFUSE_SLURM_STATUS_WAIT": "4",
@@ -115,13 +118,23 @@ def cancel(workdir: Path) -> None:
 def sacct_jobs(workdir: Path) -> pd.DataFrame:
     """Jobs SLURM accounted for ``workdir``: id, state, comment (rule and wildcards)."""
     out = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-S", "2000-01-01", "-o", "JobID,State,WorkDir,Comment"],
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-S",
+            "2000-01-01",
+            "-o",
+            "JobID,State,Partition,AllocTRES,WorkDir,Comment",
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    rows = [line.split("|", 3) for line in out.splitlines() if line.strip()]
-    df = pd.DataFrame(rows, columns=["jobid", "state", "workdir", "comment"])
+    rows = [line.split("|", 5) for line in out.splitlines() if line.strip()]
+    cols = ["jobid", "state", "partition", "tres", "workdir", "comment"]
+    df = pd.DataFrame(rows, columns=cols)
     df = df[df["workdir"] == str(workdir)].copy()
     df["jobid"] = df["jobid"].astype(int)
     return df.sort_values("jobid").reset_index(drop=True)
@@ -356,10 +369,16 @@ def test_slurm_equals_local_and_reruns_one_year(slurm, tmp_path):
         assert_same_file(a[rel], b[rel])
     first = sacct_jobs(remote)
     print(f"\nlocal run {t_local:.0f} s; SLURM run {t_slurm:.0f} s (started together)")
-    print(f"first SLURM run: {len(first)} jobs\n{first.to_string()}")
+    show = ["jobid", "state", "partition", "tres", "comment"]
+    print(f"first SLURM run: {len(first)} jobs\n{first[show].to_string()}")
     assert len(first) > 0 and (first["state"] == "COMPLETED").all(), first.to_string()
     rules = first["comment"].str.extract(r"^rule_(\w+?)(?:_wildcards_|$)")[0]
     assert {"downscale", "train_mpfm", "predict_precip"} <= set(rules), sorted(set(rules))
+    gpu = rules.isin(["train_mpfm", "predict_precip"])
+    assert (first.loc[gpu, "partition"] == "gpu").all(), first[gpu].to_string()
+    assert first.loc[gpu, "tres"].str.contains("gres/gpu=1").all(), first[gpu].to_string()
+    assert not first.loc[~gpu, "tres"].str.contains("gpu").any(), first[~gpu].to_string()
+    assert (first.loc[~gpu, "partition"] == "debug").all(), first[~gpu].to_string()
 
     # 2. delete one year's product; rebuild it through SLURM
     year = YEARS[0]
@@ -371,7 +390,7 @@ def test_slurm_equals_local_and_reruns_one_year(slurm, tmp_path):
     rerun = sacct_jobs(remote)
     rerun = rerun[rerun["jobid"] > first["jobid"].max()]
     print(
-        f"rerun of {target}: {time.perf_counter() - t0:.0f} s, {len(rerun)} jobs\n{rerun.to_string()}"
+        f"rerun of {target}: {time.perf_counter() - t0:.0f} s, {len(rerun)} jobs\n{rerun[show].to_string()}"
     )
     assert len(rerun) >= 1
     assert (rerun["state"] == "COMPLETED").all(), rerun.to_string()

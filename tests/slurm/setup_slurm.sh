@@ -17,6 +17,9 @@
 #   SLURM_MEM_MB=        RealMemory of the node (default: min(20000, 90% of what slurmd -C finds))
 #   SLURM_CPUS=4         CPUs the node offers: max(nproc, this); more than the machine has
 #                        (config_overrides) lets small jobs overlap their start-up and I/O
+#   SLURM_GPUS=1         GPUs the node announces (a GRES count without devices, so that
+#                        `--gpus=1` jobs are scheduled; they run on the CPU); also adds a
+#                        partition `gpu` on the same node. 0: none
 #   SLURM_SMOKE=1        run srun/sbatch/sacct once the node is idle
 set -euo pipefail
 
@@ -112,6 +115,13 @@ write_configs() {
     local cpus mem acct_type acct_host="" changed=1
     cpus=$(nproc)
     ((cpus < ${SLURM_CPUS:-4})) && cpus=${SLURM_CPUS:-4}
+    local gpus=${SLURM_GPUS:-1} gres="" gres_types="" gpu_part=""
+    if ((gpus > 0)); then
+        gres="Gres=gpu:$gpus"
+        gres_types="GresTypes=gpu
+AccountingStorageTRES=gres/gpu"
+        gpu_part="PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP"
+    fi
     mem=$(node_mem_mb)
     if ((ACCOUNTING)); then
         acct_type=accounting_storage/slurmdbd
@@ -153,14 +163,24 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MpiDefault=none
 SlurmdParameters=config_overrides
+$gres_types
 ReturnToService=2
 MinJobAge=300
 KillWait=5
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem $gres State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+$gpu_part
 CONF
+    if ((gpus > 0)); then
+        write_if_changed "$CONF_DIR/gres.conf" 644 root:root <<CONF && changed=0
+# written by tests/slurm/setup_slurm.sh: GPUs counted, no devices (test jobs use the CPU)
+NodeName=$HOST Name=gpu Count=$gpus File=/dev/null
+CONF
+    else
+        rm -f "$CONF_DIR/gres.conf"
+    fi
     if ((ACCOUNTING)); then
         write_if_changed "$CONF_DIR/slurmdbd.conf" 600 slurm:slurm <<CONF && changed=0
 # written by tests/slurm/setup_slurm.sh
