@@ -11,6 +11,8 @@ from _so2_fixtures import GRID, make_inputs
 from scipy import ndimage
 
 from gridfuse.features import (
+    CALENDAR_COLUMNS,
+    LOCATION_COLUMNS,
     TECHNIQUES,
     FeatureBuilder,
     FeatureConfig,
@@ -180,6 +182,61 @@ def test_station_frame_matches_tile_frame(inputs, frame):
     assert len(common) > 0
     cols = [c for c in tf.columns]
     pd.testing.assert_frame_equal(sf.loc[common, cols], tf.loc[common, cols], check_dtype=False)
+
+
+def test_full_feature_matrix_same_at_station_pixels_as_grid_tiles(inputs):
+    # Every feature group (dynamic, static, k x k means, random ID, location, calendar,
+    # convolution) built from station rows must equal the grid tiles' rows at those pixels,
+    # with stations on the grid's corners and edges, next to tile borders and sharing a pixel.
+    dyn, st, _, _ = inputs
+    ny, nx = GRID.shape
+    rc = [(0, 0), (0, nx - 1), (ny - 1, 0), (ny - 1, nx - 1), (6, 7), (7, 6), (13, 13), (9, 0)]
+    rc.append((13, 13))  # two monitors in one pixel
+    stations = pd.DataFrame(
+        {
+            "station": [f"{2001 + i}A" for i in range(len(rc))],
+            "lon": [GRID.lon[c] + 0.003 for _, c in rc],
+            "lat": [GRID.lat[r] - 0.003 for r, _ in rc],
+        }
+    )
+    px = station_pixels(stations, GRID)
+    assert list(zip(px["row"], px["col"])) == rc
+    cfg = FeatureConfig(m1=16, m2=4, seed=7)
+    sf = station_frame(dyn, st, px, cfg, time_block=5)
+    assert len(sf) == dyn.sizes["time"] * (len(rc) - 1)
+    b = FeatureBuilder(cfg, GRID).fit(sf)
+    groups = {
+        "dynamic": list(cfg.dynamic),
+        "static": list(cfg.static),
+        "calendar": CALENDAR_COLUMNS,
+        "location": LOCATION_COLUMNS,
+    }
+    groups.update({t: b.technique_columns(t) for t in ("spatial", "random_id", "convolution")})
+    for name, cols in groups.items():
+        assert cols and set(cols) <= set(b.columns), name
+    x_st = b.transform(sf)
+    key = pd.MultiIndex.from_frame(sf[["date", "row", "col"]])
+    tile, days = 7, 4
+    found = np.zeros(len(sf), bool)
+    for a in range(0, dyn.sizes["time"], days):
+        for r in range(0, ny, tile):
+            for c in range(0, nx, tile):
+                tf = tile_frame(
+                    dyn, st, cfg, slice(a, a + days), slice(r, r + tile), slice(c, c + tile)
+                )
+                pos = pd.MultiIndex.from_frame(tf[["date", "row", "col"]]).get_indexer(key)
+                hit = pos >= 0
+                if not hit.any():
+                    continue
+                x_tile = b.transform(tf.iloc[pos[hit]])
+                np.testing.assert_array_equal(x_tile, x_st[hit])
+                found |= hit
+    assert found.all()
+    # the comparison has teeth: a neighbouring pixel differs in the neighbourhood means
+    moved = tile_frame(dyn, st, cfg, slice(0, 1), slice(6, 7), slice(8, 9))
+    j = b.columns.index("blh_m3")
+    first = (sf["row"] == 6) & (sf["col"] == 7) & (sf["date"] == sf["date"].min())
+    assert b.transform(moved)[0, j] != x_st[first.to_numpy()][0, j]
 
 
 def test_attach_values_known(inputs, frame):

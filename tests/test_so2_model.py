@@ -85,6 +85,20 @@ def test_prediction_at_stations_equals_station_frame(data, fitted):
     np.testing.assert_allclose(grid_pred[0, f0["row"], f0["col"]], fitted.predict(f0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["lightgbm", "lightgbm_plain", "rf_ps"])
+def test_grid_prediction_equals_station_prediction_every_day(data, fitted, name):
+    # the gridded product at a station's pixel is the model's prediction for that station-day
+    dyn, st, frame = data
+    model = fitted if name == "lightgbm" else make_model(name, CFG, GRID, SETTINGS).fit(frame)
+    days = pd.DatetimeIndex(dyn["time"].values)
+    grid = np.concatenate([b for _, b in predict_blocks(model, dyn, st, tile=8, time_block=7)])
+    t = days.get_indexer(pd.DatetimeIndex(frame["date"]))
+    assert (t >= 0).all() and len(np.unique(t)) == len(days)
+    np.testing.assert_allclose(
+        grid[t, frame["row"], frame["col"]], model.predict(frame), rtol=1e-6, atol=1e-6
+    )
+
+
 def test_predict_year_geotiffs(tmp_path, data, fitted):
     dyn, st, _ = data
     dyn = dyn.isel(time=slice(0, 3))

@@ -16,6 +16,7 @@ import xarray as xr
 from gridfuse.daily import DayWindow
 from gridfuse.grid import Grid
 from gridfuse.sources import tropomi as tr
+from gridfuse.stations.cnemc import read_station_list
 from gridfuse.synth import so2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,6 +128,61 @@ def test_station_hourly_unit_change_and_gaps(world):
     assert len(daily) > 0
 
 
+def test_station_network_kinds_and_shares(world):
+    st = so2.station_network(world, 20, np.random.default_rng(4), 0.25, 0.1)
+    assert st["kind"].value_counts().to_dict() == {"city": 13, "background": 5, "town": 2}
+    assert (st["reference"] == np.where(st["kind"] == "background", "Y", "N")).all()
+    assert st["station"].is_unique and st["name"].is_unique
+    assert GRID.contains(st["lon"], st["lat"]).all()
+    r, c = GRID.rowcol(st["lon"].to_numpy(), st["lat"].to_numpy())
+    np.testing.assert_array_equal(r, st["row"])
+    np.testing.assert_array_equal(c, st["col"])
+    assert set(st["city"]) <= set(world.cities["name"])
+    # no shares: every site in a city (the former network)
+    only = so2.station_network(world, 7, np.random.default_rng(4))
+    assert (only["kind"] == "city").all() and (only["reference"] == "N").all()
+    # at least one city site is kept; shares beyond 1 are refused
+    assert so2._split_counts(3, 0.6, 0.3) == (1, 0, 2)
+    assert so2._split_counts(60, 0.25, 0.1) == (39, 6, 15)
+    with pytest.raises(ValueError, match="below 1"):
+        so2.station_network(world, 10, np.random.default_rng(0), 0.7, 0.3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        so2.station_network(world, 10, np.random.default_rng(0), -0.1, 0.0)
+
+
+def test_background_sites_sit_in_clean_countryside():
+    g = Grid(112.0, 37.4, 112.8, 38.2, 0.01)  # 80 x 80
+    w = so2.make_world(g, np.random.default_rng(11), n_cities=3, n_point_sources=6)
+    st = so2.station_network(w, 40, np.random.default_rng(12), 0.25, 0.1)
+    kx, ky = so2._km_axes(g)
+
+    def km_to(rows, cols, places):
+        return np.min(
+            [np.hypot((rows - p.row) * ky, (cols - p.col) * kx) for p in places.itertuples()],
+            axis=0,
+        )
+
+    by = {k: s for k, s in st.groupby("kind")}
+    bg, city, town = by["background"], by["city"], by["town"]
+    assert len(bg) == 10 and len(town) == 4
+    sigma = w.cities["sigma_km"].max()
+    # background sites: beyond the city cores and several km from every point source
+    assert km_to(bg["row"], bg["col"], w.cities).min() > 2 * sigma
+    assert km_to(bg["row"], bg["col"], w.points).min() > 5.0
+    assert (
+        km_to(city["row"], city["col"], w.cities).max()
+        < km_to(bg["row"], bg["col"], w.cities).min()
+    )
+    pop = w.population
+    assert pop[bg["row"], bg["col"]].max() < np.median(pop[city["row"], city["col"]])
+    assert np.median(pop[bg["row"], bg["col"]]) <= np.median(pop)
+    # county towns: more people than the countryside around them, fewer than the cities
+    assert np.median(pop[bg["row"], bg["col"]]) < np.median(pop[town["row"], town["col"]])
+    assert np.median(pop[town["row"], town["col"]]) < np.median(pop[city["row"], city["col"]])
+    # spread over the domain, not bunched: background sites span most of it both ways
+    assert np.ptp(bg["row"]) > 0.4 * g.nlat and np.ptp(bg["col"]) > 0.4 * g.nlon
+
+
 def test_synthesize_small_world(tmp_path):
     knobs = so2.SO2Knobs(n_stations=8, n_cities=2, n_point_sources=2, tropomi_start="2018-07-02")
     m = so2.synthesize_so2(
@@ -144,7 +200,13 @@ def test_synthesize_small_world(tmp_path):
     ]
     for layer in ("dem", "landcover", "ndvi", "population", "road_density"):
         assert (raw / "static" / f"{layer}.tif").exists()
-    assert (raw / "stations" / "station_list.csv").exists()
+    listed = read_station_list(raw / "stations" / "station_list.csv")
+    assert len(listed) == 8
+    n_bg = round(knobs.background_share * 8)
+    assert n_bg > 0 and (listed["reference"] == "Y").sum() == n_bg
+    kinds = {d["station"]: d["kind"] for d in m["stations"]["stations"]}
+    ref = listed.set_index("station")["reference"]
+    assert all((ref[k] == "Y") == (v == "background") for k, v in kinds.items())
     assert len(list((raw / "stations").glob("china_sites_*.csv"))) == 7  # 06-29 .. 07-05 00:00
     truth = xr.open_dataset(raw / "truth" / "2018.nc")
     assert truth.so2.shape == (6,) + GRID.shape and truth.so2.attrs["units"] == "ug m-3"

@@ -23,8 +23,9 @@ swath edges, 7 km along track before 2019-08-06 and 5.5 km after; column = surfa
 concentration x boundary-layer height at the overpass, averaged over the footprint, plus noise
 and cloud gaps with low ``qa_value``; none before ``tropomi_start``), ERA5 hourly files (new
 CDS ZIP of instant and accumulated streams), static GeoTIFFs and CNEMC ``china_sites`` stations
-clustered in the cities (hourly, with a diurnal cycle, noise, missing hours and the 273 K
-reporting before 2018-09-01).  Everything is reproducible from the seed.
+(hourly, with a diurnal cycle, noise, missing hours and the 273 K
+reporting before 2018-09-01) from a network of city sites, county-town sites and
+background (对照点) sites in the countryside, as real CNEMC networks have.  Everything is reproducible from the seed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class SO2Knobs:
 
     seed: int | None = None
     n_stations: int = 60
+    background_share: float = 0.25
+    town_share: float = 0.1
     n_cities: int = 4
     n_point_sources: int = 12
     background: float = 6.0
@@ -597,20 +600,82 @@ def write_tropomi_orbits(
 
 
 # ------------------------------------------------------------------------------ stations
-def station_network(world: World, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Stations clustered in the cities (more in bigger cities), one code per station."""
+def _split_counts(n: int, background_share: float, town_share: float) -> tuple[int, int, int]:
+    """Numbers of city, town and background stations out of ``n`` (at least one city site)."""
+    if not (0 <= background_share <= 1 and 0 <= town_share <= 1):
+        raise ValueError(
+            f"station shares must lie in [0, 1], got background_share={background_share}, "
+            f"town_share={town_share}"
+        )
+    if background_share + town_share >= 1:
+        raise ValueError(
+            "background_share + town_share must stay below 1 (some stations sit in cities), "
+            f"got {background_share} + {town_share}"
+        )
+    n_bg = int(round(background_share * n))
+    n_town = int(round(town_share * n))
+    n_bg = min(n_bg, n - 1)
+    n_town = min(n_town, n - 1 - n_bg)
+    return n - n_bg - n_town, n_town, n_bg
+
+
+def _spread_pick(
+    cand: np.ndarray, k: int, min_sep: float, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """``k`` cells of ``cand`` (rows of (row, col)) in random order, at least ``min_sep`` apart.
+
+    The separation is halved until ``k`` cells fit (tiny grids), so exactly ``k`` come back
+    whenever ``cand`` holds that many distinct cells.
+    """
+    chosen: list[np.ndarray] = []
+    if k <= 0 or len(cand) == 0:
+        return chosen
+    sep = float(min_sep)
+    while len(chosen) < k:
+        for i in rng.permutation(len(cand)):
+            if len(chosen) == k:
+                break
+            p = cand[i]
+            if all(np.hypot(*(p - q)) >= max(sep, 1.0) for q in chosen):
+                chosen.append(p)
+        if sep < 1.0:  # fewer distinct cells than stations: reuse cells
+            while len(chosen) < k:
+                chosen.append(cand[rng.integers(len(cand))])
+        sep /= 2
+    return chosen
+
+
+def station_network(
+    world: World,
+    n: int,
+    rng: np.random.Generator,
+    background_share: float = 0.0,
+    town_share: float = 0.0,
+) -> pd.DataFrame:
+    """A CNEMC-like network: city sites, county-town sites and background (对照点) sites.
+
+    City sites cluster in the cities (more in bigger cities).  Town sites sit in the most
+    populated cells outside the city cores (the county towns along the roads).  Background
+    sites (``reference`` = Y, the 对照点 of the station list) sit in clean countryside over
+    the domain: far from the city centres (in units of each city's size), away from the
+    point sources and off the busy roads, spread apart.  Each site lists its nearest city.
+
+    Returns ``station, city, name, lon, lat, row, col, kind, reference`` (kind = city, town
+    or background), one code per station.
+    """
     g = world.grid
     kx, ky = _km_axes(g)
+    n_city, n_town, n_bg = _split_counts(n, background_share, town_share)
     w = world.cities["people"].to_numpy() ** 0.7
-    counts = np.maximum(1, np.floor(n * w / w.sum()).astype(int))
-    while counts.sum() < n:
+    counts = np.maximum(1, np.floor(n_city * w / w.sum()).astype(int))
+    while counts.sum() < n_city:
         counts[np.argmax(w / counts)] += 1
-    while counts.sum() > n:
+    while counts.sum() > n_city:
         counts[np.argmax(counts)] -= 1
-    rows = []
     edge = max(1, min(g.nlat, g.nlon) // 40)
+    cells = []  # (kind, row, col)
     for c, k in zip(world.cities.itertuples(), counts):
-        for j in range(k):
+        for _ in range(k):
             r = int(
                 np.clip(
                     round(c.row + rng.normal(0, 0.8 * c.sigma_km / ky)), edge, g.nlat - 1 - edge
@@ -621,12 +686,78 @@ def station_network(world: World, n: int, rng: np.random.Generator) -> pd.DataFr
                     round(c.col + rng.normal(0, 0.8 * c.sigma_km / kx)), edge, g.nlon - 1 - edge
                 )
             )
-            # a point inside the cell, not at its centre
-            lon = g.lon[cc] + rng.uniform(-0.4, 0.4) * g.res
-            lat = g.lat[r] + rng.uniform(-0.4, 0.4) * g.res
-            rows.append((c.name, f"{c.name}-{j + 1:02d}", round(lon, 4), round(lat, 4), r, cc))
-    st = pd.DataFrame(rows, columns=["city", "name", "lon", "lat", "row", "col"])
+            cells.append(("city", r, cc))
+
+    # distances (km) of every cell to the city centres, in units of each city's size
+    yy = np.arange(g.nlat)[:, None] * ky
+    xx = np.arange(g.nlon)[None, :] * kx
+    d_city = np.stack(
+        [np.hypot(yy - c.row * ky, xx - c.col * kx) / c.sigma_km for c in world.cities.itertuples()]
+    )
+    nearest_city = d_city.argmin(0)
+    d_city = d_city.min(0)
+    d_point = np.full(g.shape, np.inf)
+    for p in world.points.itertuples():
+        d_point = np.minimum(d_point, np.hypot(yy - p.row * ky, xx - p.col * kx))
+    inner = np.zeros(g.shape, bool)
+    inner[edge : g.nlat - edge, edge : g.nlon - edge] = True
+    sep_cells = np.sqrt(g.nlat * g.nlon / max(n_town + n_bg, 1)) / 2
+
+    if n_town:
+        out_of_core = inner & (d_city > 2.5)
+        if out_of_core.sum() < n_town:
+            out_of_core = inner & (d_city >= np.quantile(d_city[inner], 0.5))
+        pop = np.where(out_of_core, world.population, -np.inf)
+        top = pop >= np.quantile(pop[out_of_core], 0.9)
+        cand = np.argwhere(top & out_of_core)
+        for r, cc in _spread_pick(cand, n_town, sep_cells, rng):
+            cells.append(("town", int(r), int(cc)))
+
+    if n_bg:
+        # clean countryside: far from the cities, the point sources and the busy roads
+        far = inner & (d_city > 4.0)
+        if far.sum() < 4 * n_bg:
+            far = inner & (d_city >= np.quantile(d_city[inner], 0.7))
+        clean = far & (d_point > 8.0)
+        if clean.sum() >= 4 * n_bg:
+            far = clean
+        quiet = far & (world.road_density <= np.quantile(world.road_density[far], 0.5))
+        cand = np.argwhere(quiet if quiet.sum() >= n_bg else far)
+        for r, cc in _spread_pick(cand, n_bg, 2 * sep_cells, rng):
+            cells.append(("background", int(r), int(cc)))
+
+    rows = []
+    names = world.cities["name"].to_numpy()
+    seen: dict[tuple[str, str], int] = {}
+    for kind, r, cc in cells:
+        city = str(names[nearest_city[r, cc]])
+        seen[(city, kind)] = seen.get((city, kind), 0) + 1
+        tag = {"city": "", "town": "T", "background": "BG"}[kind]
+        # a point inside the cell, not at its centre
+        lon = g.lon[cc] + rng.uniform(-0.4, 0.4) * g.res
+        lat = g.lat[r] + rng.uniform(-0.4, 0.4) * g.res
+        rows.append(
+            (
+                city,
+                f"{city}-{tag}{seen[(city, kind)]:02d}",
+                round(lon, 4),
+                round(lat, 4),
+                r,
+                cc,
+                kind,
+                "Y" if kind == "background" else "N",
+            )
+        )
+    st = pd.DataFrame(
+        rows, columns=["city", "name", "lon", "lat", "row", "col", "kind", "reference"]
+    )
     st.insert(0, "station", [f"{1001 + i}A" for i in range(len(st))])
+    logger.info(
+        "station network: %d city, %d town and %d background (对照点) sites",
+        n_city,
+        n_town,
+        n_bg,
+    )
     return st
 
 
@@ -749,7 +880,9 @@ def synthesize_so2(
         truth, blh_op, days, grid, knobs, r_sat, raw / "tropomi", window
     )
 
-    stations = station_network(world, knobs.n_stations, r_st)
+    stations = station_network(
+        world, knobs.n_stations, r_st, knobs.background_share, knobs.town_share
+    )
     hourly = station_hourly(truth, days, stations, window, knobs, r_st)
     station_files = write_china_sites(hourly, raw / "stations")
     write_station_list(stations, raw / "stations" / "station_list.csv")
@@ -793,7 +926,9 @@ def synthesize_so2(
             "folder": "stations",
             "n_files": len(station_files),
             "station_list": "stations/station_list.csv",
-            "stations": stations[["station", "city", "lon", "lat"]].to_dict("records"),
+            "stations": stations[["station", "city", "lon", "lat", "kind", "reference"]].to_dict(
+                "records"
+            ),
         },
         "truth": truth_files,
         "world": {
