@@ -32,6 +32,7 @@ __all__ = [
     "config_hash",
     "provenance",
     "write_netcdf",
+    "write_netcdf_blocks",
     "read_netcdf",
     "write_absent",
     "is_absent",
@@ -159,6 +160,88 @@ def write_netcdf(
     logger.info(
         "wrote %s (%s)", path, ", ".join(f"{k}{tuple(v.shape)}" for k, v in ds.data_vars.items())
     )
+    return path
+
+
+def write_netcdf_blocks(
+    path: str | os.PathLike,
+    name: str,
+    blocks: Iterable[tuple[slice, np.ndarray]],
+    *,
+    times,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    cfg: Mapping | None = None,
+    sources: Iterable[str] = (),
+    complevel: int = 4,
+    attrs: Mapping | None = None,
+) -> Path:
+    """Write a ``(time, lat, lon)`` variable block by block, atomically, as CF NetCDF4.
+
+    The file is laid out as :func:`write_netcdf` lays it out (float32, NaN fill, zlib,
+    one-day chunks, CF attributes of :data:`CF_VARIABLES`, provenance), but only one block
+    is in memory at a time: ``blocks`` yields ``(time slice, array (days, lat, lon))``.
+    Every day must be written once; a day left unwritten is an error.
+    """
+    import netCDF4
+
+    times = np.asarray(times, dtype="datetime64[ns]")
+    lat = np.asarray(lat, dtype="f8")
+    lon = np.asarray(lon, dtype="f8")
+    shape = (times.size, lat.size, lon.size)
+    written = np.zeros(times.size, dtype=bool)
+    path = Path(path)
+    with atomic_path(path, suffix=".nc") as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            for dim, n in zip(("time", "lat", "lon"), shape):
+                nc.createDimension(dim, n)
+            t = nc.createVariable("time", "f8", ("time",))
+            t.setncatts(
+                {
+                    "units": "days since 1970-01-01",
+                    "calendar": "proleptic_gregorian",
+                    "standard_name": "time",
+                }
+            )
+            t[:] = (times - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+            for c, values, sn in (("lat", lat, "latitude"), ("lon", lon, "longitude")):
+                v = nc.createVariable(c, "f8", (c,))
+                v.setncatts(
+                    {"standard_name": sn, "units": f"degrees_{'north' if c == 'lat' else 'east'}"}
+                )
+                v[:] = values
+            var = nc.createVariable(
+                name,
+                "f4",
+                ("time", "lat", "lon"),
+                zlib=True,
+                complevel=complevel,
+                chunksizes=_chunks(shape, ("time", "lat", "lon")),
+                fill_value=np.float32(np.nan),
+            )
+            var.setncatts(CF_VARIABLES.get(name, {}))
+            glob = provenance(cfg, sources)
+            if attrs:
+                glob.update(
+                    {k: (v if isinstance(v, (int, float)) else str(v)) for k, v in attrs.items()}
+                )
+            nc.setncatts(glob)
+            for ts, block in blocks:
+                block = np.asarray(block, dtype="f4")
+                n = len(range(*ts.indices(times.size)))
+                if block.shape != (n, lat.size, lon.size):
+                    raise ValueError(
+                        f"{path}: block for days {ts.start}..{ts.stop} of {name} has shape "
+                        f"{block.shape}; expected {(n, lat.size, lon.size)}"
+                    )
+                var[ts] = block
+                written[ts] = True
+        if not written.all():
+            raise ValueError(
+                f"{path}: {int((~written).sum())} of {times.size} days of {name} were never "
+                f"written (first: {times[~written][0]})"
+            )
+    logger.info("wrote %s (%s%s, streamed)", path, name, shape)
     return path
 
 

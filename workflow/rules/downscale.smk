@@ -21,10 +21,16 @@ rule downscale:
         "../../envs/gridfuse.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc: mem_for_cells(
-            wc.product, days=pcfg(wc.product)["downscale"]["time_block"], factor=6.0
+        # streamed by dask in blocks of time_block days: ~3 copies of a block per thread
+        mem_mb=lambda wc, threads, attempt: mem_for_cells(
+            wc.product,
+            days=pcfg(wc.product)["downscale"]["time_block"],
+            factor=3.0 * threads,
+            attempt=attempt,
         ),
-        runtime=lambda wc: 10 + _grid_mcells(wc.product) // 100,
+        runtime=lambda wc, attempt: runtime_for(
+            10 + _grid_mcells(wc.product) // 100, attempt
+        ),
     params:
         source=lambda wc: wc.source,
         grid=lambda wc: pcfg(wc.product)["grid"],
@@ -65,8 +71,10 @@ rule compare_interpolation:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=lambda wc: 10 + len(years(wc.product)) * len(sources(wc.product)),
+        mem_mb=lambda wc, attempt: retry(2000, attempt),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + len(years(wc.product)) * len(sources(wc.product)), attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         sources=lambda wc: sources(wc.product),
@@ -96,11 +104,16 @@ rule build_samples:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(
-            wc.product, days=pcfg(wc.product)["downscale"]["time_block"], factor=3.0
-        )
-        + 1000,
-        runtime=lambda wc: 10 + len(all_years(wc.product)) * len(sources(wc.product)),
+        mem_mb=lambda wc, attempt: mem_for_cells(
+            wc.product,
+            days=pcfg(wc.product)["downscale"]["time_block"],
+            base_mb=1500,
+            factor=3.0,
+            attempt=attempt,
+        ),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + len(all_years(wc.product)) * len(sources(wc.product)), attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         sources=lambda wc: sources(wc.product),

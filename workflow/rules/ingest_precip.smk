@@ -1,8 +1,5 @@
 # Rules of the 'ingest_precip' stage: one rule ingest_<source> per precipitation source key.
 
-# formats whose reader opens one file per sub-daily step (worth parallel readers)
-_STEP_FORMATS = {"imerg_hhr", "gsmap_hourly", "gsmap_netcdf", "gldas", "cmorph"}
-
 
 def _precip_source_keys():
     return sorted({s for p in products_of("precip") for s in sources(p)})
@@ -61,11 +58,13 @@ for _src in _precip_source_keys():
             product="|".join(_products_with(_src)),
         conda:
             "../../envs/gridfuse.yaml"
-        threads: 2
+        threads: lambda wc, s=_src: ingest_threads(wc.product, s, wc.year)
         resources:
-            mem_mb=1500,
-            runtime=lambda wc, s=_src: (
-                60 if source_cfg(wc.product, s)["format"] in _STEP_FORMATS else 20
+            mem_mb=lambda wc, threads, attempt, s=_src: ingest_mem(
+                wc.product, s, wc.year, threads, attempt
+            ),
+            runtime=lambda wc, threads, attempt, s=_src: ingest_runtime(
+                wc.product, s, wc.year, threads, attempt
             ),
         params:
             source=lambda wc, s=_src: _ingest_params(s)(wc)["source"],

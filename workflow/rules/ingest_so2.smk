@@ -16,7 +16,7 @@ rule ingest_tropomi:
     threads: 1
     resources:
         # 6 bytes per cell-day of the (coarser) TROPOMI grid, plus one orbit in memory
-        mem_mb=lambda wc: 1500
+        mem_mb=lambda wc, attempt: 1500 * attempt
         + mem_for_cells(
             wc.product,
             per_cell_day_bytes=6,
@@ -28,8 +28,11 @@ rule ingest_tropomi:
                 / source_cfg(wc.product, "tropomi")["grid_res"]
             )
             ** 2,
+            attempt=attempt,
         ),
-        runtime=lambda wc: 10 + days_in_year(wc.product, wc.year) // 4,
+        runtime=lambda wc, attempt: runtime_for(
+            10 + days_in_year(wc.product, wc.year) // 4, attempt
+        ),
     params:
         job=lambda wc: so2_source_params(wc.product, "tropomi", wc.year),
     script:
@@ -50,9 +53,12 @@ rule ingest_era5_met:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: 2000
-        + mem_for_cells(wc.product, days=31, base_mb=0, factor=0.2),
-        runtime=lambda wc: 10 + days_in_year(wc.product, wc.year) // 6,
+        mem_mb=lambda wc, attempt: retry(
+            2000 + mem_for_cells(wc.product, days=31, base_mb=0, factor=0.2), attempt
+        ),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + days_in_year(wc.product, wc.year) // 6, attempt
+        ),
     params:
         job=lambda wc: so2_source_params(wc.product, "era5_met", wc.year),
     script:

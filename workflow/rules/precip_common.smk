@@ -59,17 +59,24 @@ def pm_mpfm_cfg(product):
     return pcfg(product)["model"]["mpfm"]
 
 
-def pm_train_mem(product):
-    """Memory of a training job: the patch cubes (float32, twice) plus a margin."""
+def pm_patches_mb(product):
+    """MB of samples/patches.nc in memory: station x day x patch x patch x channel float32
+    (Qinghai: 48 gauges x 12,418 days x 15 x 15 x 8 = 4.3 GB)."""
     s = pcfg(product)["samples"]
-    days = sum(days_in_year(product, y) for y in all_years(product))
-    n_st = (
-        pcfg(product)["synthetic"].get("n_stations", 60)
-        if is_synthetic(product)
-        else 100
-    )
     chans = len(sources(product)) + 3
-    return int(1500 + 3 * n_st * days * s["patch"] ** 2 * chans * 4 / 1e6)
+    return station_days(product) * s["patch"] ** 2 * chans * 4 / 1e6
+
+
+def pm_train_mem(product, copies=2.5, attempt=1):
+    """Memory (MB) of a training job: the loaded patches, the channel-selected copy and the
+    batches (``copies`` x the patches) plus the interpreter and torch."""
+    return retry(1500 + copies * pm_patches_mb(product), attempt)
+
+
+def pm_threads(product):
+    """Threads of training/CV: one per 50,000 station-days, 2 to 8 (the cores a GPU job
+    gets with the SLURM profile's cpus_per_gpu; capped at --cores locally)."""
+    return threads_for(station_days(product), 50_000, lo=2, hi=8)
 
 
 def pm_predict_mem(product):

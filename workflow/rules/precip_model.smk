@@ -27,10 +27,12 @@ rule train_mpfm:
         set=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: lambda wc: pm_threads(wc.product)
     resources:
-        mem_mb=lambda wc: pm_train_mem(wc.product),
-        runtime=lambda wc: 30 + 10 * len(all_years(wc.product)),
+        mem_mb=lambda wc, attempt: pm_train_mem(wc.product, attempt=attempt),
+        runtime=lambda wc, attempt: runtime_for(
+            30 + 10 * len(all_years(wc.product)), attempt
+        ),
     params:
         net=lambda wc: wc.net,
         sources=lambda wc: wc.set.split("-"),
@@ -59,8 +61,10 @@ rule predict_precip:
         "../../envs/gridfuse.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc: pm_predict_mem(wc.product),
-        runtime=lambda wc: 20 + mem_for_cells(wc.product) // 20,
+        mem_mb=lambda wc, attempt: retry(pm_predict_mem(wc.product), attempt),
+        runtime=lambda wc, attempt: runtime_for(
+            20 + mem_for_cells(wc.product) // 20, attempt
+        ),
     params:
         sources=lambda wc: pm_year_sources(wc.product, wc.year),
         grid=lambda wc: pcfg(wc.product)["grid"],
@@ -92,11 +96,13 @@ rule score_grid_precip:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(
-            wc.product, factor=2.0 * len(sources(wc.product))
-        )
-        + 1000,
-        runtime=lambda wc: 10 + mem_for_cells(wc.product) // 50,
+        mem_mb=lambda wc, attempt: retry(
+            mem_for_cells(wc.product, factor=2.0 * len(sources(wc.product))) + 1000,
+            attempt,
+        ),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + mem_for_cells(wc.product) // 50, attempt
+        ),
     params:
         sources=lambda wc: pm_year_sources(wc.product, wc.year),
         year=lambda wc: int(wc.year),
@@ -138,10 +144,16 @@ rule cross_validate_precip:
         product=pm_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: lambda wc: pm_threads(wc.product)
     resources:
-        mem_mb=lambda wc: 2 * pm_train_mem(wc.product),
-        runtime=lambda wc: 60 + 10 * len(all_years(wc.product)),
+        # the patches, one fold's training copy and batches, the baselines' station samples
+        mem_mb=lambda wc, attempt: pm_train_mem(
+            wc.product, copies=3.5, attempt=attempt
+        )
+        + 500,
+        runtime=lambda wc, attempt: runtime_for(
+            60 + 10 * len(all_years(wc.product)), attempt
+        ),
     params:
         sources=lambda wc: sources(wc.product),
         year_sets=lambda wc: pm_year_sets(wc.product),
@@ -181,8 +193,12 @@ rule export_geotiff_precip:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, days=2) + 500,
-        runtime=lambda wc: 10 + mem_for_cells(wc.product) // 100,
+        mem_mb=lambda wc, attempt: retry(
+            mem_for_cells(wc.product, days=2) + 500, attempt
+        ),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + mem_for_cells(wc.product) // 100, attempt
+        ),
     params:
         gzip=lambda wc: pcfg(wc.product)["outputs"]["gzip"],
     script:

@@ -28,8 +28,10 @@ rule report_maps:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, days=8, factor=6.0) + 500,
-        runtime=10,
+        mem_mb=lambda wc, attempt: retry(
+            mem_for_cells(wc.product, days=8, factor=6.0) + 500, attempt
+        ),
+        runtime=lambda wc, attempt: runtime_for(10, attempt),
     params:
         kind=lambda wc: rp_kind(wc.product),
         variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
@@ -66,8 +68,8 @@ rule report_scatter:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wc, attempt: retry(2000, attempt),
+        runtime=lambda wc, attempt: runtime_for(10, attempt),
     params:
         kind=lambda wc: rp_kind(wc.product),
         variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
@@ -102,8 +104,8 @@ rule report_scores:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, attempt: retry(1000, attempt),
+        runtime=lambda wc, attempt: runtime_for(5, attempt),
     params:
         first=lambda wc: (
             ["mpfm", "cnn3d", "biconvlstm"]
@@ -134,8 +136,8 @@ rule report_interpolation:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, attempt: retry(1000, attempt),
+        runtime=lambda wc, attempt: runtime_for(5, attempt),
     params:
         title=lambda wc: f"{wc.product}: interpolation to the product grid",
     script:
@@ -161,8 +163,8 @@ rule report_training:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, attempt: retry(1000, attempt),
+        runtime=lambda wc, attempt: runtime_for(5, attempt),
     params:
         title=lambda wc: f"{wc.product}: training",
     script:
@@ -188,8 +190,8 @@ rule report_ablation:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wc, attempt: retry(1000, attempt),
+        runtime=lambda wc, attempt: runtime_for(5, attempt),
     params:
         title=lambda wc: f"{wc.product}: ablation",
     script:

@@ -22,8 +22,12 @@ rule so2_samples:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, days=32, factor=12.0),
-        runtime=lambda wc: 10 + so2_days(wc.product) // 30,
+        mem_mb=lambda wc, attempt: mem_for_cells(
+            wc.product, days=32, factor=12.0, attempt=attempt
+        ),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + so2_days(wc.product) // 30, attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -43,10 +47,12 @@ rule so2_train:
         res("{product}", "benchmarks", "so2_train.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: lambda wc: so2_threads(wc.product)
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, attempt=attempt),
+        runtime=lambda wc, threads, attempt: so2_fit_runtime(
+            wc.product, 0.002, threads, attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -70,10 +76,12 @@ rule so2_cross_validate:
         res("{product}", "benchmarks", "so2_cross_validate.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: lambda wc: so2_threads(wc.product)
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, forest=True, attempt=attempt),
+        runtime=lambda wc, threads, attempt: so2_fit_runtime(
+            wc.product, 0.075, threads, attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -96,10 +104,12 @@ rule so2_ablation:
         res("{product}", "benchmarks", "so2_ablation.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: lambda wc: so2_threads(wc.product)
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, attempt=attempt),
+        runtime=lambda wc, threads, attempt: so2_fit_runtime(
+            wc.product, 0.035, threads, attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -135,8 +145,8 @@ rule so2_explain:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=20,
+        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, copies=2, attempt=attempt),
+        runtime=lambda wc, attempt: runtime_for(20, attempt),
     params:
         samples=lambda wc: pcfg(wc.product)["model"]["shap_samples"],
         seed=config["seed"],
@@ -159,10 +169,21 @@ rule so2_predict:
         res("{product}", "benchmarks", "so2_predict_{year}.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: lambda wc: threads_for(grid_cells(wc.product), 1_000_000, lo=2, hi=16)
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, factor=2.0) + 2000,
-        runtime=lambda wc: 20 + mem_for_cells(wc.product) // 100,
+        # streamed by blocks of predict_days: the block, its compressed write, one tile
+        mem_mb=lambda wc, attempt: mem_for_cells(
+            wc.product,
+            days=pcfg(wc.product)["model"]["predict_days"],
+            base_mb=2000,
+            factor=3.0,
+            attempt=attempt,
+        ),
+        # ~80 us per cell-day and thread (demo: 39 us with 2 threads), x1.5
+        runtime=lambda wc, threads, attempt: runtime_for(
+            20 + 1.5 * so2_cell_days(wc.product, wc.year) * 80e-6 / threads / 60,
+            attempt,
+        ),
     params:
         tile=lambda wc: pcfg(wc.product)["model"]["predict_tile"],
         days=lambda wc: pcfg(wc.product)["model"]["predict_days"],

@@ -15,8 +15,10 @@ rule build_static:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, days=12),
-        runtime=lambda wc: 10 + mem_for_cells(wc.product, days=1, base_mb=0) // 20,
+        mem_mb=lambda wc, attempt: mem_for_cells(wc.product, days=12, attempt=attempt),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + mem_for_cells(wc.product, days=1, base_mb=0) // 20, attempt
+        ),
     params:
         layers=lambda wc: static_layers(wc.product),
         grid=lambda wc: pcfg(wc.product)["grid"],

@@ -17,10 +17,11 @@ rule ingest_stations:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: 1000
-        + 4 * (period(wc.product)[1] - period(wc.product)[0]).days,
-        runtime=lambda wc: 10
-        + (period(wc.product)[1] - period(wc.product)[0]).days // 30,
+        mem_mb=lambda wc, attempt: station_read_mem(wc.product, attempt),
+        # parsing ~250,000 station-days of the network's files a minute
+        runtime=lambda wc, attempt: runtime_for(
+            10 + station_file_days(wc.product) / 250_000, attempt
+        ),
     params:
         kind=lambda wc: pcfg(wc.product)["kind"],
         fmt=lambda wc: pcfg(wc.product)["stations"]["format"],

@@ -16,9 +16,12 @@ rule synthesize_precip_demo:
         "../../envs/gridfuse.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc: mem_for_cells(wc.product, days=32, factor=40, base_mb=2000),
-        runtime=lambda wc: 10
-        + (period(wc.product)[1] - period(wc.product)[0]).days // 20,
+        mem_mb=lambda wc, attempt: mem_for_cells(
+            wc.product, days=32, factor=40, base_mb=2000, attempt=attempt
+        ),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + synth_days(wc.product) // 20, attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         start=lambda wc: pcfg(wc.product)["period"]["start"],

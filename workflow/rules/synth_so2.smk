@@ -15,10 +15,12 @@ rule synthesize_so2_demo:
         "../../envs/gridfuse.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc: mem_for_cells(
-            wc.product, days=synth_days(wc.product), factor=6
+        mem_mb=lambda wc, attempt: mem_for_cells(
+            wc.product, days=synth_days(wc.product), factor=6, attempt=attempt
         ),
-        runtime=lambda wc: 10 + synth_days(wc.product) // 10,
+        runtime=lambda wc, attempt: runtime_for(
+            10 + synth_days(wc.product) // 10, attempt
+        ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         start=lambda wc: pcfg(wc.product)["period"]["start"],

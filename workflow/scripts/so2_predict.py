@@ -1,16 +1,17 @@
 """Predict one year of the gridded daily SO2 product in tiles.
 
 Inputs: the stored model, the year's downscaled fields, static.nc. Outputs: the yearly
-NetCDF (so2, ug/m3) and, when outputs.geotiff is on, one cloud-optimized GeoTIFF per day
+NetCDF (so2, ug/m3; streamed one time block at a time, so memory is one block of the
+grid, not the year) and, when outputs.geotiff is on, one cloud-optimized GeoTIFF per day
 (so2_YYYYMMDD.tif, gzipped when outputs.gzip); the folder is empty otherwise.
 """
 
 from pathlib import Path
 
 from gridfuse.features import open_dynamic
-from gridfuse.io import read_netcdf, write_netcdf
+from gridfuse.io import read_netcdf
 from gridfuse.log import from_snakemake
-from gridfuse.models.so2 import SO2Model, predict_year
+from gridfuse.models.so2 import SO2Model, predict_year_to_netcdf
 
 logger = from_snakemake(snakemake)
 p = snakemake.params
@@ -24,13 +25,15 @@ static = read_netcdf(snakemake.input.static)
 
 outdir = Path(snakemake.output.geotiff)
 outdir.mkdir(parents=True, exist_ok=True)
-so2 = predict_year(
+predict_year_to_netcdf(
     model,
     dynamic,
     static,
+    snakemake.output.netcdf,
     tile=p.tile,
     time_block=p.days,
     geotiff_dir=outdir if p.geotiff else None,
     gzip=p.gzip,
+    cfg=p.cfg,
+    sources=p.sources,
 )
-write_netcdf(so2, snakemake.output.netcdf, cfg=p.cfg, sources=p.sources)

@@ -51,6 +51,7 @@ __all__ = [
     "predict_blocks",
     "with_coords",
     "predict_year",
+    "predict_year_to_netcdf",
     "so2_splitters",
     "osse_grid_scores",
 ]
@@ -501,6 +502,34 @@ def predict_blocks(
         yield ts, block
 
 
+def _blocks_with_geotiffs(
+    model: SO2Model,
+    dynamic: xr.Dataset,
+    static: xr.Dataset,
+    *,
+    tile: int,
+    time_block: int,
+    geotiff_dir: str | os.PathLike | None,
+    gzip: bool,
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """:func:`predict_blocks`, writing each block's days as COGs before yielding it."""
+    from ..io import write_geotiff
+
+    times = pd.DatetimeIndex(dynamic["time"].values)
+    for ts, block in predict_blocks(model, dynamic, static, tile=tile, time_block=time_block):
+        if geotiff_dir is not None:
+            for i, day in enumerate(times[ts]):
+                path = Path(geotiff_dir) / f"so2_{day:%Y%m%d}.tif"
+                write_geotiff(
+                    block[i],
+                    path,
+                    grid=model.grid,
+                    gz=gzip,
+                    tags={"units": "ug m-3", "date": f"{day:%Y-%m-%d}"},
+                )
+        yield ts, block
+
+
 def predict_year(
     model: SO2Model,
     dynamic: xr.Dataset,
@@ -514,29 +543,67 @@ def predict_year(
     """Predict every day of ``dynamic`` over the grid; optionally one COG per day.
 
     GeoTIFFs (``so2_YYYYMMDD.tif``, ``.gz`` appended with ``gzip``) are written as each
-    time block finishes. Returns the ``so2`` DataArray ``(time, lat, lon)`` in ug/m3.
+    time block finishes. Returns the ``so2`` DataArray ``(time, lat, lon)`` in ug/m3 (the
+    whole period in memory: for large grids use :func:`predict_year_to_netcdf`).
     """
-    from ..io import write_geotiff
-
     times = pd.DatetimeIndex(dynamic["time"].values)
     out = np.empty((len(times), *model.grid.shape), dtype=np.float32)
-    for ts, block in predict_blocks(model, dynamic, static, tile=tile, time_block=time_block):
+    for ts, block in _blocks_with_geotiffs(
+        model,
+        dynamic,
+        static,
+        tile=tile,
+        time_block=time_block,
+        geotiff_dir=geotiff_dir,
+        gzip=gzip,
+    ):
         out[ts] = block
-        if geotiff_dir is not None:
-            for i, day in enumerate(times[ts]):
-                path = Path(geotiff_dir) / f"so2_{day:%Y%m%d}.tif"
-                write_geotiff(
-                    block[i],
-                    path,
-                    grid=model.grid,
-                    gz=gzip,
-                    tags={"units": "ug m-3", "date": f"{day:%Y-%m-%d}"},
-                )
     return xr.DataArray(
         out,
         dims=("time", "lat", "lon"),
         coords={"time": times, "lat": model.grid.lat, "lon": model.grid.lon},
         name="so2",
+    )
+
+
+def predict_year_to_netcdf(
+    model: SO2Model,
+    dynamic: xr.Dataset,
+    static: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    tile: int = 256,
+    time_block: int = 8,
+    geotiff_dir: str | os.PathLike | None = None,
+    gzip: bool = False,
+    cfg: Mapping | None = None,
+    sources=(),
+) -> Path:
+    """:func:`predict_year` streamed to the CF NetCDF ``path`` one time block at a time.
+
+    Memory is one block of the grid (``time_block`` days) plus one tile's features, not the
+    year (China at 0.01 deg: 0.7 GB per 8-day block instead of 33 GB per year).
+    """
+    from ..io import write_netcdf_blocks
+
+    blocks = _blocks_with_geotiffs(
+        model,
+        dynamic,
+        static,
+        tile=tile,
+        time_block=time_block,
+        geotiff_dir=geotiff_dir,
+        gzip=gzip,
+    )
+    return write_netcdf_blocks(
+        path,
+        "so2",
+        blocks,
+        times=dynamic["time"].values,
+        lat=model.grid.lat,
+        lon=model.grid.lon,
+        cfg=cfg,
+        sources=sources,
     )
 
 
