@@ -313,6 +313,98 @@ def test_full_presets_ask_for_more_than_the_test_config(dry, tmp_path):
             if rule in small:
                 assert r["mem_mb"] >= small[rule]["mem_mb"], (preset, rule)
                 assert r["runtime"] >= small[rule]["runtime"], (preset, rule)
+            # a job fits a common 64 GB node and a one-day partition limit
+            assert r["mem_mb"] <= 64_000, (preset, rule, r)
+            assert r["runtime"] <= 24 * 60, (preset, rule, r)
+    for rule, r in small.items():  # the test config asks for little
+        assert r["mem_mb"] <= 4000 and r["runtime"] <= 60, (rule, r)
+
+
+# Ceilings and floors of the full presets' requests (per job, MB / minutes / threads), from
+# what the jobs hold: a station table, one 8-day block of the grid, the patches, ...
+BOUNDS = {
+    "qinghai_precip": {
+        "ingest_stations": {"mem_mb": (500, 8000)},
+        "ingest_imerg": {"mem_mb": (700, 4000), "runtime": (20, 240), "threads": (4, 8)},
+        "ingest_era5": {"mem_mb": (500, 4000)},
+        # patches.nc: 48 gauges x 12,418 days x 15 x 15 x 8 float32 = 4.3 GB
+        "train_mpfm": {"mem_mb": (4300, 24_000), "threads": (8, 8)},
+        "cross_validate_precip": {"mem_mb": (4300, 32_000), "threads": (8, 8)},
+    },
+    "china_so2": {
+        "ingest_stations": {"mem_mb": (500, 8000)},
+        "so2_predict": {"mem_mb": (1000, 16_000), "runtime": (120, 24 * 60)},
+        "so2_train": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
+        "so2_cross_validate": {"mem_mb": (4000, 64_000), "runtime": (120, 24 * 60)},
+        "so2_ablation": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
+    },
+}
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_requests_within_bounds(preset, dry):
+    big = rule_requests(dry_run_jobs(dry[preset][1].stdout))
+    for rule, bounds in BOUNDS[preset].items():
+        for key, (lo, hi) in bounds.items():
+            assert lo <= big[rule][key] <= hi, (preset, rule, key, big[rule][key], (lo, hi))
+
+
+def _rule_resources(workdir: Path, configfile: Path, jobs: list[dict], attempt: int):
+    """Per job of ``jobs``: (rule, mem_mb, runtime) as the rules compute them at ``attempt``."""
+    import inspect
+    from types import SimpleNamespace
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import (
+        ConfigSettings,
+        OutputSettings,
+        Quietness,
+        ResourceSettings,
+    )
+
+    out = []
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        wf = api.workflow(
+            resource_settings=ResourceSettings(cores=64),
+            config_settings=ConfigSettings(configfiles=[configfile]),
+            snakefile=ROOT / "Snakefile",
+            workdir=workdir,
+        )._workflow
+        for job in jobs:
+            wc = SimpleNamespace(**dict(re.findall(r"(\w+)=([^,\s]+)", job.get("wildcards", ""))))
+            got = {}
+            for key in ("mem_mb", "runtime"):
+                res = wf.get_rule(job["rule"]).resources[key]
+                if not callable(res._evaluator):
+                    got[key] = res.value
+                    continue
+                f = res._evaluator
+                names = inspect.signature(f).parameters
+                kw = {"threads": int(job.get("threads", 1)), "attempt": attempt}
+                got[key] = f(wc, **{k: v for k, v in kw.items() if k in names})
+            out.append((job["rule"], got["mem_mb"], got["runtime"]))
+    return out
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_requests_grow_on_retry(preset, dry, monkeypatch):
+    """Every rule computes the dry run's request at attempt 1 and asks for more memory (and
+    more time, below the one-day cap) at attempt 2."""
+    root, proc, _, _ = dry[preset]
+    monkeypatch.chdir(root)
+    jobs = [j for j in dry_run_jobs(proc.stdout) if j["rule"] != "all"]
+    one = {}
+    for j in jobs:  # one job per rule: the largest request
+        res = dict(re.findall(r"(\w+)=([^,]+)", j.get("resources", "")))
+        if int(res["mem_mb"]) >= int(one.get(j["rule"], {}).get("mem", -1)):
+            one[j["rule"]] = {**j, "mem": res["mem_mb"], "rt": res["runtime"]}
+    picked = list(one.values())
+    first = _rule_resources(root, PRESETS[preset], picked, 1)
+    second = _rule_resources(root, PRESETS[preset], picked, 2)
+    for j, (rule, mem1, rt1), (_, mem2, rt2) in zip(picked, first, second):
+        assert (int(mem1), int(rt1)) == (int(j["mem"]), int(j["rt"])), (preset, rule)
+        assert mem2 > mem1, (preset, rule, mem1, mem2)
+        assert rt2 > rt1 or rt1 == 24 * 60, (preset, rule, rt1, rt2)
 
 
 def dry_run_jobs(stdout: str) -> list[dict]:

@@ -152,7 +152,7 @@ rule cross_validate_precip:
         )
         + 500,
         runtime=lambda wc, attempt: runtime_for(
-            60 + 10 * len(all_years(wc.product)), attempt
+            40 + 10 * len(all_years(wc.product)), attempt
         ),
     params:
         sources=lambda wc: sources(wc.product),
