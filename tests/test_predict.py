@@ -1,6 +1,5 @@
 """Tiled prediction I/O, score statistics, and the precipitation workflow end to end."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -178,41 +177,9 @@ def test_availability_sets_in_the_dag(tmp_path):
 
 
 @pytest.mark.slow
-def test_workflow_test_precip_end_to_end(tmp_path):
-    """test_precip: samples -> networks -> product -> scores.csv, in a scratch directory."""
-    overrides = tmp_path / "fast.yaml"
-    shutil.copy(ROOT / "configs" / "test.yaml", tmp_path / "test.yaml")
-    import yaml
-
-    cfg = yaml.safe_load((tmp_path / "test.yaml").read_text())
-    cfg["products"] = {"test_precip": cfg["products"]["test_precip"]}
-    cfg["products"]["test_precip"]["model"] = {
-        "mpfm": {
-            "epochs": 2,
-            "conv_channels": [4, 4],
-            "hidden": [4],
-            "head_hidden": 8,
-            "samples_per_epoch": 256,
-        },
-        "baselines": {
-            "rf": {"n_estimators": 10},
-            "lightgbm": {"n_estimators": 20},
-            "mlp": {"max_iter": 20},
-        },
-    }
-    cfg["products"]["test_precip"]["cv"] = {"n_splits": 2}
-    cfg["products"]["test_precip"]["outputs"] = {"geotiff": True}
-    overrides.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [str(ROOT / ".venv/bin/snakemake"), "--cores", "2", "-s", str(ROOT / "Snakefile")]
-        + ["--configfile", str(overrides), "--directory", str(tmp_path)]
-        + ["results/test_precip/evaluation/scores.csv", "results/test_precip/product/geotiff/2020"],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    res = tmp_path / "results" / "test_precip"
+def test_workflow_test_precip_end_to_end(test_workflow):
+    """test_precip: samples -> networks -> product -> scores.csv (the shared test-config run)."""
+    res = test_workflow / "results" / "test_precip"
     scores = pd.read_csv(res / "evaluation" / "scores.csv")
     assert list(scores.columns) == SCORE_COLUMNS
     models = set(scores["model"])
