@@ -51,6 +51,42 @@ class StepData:
     data: np.ndarray
 
 
+def netcdf_times(var, values=None) -> pd.DatetimeIndex:
+    """Decode a CF time variable (or ``values`` in its units) to minute-rounded datetimes."""
+    import netCDF4
+
+    vals = netCDF4.num2date(
+        var[:] if values is None else values,
+        var.units,
+        getattr(var, "calendar", "standard"),
+        only_use_cftime_datetimes=False,
+    )
+    return pd.DatetimeIndex(np.asarray(vals, dtype="datetime64[ns]").ravel()).round("min")
+
+
+def netcdf_grid_variable(nc, path, name: str, lat_name: str = "lat", lon_name: str = "lon"):
+    """The ``(time, lat, lon)`` variable ``name`` of an open netCDF file, unscaled.
+
+    Returns ``(var, lat, lon)`` with 1-D float64 coordinates (2-D coordinate arrays are
+    reduced to their axes); a missing variable or a shape that does not match the
+    coordinates raises an error naming the file.
+    """
+    if name not in nc.variables:
+        raise KeyError(f"{path}: no variable {name!r} ({sorted(nc.variables)})")
+    var = nc.variables[name]
+    var.set_auto_maskandscale(False)
+    lat = np.asarray(nc.variables[lat_name][:], dtype="f8")
+    lon = np.asarray(nc.variables[lon_name][:], dtype="f8")
+    if lat.ndim == 2:
+        lat, lon = lat[:, 0], lon[0, :]
+    if var.ndim != 3 or var.shape[1:] != (lat.size, lon.size):
+        raise ValueError(
+            f"{path}: {name} shape {var.shape} dims {var.dimensions}, expected (time, "
+            f"lat={lat.size}, lon={lon.size})"
+        )
+    return var, lat, lon
+
+
 def scan_files(
     folders: Iterable[str | os.PathLike],
     pattern: re.Pattern,

@@ -19,7 +19,15 @@ import pandas as pd
 
 from ..daily import DayWindow
 from ..io import atomic_path
-from ._steps import StepData, crop_slice, daily_from_steps, lon_window, scan_files
+from ._steps import (
+    StepData,
+    crop_slice,
+    daily_from_steps,
+    lon_window,
+    netcdf_grid_variable,
+    netcdf_times,
+    scan_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +64,7 @@ def read_cmorph_file(path, bbox, variable: str = "") -> StepData:
     name = variable or "cmorph"
     try:
         with netCDF4.Dataset(path) as nc:
-            if name not in nc.variables:
-                raise KeyError(f"{path}: no variable {name!r} ({sorted(nc.variables)})")
-            var = nc.variables[name]
-            var.set_auto_maskandscale(False)
-            lat = np.asarray(nc.variables["lat"][:], dtype="f8")
-            lon = np.asarray(nc.variables["lon"][:], dtype="f8")
-            if var.ndim != 3 or var.shape[1:] != (lat.size, lon.size):
-                raise ValueError(
-                    f"{path}: {name} shape {var.shape}, expected (time, lat={lat.size}, "
-                    f"lon={lon.size})"
-                )
+            var, lat, lon = netcdf_grid_variable(nc, path, name)
             units = getattr(var, "units", "")
             if units.replace(" ", "") not in ("mm/hr", "mm/h", "mmh-1", "mmhr-1"):
                 raise ValueError(f"{path}: {name} units {units!r}, expected mm/hr")
@@ -82,18 +80,7 @@ def read_cmorph_file(path, bbox, variable: str = "") -> StepData:
             else:
                 raw = np.asarray(var[:, lat_sl, lon_sl], dtype="f4")[:, ::-1]
             fill = getattr(var, "_FillValue", _FILL)
-            t = nc.variables["time"]
-            starts = pd.DatetimeIndex(
-                np.asarray(
-                    netCDF4.num2date(
-                        t[:],
-                        t.units,
-                        getattr(t, "calendar", "standard"),
-                        only_use_cftime_datetimes=False,
-                    ),
-                    dtype="datetime64[ns]",
-                )
-            ).round("min")
+            starts = netcdf_times(nc.variables["time"])
     except (OSError, RuntimeError) as err:
         raise OSError(f"{path}: cannot be read as a CMORPH NetCDF file ({err})") from err
     data = np.where((raw == fill) | (raw < 0), np.nan, raw) * np.float32(0.5)

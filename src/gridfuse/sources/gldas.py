@@ -21,7 +21,15 @@ import pandas as pd
 
 from ..daily import DayWindow
 from ..io import atomic_path
-from ._steps import StepData, crop_slice, daily_from_steps, lon_window, scan_files
+from ._steps import (
+    StepData,
+    crop_slice,
+    daily_from_steps,
+    lon_window,
+    netcdf_grid_variable,
+    netcdf_times,
+    scan_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +48,7 @@ def gldas_name(stamp) -> str:
 
 
 def _times(nc, name, path) -> pd.DatetimeIndex:
-    t = nc.variables[name]
-    vals = netCDF4.num2date(
-        t[:], t.units, getattr(t, "calendar", "standard"), only_use_cftime_datetimes=False
-    )
-    return pd.DatetimeIndex(np.asarray(vals, dtype="datetime64[ns]").ravel()).round("min")
+    return netcdf_times(nc.variables[name])
 
 
 def _interval_start(nc, path) -> pd.DatetimeIndex:
@@ -54,13 +58,7 @@ def _interval_start(nc, path) -> pd.DatetimeIndex:
     if bname in nc.variables:
         t = nc.variables["time"]
         b = nc.variables[bname][:]
-        lo = netCDF4.num2date(
-            np.asarray(b)[:, 0],
-            t.units,
-            getattr(t, "calendar", "standard"),
-            only_use_cftime_datetimes=False,
-        )
-        return pd.DatetimeIndex(np.asarray(lo, dtype="datetime64[ns]")).round("min")
+        return netcdf_times(t, np.asarray(b)[:, 0])
     return stamp - STEP
 
 
@@ -70,17 +68,7 @@ def read_gldas_file(path, bbox, variable: str = "") -> StepData:
     name = variable or "Rainf_f_tavg"
     try:
         with netCDF4.Dataset(path) as nc:
-            if name not in nc.variables:
-                raise KeyError(f"{path}: no variable {name!r} ({sorted(nc.variables)})")
-            var = nc.variables[name]
-            var.set_auto_maskandscale(False)
-            lat = np.asarray(nc.variables["lat"][:], dtype="f8")
-            lon = np.asarray(nc.variables["lon"][:], dtype="f8")
-            if var.ndim != 3 or var.shape[1:] != (lat.size, lon.size):
-                raise ValueError(
-                    f"{path}: {name} shape {var.shape}, expected (time, lat={lat.size}, "
-                    f"lon={lon.size})"
-                )
+            var, lat, lon = netcdf_grid_variable(nc, path, name)
             units = getattr(var, "units", "")
             if units.replace(" ", "") not in ("kgm-2s-1", "kg/m^2/s", "kgm**-2s**-1", "mms-1"):
                 raise ValueError(f"{path}: {name} units {units!r}, expected kg m-2 s-1")

@@ -31,7 +31,15 @@ import pandas as pd
 
 from ..daily import DayWindow
 from ..io import atomic_path
-from ._steps import StepData, crop_slice, daily_from_steps, lon_window, scan_files
+from ._steps import (
+    StepData,
+    crop_slice,
+    daily_from_steps,
+    lon_window,
+    netcdf_grid_variable,
+    netcdf_times,
+    scan_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,33 +194,12 @@ def _netcdf_file(path, bbox, variable="") -> StepData:
     name = variable or "hourlyPrecipRateGC"
     try:
         with netCDF4.Dataset(path) as nc:
-            if name not in nc.variables:
-                raise KeyError(f"{path}: no variable {name!r} ({sorted(nc.variables)})")
-            var = nc.variables[name]
-            var.set_auto_maskandscale(False)
-            lat = np.asarray(nc.variables["Latitude"][:], dtype="f8")
-            lon = np.asarray(nc.variables["Longitude"][:], dtype="f8")
-            if lat.ndim == 2:
-                lat, lon = lat[:, 0], lon[0, :]
-            dims = var.dimensions
-            if var.ndim != 3 or var.shape[1:] != (lat.size, lon.size):
-                raise ValueError(
-                    f"{path}: {name} shape {var.shape} dims {dims}, expected (time, "
-                    f"lat={lat.size}, lon={lon.size})"
-                )
+            var, lat, lon = netcdf_grid_variable(nc, path, name, "Latitude", "Longitude")
             raw = np.asarray(var[:], dtype="f4")
             times = None
             for tname in ("Time", "time"):
                 if tname in nc.variables:
-                    t = nc.variables[tname]
-                    times = pd.DatetimeIndex(
-                        netCDF4.num2date(
-                            t[:],
-                            t.units,
-                            getattr(t, "calendar", "standard"),
-                            only_use_cftime_datetimes=False,
-                        ).astype("datetime64[ns]")
-                    )
+                    times = netcdf_times(nc.variables[tname])
     except (OSError, RuntimeError) as err:
         raise OSError(f"{path}: cannot be read as a GSMaP NetCDF ({err})") from err
     if times is None:
