@@ -42,7 +42,7 @@ lint: venv
 
 bench: venv
 	mkdir -p results/benchmarks
-	for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean-results:
 	rm -rf results .snakemake
