@@ -87,6 +87,29 @@ def netcdf_grid_variable(nc, path, name: str, lat_name: str = "lat", lon_name: s
     return var, lat, lon
 
 
+def write_grid_variable(nc, name, lat, lon, values, *, compress, fill, attrs):
+    """Create ``lat``/``lon`` coordinates and a float32 ``(time, lat, lon)`` variable in an
+    open netCDF file (the layout the CMORPH and GLDAS writers share); NaN becomes ``fill``."""
+    for cname, vals, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
+        c = nc.createVariable(cname, "f4", (cname,))
+        c.units = units
+        c[:] = vals
+    v = nc.createVariable(
+        name,
+        "f4",
+        ("time", "lat", "lon"),
+        zlib=compress,
+        complevel=1,
+        contiguous=not compress,
+        fill_value=fill,
+    )
+    for k, val in attrs.items():
+        setattr(v, k, val)
+    v.set_auto_maskandscale(False)
+    v[:] = np.where(np.isfinite(values), values, fill)
+    return v
+
+
 def scan_files(
     folders: Iterable[str | os.PathLike],
     pattern: re.Pattern,

@@ -27,6 +27,7 @@ from ._steps import (
     netcdf_grid_variable,
     netcdf_times,
     scan_files,
+    write_grid_variable,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,21 +131,17 @@ def write_cmorph(
             t.units, t.calendar = "minutes since 1998-01-01 00:00:00", "standard"
             base = (hour - pd.Timestamp("1998-01-01")) / pd.Timedelta("1min")
             t[:] = [base, base + 30]
-            for cname, vals, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
-                c = nc.createVariable(cname, "f4", (cname,))
-                c.units = units
-                c[:] = vals
-            v = nc.createVariable(
+            write_grid_variable(
+                nc,
                 "cmorph",
-                "f4",
-                ("time", "lat", "lon"),
-                zlib=compress,
-                complevel=1,
-                contiguous=not compress,
-                fill_value=_FILL,
+                lat,
+                lon,
+                np.asarray(rate),
+                compress=compress,
+                fill=_FILL,
+                attrs={
+                    "units": "mm/hr",
+                    "long_name": "CMORPH precipitation estimate (bias corrected)",
+                },
             )
-            v.units = "mm/hr"
-            v.long_name = "CMORPH precipitation estimate (bias corrected)"
-            v.set_auto_maskandscale(False)
-            v[:] = np.where(np.isfinite(rate), rate, _FILL)
     return path

@@ -29,6 +29,7 @@ from ._steps import (
     netcdf_grid_variable,
     netcdf_times,
     scan_files,
+    write_grid_variable,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,25 +149,21 @@ def write_gldas(
             b[:] = [
                 [(stamp - STEP - base) / pd.Timedelta("1D"), (stamp - base) / pd.Timedelta("1D")]
             ]
-            for cname, vals, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
-                c = nc.createVariable(cname, "f4", (cname,))
-                c.units = units
-                c[:] = vals
-            v = nc.createVariable(
+            write_grid_variable(
+                nc,
                 "Rainf_f_tavg",
-                "f4",
-                ("time", "lat", "lon"),
-                zlib=compress,
-                complevel=1,
-                contiguous=not compress,
-                fill_value=_FILL,
+                lat,
+                lon,
+                np.asarray(rate[None]),
+                compress=compress,
+                fill=_FILL,
+                attrs={
+                    "units": "kg m-2 s-1",
+                    "standard_name": "precipitation_flux",
+                    "long_name": "Total precipitation rate",
+                    "cell_methods": "time: mean",
+                },
             )
-            v.units = "kg m-2 s-1"
-            v.standard_name = "precipitation_flux"
-            v.long_name = "Total precipitation rate"
-            v.cell_methods = "time: mean"
-            v.set_auto_maskandscale(False)
-            v[:] = np.where(np.isfinite(rate), rate, _FILL)[None]
             nc.title = "GLDAS2.1 LIS land surface model output"
             nc.tavg_definision = "past 3-hour average"
     return path

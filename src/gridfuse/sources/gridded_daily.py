@@ -336,22 +336,40 @@ def read_geotiff_daily(
     """
     days = as_days(days)
     _window_note(window, "geotiff_daily")
-    files = _files(folders, _TIF_SUFFIXES)
+    return _read_dated_files(
+        "geotiff_daily",
+        folders,
+        _TIF_SUFFIXES,
+        days,
+        bbox,
+        lambda f: _read_tif(f, first_date, bbox),
+        "is dated within",
+    )
+
+
+def _read_dated_files(label, folders, suffixes, days, bbox, read_one, what, keep=None):
+    """Read the files of ``folders`` that may hold ``days``, check one grid, concat, finish.
+
+    A file whose name carries a date outside ``days`` is skipped unopened (when there are
+    several); ``keep`` may drop a file after reading it.
+    """
+    files = _files(folders, suffixes)
     parts = []
     for f in files:
         d = date_from_name(f.name)
         if d is not None and len(files) > 1 and not days[0] <= d <= days[-1]:
             continue  # a daily file of another day: skip without opening it
-        parts.append(_read_tif(f, first_date, bbox))
+        da = read_one(f)
+        if keep is None or keep(da):
+            parts.append(da)
     if not parts:
         raise ValueError(
-            f"geotiff_daily: no GeoTIFF in {folders} is dated within {days[0]:%Y-%m-%d}.."
-            f"{days[-1]:%Y-%m-%d}"
+            f"{label}: no file in {folders} {what} {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}"
         )
     _check_same_grid(parts, folders)
     da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
-    logger.info("geotiff_daily: read %d file(s) from %s", len(parts), folders)
-    return _finish(da, days, bbox, "geotiff_daily")
+    logger.info("%s: read %d file(s) from %s", label, len(parts), folders)
+    return _finish(da, days, bbox, label)
 
 
 def _check_same_grid(parts: list[xr.DataArray], path) -> None:
@@ -452,22 +470,13 @@ def read_netcdf_daily(
     """
     days = as_days(days)
     _window_note(window, "netcdf_daily")
-    files = _files(folders, _NC_SUFFIXES)
-    parts = []
-    for f in files:
-        d = date_from_name(f.name)
-        if d is not None and len(files) > 1 and not days[0] <= d <= days[-1]:
-            continue
-        da = _open_nc(f, variable, bbox)
-        t = pd.DatetimeIndex(da["time"].values).normalize()
-        if t.isin(days).any():
-            parts.append(da)
-    if not parts:
-        raise ValueError(
-            f"netcdf_daily: no NetCDF in {folders} has days in {days[0]:%Y-%m-%d}.."
-            f"{days[-1]:%Y-%m-%d}"
-        )
-    _check_same_grid(parts, folders)
-    da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
-    logger.info("netcdf_daily: read %d file(s) from %s", len(parts), folders)
-    return _finish(da, days, bbox, "netcdf_daily")
+    return _read_dated_files(
+        "netcdf_daily",
+        folders,
+        _NC_SUFFIXES,
+        days,
+        bbox,
+        lambda f: _open_nc(f, variable, bbox),
+        "has days in",
+        keep=lambda da: pd.DatetimeIndex(da["time"].values).normalize().isin(days).any(),
+    )
