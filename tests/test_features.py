@@ -274,3 +274,83 @@ def test_out_of_fold_has_no_leakage():
 
     out_of_fold(spy, X, y, groups, n_splits=4, seed=1)
     assert all(not (tr & te) for tr, te in seen)
+
+
+def test_static_neighbourhood_means_by_brute_force(inputs, frame):
+    # each <static>_m<k> at a station pixel is the plain mean of the in-grid k x k window
+    _, st, _, _ = inputs
+    cfg = FeatureConfig()
+    assert cfg.static_sizes and cfg.spatial_static
+    ny, nx = GRID.shape
+    one = frame.drop_duplicates(["row", "col"])
+    for v in cfg.spatial_static:
+        a = st[v].values.astype(np.float64)
+        for k in cfg.static_sizes:
+            h = k // 2
+            want = [
+                a[max(r - h, 0) : min(r + h + 1, ny), max(c - h, 0) : min(c + h + 1, nx)].mean()
+                for r, c in zip(one["row"], one["col"])
+            ]
+            np.testing.assert_allclose(one[f"{v}_m{k}"], want, rtol=1e-5)
+    # they are spatial-sampling columns: plain inputs do not have them
+    b = FeatureBuilder(cfg, GRID)
+    assert "population_m11" in b.technique_columns("spatial")
+    assert "population_m11" not in FeatureBuilder(cfg.plain(), GRID).columns
+
+
+def test_static_neighbourhood_means_in_tiles_need_their_own_halo(inputs):
+    # a tile far smaller than the widest static window still gets the whole-field mean
+    dyn, st, _, _ = inputs
+    cfg = FeatureConfig(sizes=(3,), static_sizes=(9,), spatial_static=("population",))
+    tf = tile_frame(dyn, st, cfg, slice(0, 1), slice(5, 7), slice(6, 8))
+    whole = neighbourhood_mean(st["population"].values, 9)[5:7, 6:8]
+    np.testing.assert_array_equal(tf["population_m9"].to_numpy(), whole.ravel())
+
+
+def test_random_id_blocks():
+    cfg = FeatureConfig(rid_block=4, seed=3, convolution=False)
+    b = FeatureBuilder(cfg, GRID)
+    assert b.rid.shape == (-(-GRID.nlat // 4), -(-GRID.nlon // 4))
+    rows = np.array([0, 3, 0, 4, GRID.nlat - 1])
+    cols = np.array([0, 3, 4, 0, GRID.nlon - 1])
+    fr = pd.DataFrame({"date": pd.Timestamp("2018-08-20"), "row": rows, "col": cols})
+    for v in list(cfg.dynamic) + list(cfg.static) + cfg.spatial_columns:
+        fr[v] = 0.0
+    rid = b.base_matrix(fr)[:, b.base_columns.index("rid")]
+    assert rid[0] == rid[1]  # same 4 x 4 block
+    assert len({rid[0], rid[2], rid[3], rid[4]}) == 4  # other blocks, other IDs
+    # state round trip keeps the block grid; a per-pixel state does not fit it
+    b2 = FeatureBuilder.from_state(cfg, GRID, b.state())
+    np.testing.assert_array_equal(b2.base_matrix(fr), b.base_matrix(fr))
+    with pytest.raises(ValueError, match="rid_block"):
+        FeatureBuilder(cfg, GRID, rid=RandomID(GRID.shape, seed=3))
+    with pytest.raises(ValueError, match="rid_block"):
+        FeatureBuilder(FeatureConfig(rid_block=0), GRID)
+
+
+def test_convolution_of_fields_ignores_ids_location_and_calendar(frame):
+    fields = FeatureConfig(m1=8, m2=4, seed=1, conv_inputs="fields")
+    b = FeatureBuilder(fields, GRID).fit(frame)
+    read = [b.base_columns[j] for j in b.conv_input_index]
+    assert not {"rid", "lon_n", "lat_n", "doy", "year", "wond"} & set(read)
+    assert {"so2_column", "population", "blh_m3", "population_m11"} <= set(read)
+    conv = slice(len(b.base_columns), None)
+    x = b.transform(frame)[:, conv]
+    # other random IDs and other days leave the fields' convolution unchanged ...
+    other = FeatureBuilder(dataclasses.replace(fields, seed=9), GRID)
+    other.conv = b.conv
+    later = frame.assign(date=frame["date"] + pd.Timedelta(days=100))
+    np.testing.assert_array_equal(other.transform(frame)[:, conv], x)
+    np.testing.assert_array_equal(b.transform(later)[:, conv], x)
+    # ... but not the convolution of all columns
+    ball = FeatureBuilder(dataclasses.replace(fields, conv_inputs="all"), GRID).fit(frame)
+    xa = ball.transform(frame)[:, conv]
+    assert not np.array_equal(ball.transform(later)[:, conv], xa)
+    with pytest.raises(ValueError, match="conv_inputs"):
+        FeatureConfig(conv_inputs="some")
+
+
+def test_declustering_is_off_by_default(frame):
+    assert np.all(FeatureBuilder(FeatureConfig(), GRID).weights(frame) == 1.0)
+    w = FeatureBuilder(FeatureConfig(decluster_deg=0.1), GRID).weights(frame)
+    assert w.mean() == pytest.approx(1.0) and w.std() >= 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,6 +142,19 @@ def test_ablation_variants(data):
     row = ab[(ab.variant == "no_spatial") & (ab.metric == "r2")]
     ref = full[full.metric == "r2"]["value"].item()
     assert row["delta"].item() == pytest.approx(row["value"].item() - ref)
+
+
+def test_ablation_adds_switched_off_techniques(data):
+    # a technique off in the configured model is measured by adding it (with_<t>)
+    frame = data[2]
+    cfg = dataclasses.replace(CFG, convolution=False, random_id=False)
+    ab = ablation(frame, cfg, GRID, SETTINGS, {"site_cv": SiteKFold(3, seed=0)}, metrics=("r2",))
+    assert set(ab["variant"]) == {"full", "no_spatial", "with_convolution", "with_random_id"}
+    assert ab.set_index("variant").loc["with_convolution", "removed"] == "convolution"
+    with_conv = ab.set_index("variant").loc["with_convolution", "value"]
+    model = SO2Model("c", "lightgbm", dataclasses.replace(cfg, convolution=True), GRID, SETTINGS)
+    oof = cross_validate(frame, {"c": lambda: model}, {"site_cv": SiteKFold(3, seed=0)})
+    assert with_conv == pytest.approx(scores_from_oof(oof, metrics=("r2",))["value"].item())
 
 
 def test_model_settings_from_config():

@@ -2,7 +2,8 @@
 
 A **sample frame** is a DataFrame with one row per pixel-day: ``date``, ``row``, ``col`` (on
 the product grid), the dynamic fields at the pixel, their neighbourhood means
-(``<var>_m<k>``), the static layers, and for station rows ``station`` and ``value``.
+(``<var>_m<k>``), the static layers and their neighbourhood means (same naming, sizes
+``static_sizes``), and for station rows ``station`` and ``value``.
 :func:`station_frame` builds it at station pixels (training, CV), :func:`tile_frame` for every
 pixel of a tile (prediction); both compute the same numbers for the same pixel-day.
 
@@ -10,8 +11,10 @@ pixel of a tile (prediction); both compute the same numbers for the same pixel-d
 documented column order:
 
 ``dynamic`` | ``static`` | calendar (``doy, year, wond``) | location (``lon_n, lat_n``) |
-spatial (``<var>_m<k>``, if on) | ``rid`` (if on) | ``prev_pollutant`` (if on) |
-``conv1_*``, ``conv2_*`` (if on; computed from all the columns before them).
+spatial (``<dynamic>_m<k>`` then ``<static>_m<k>``, if on) | ``rid`` (if on) | ``prev_pollutant`` (if on) |
+``conv1_*``, ``conv2_*`` (if on; computed from the columns before them: all of them with
+``conv_inputs="all"``, or only the measured fields, i.e. dynamic, static and spatial columns,
+with ``conv_inputs="fields"``, which keeps calendar, location and random ID out of the mix).
 
 Each technique (``random_id``, ``spatial``, ``convolution``, ``sequential``) is a switch of
 :class:`FeatureConfig`; switching one off removes exactly its columns (and, for
@@ -68,10 +71,15 @@ class FeatureConfig:
     sequential: bool = False
     sizes: tuple[int, ...] = (3, 5)
     spatial_variables: tuple[str, ...] = ()  # empty: all dynamic variables
-    decluster_deg: float = 0.1  # 0 disables the declustering weights
+    # neighbourhood means of static layers: emissions around a site (population, roads)
+    static_sizes: tuple[int, ...] = (5, 11, 21)
+    spatial_static: tuple[str, ...] = ("population", "road_density", "ndvi", "elevation")
+    decluster_deg: float = 0.0  # declustering weights of training rows; 0 disables them
+    rid_block: int = 1  # random IDs of rid_block x rid_block pixel blocks (1 = per pixel)
     m1: int = 64
     m2: int = 16
     width: int = 3
+    conv_inputs: str = "all"  # "all" base columns, or "fields" (dynamic, static, spatial)
     seed: int = 0
 
     @classmethod
@@ -81,10 +89,21 @@ class FeatureConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown feature settings {unknown}; known: {sorted(names)}")
-        for k in ("dynamic", "static", "sizes", "spatial_variables"):
+        for k in (
+            "dynamic",
+            "static",
+            "sizes",
+            "spatial_variables",
+            "static_sizes",
+            "spatial_static",
+        ):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
+
+    def __post_init__(self):
+        if self.conv_inputs not in ("all", "fields"):
+            raise ValueError(f"conv_inputs must be 'all' or 'fields'; found {self.conv_inputs!r}")
 
     def to_dict(self) -> dict:
         return {
@@ -107,6 +126,28 @@ class FeatureConfig:
     def spatial_vars(self) -> tuple[str, ...]:
         return self.spatial_variables or self.dynamic
 
+    @property
+    def static_spatial_vars(self) -> tuple[str, ...]:
+        """Static layers given neighbourhood means (none when no ``static_sizes``)."""
+        return self.spatial_static if self.static_sizes else ()
+
+    @property
+    def spatial_columns(self) -> list[str]:
+        """The neighbourhood-mean columns (dynamic, then static)."""
+        return spatial_columns(self.spatial_vars, self.sizes) + spatial_columns(
+            self.static_spatial_vars, self.static_sizes
+        )
+
+    @property
+    def halo(self) -> int:
+        """Cells read around a tile so that every neighbourhood mean is complete."""
+        return max([0, *self.sizes, *self.static_sizes]) // 2
+
+    def rid_shape(self, grid_shape: tuple[int, int]) -> tuple[int, int]:
+        """Shape of the random-ID grid: one ID per ``rid_block x rid_block`` pixel block."""
+        b = int(self.rid_block)
+        return (-(-int(grid_shape[0]) // b), -(-int(grid_shape[1]) // b))
+
 
 class FeatureBuilder:
     """Feature matrix of a sample frame; holds the stored random IDs and convolution state.
@@ -123,10 +164,14 @@ class FeatureBuilder:
     def __init__(self, cfg: FeatureConfig, grid: Grid, rid: RandomID | None = None):
         self.cfg = cfg
         self.grid = grid
-        self.rid = rid if rid is not None else RandomID(grid.shape, seed=cfg.seed)
-        if self.rid.shape != grid.shape:
+        if cfg.rid_block < 1:
+            raise ValueError(f"rid_block must be >= 1 pixel; found {cfg.rid_block}")
+        shape = cfg.rid_shape(grid.shape)
+        self.rid = rid if rid is not None else RandomID(shape, seed=cfg.seed)
+        if self.rid.shape != shape:
             raise ValueError(
-                f"random IDs are for a grid of {self.rid.shape}; the grid is {grid.shape}"
+                f"random IDs are for a grid of {self.rid.shape}; expected {shape} "
+                f"(grid {grid.shape}, rid_block {cfg.rid_block})"
             )
         self.conv: ParameterConvolution | None = None
 
@@ -136,7 +181,7 @@ class FeatureBuilder:
         c = self.cfg
         cols = list(c.dynamic) + list(c.static) + CALENDAR_COLUMNS + LOCATION_COLUMNS
         if c.spatial:
-            cols += spatial_columns(c.spatial_vars, c.sizes)
+            cols += c.spatial_columns
         if c.random_id:
             cols.append("rid")
         if c.sequential:
@@ -159,7 +204,7 @@ class FeatureBuilder:
         c = self.cfg
         return {
             "random_id": ["rid"],
-            "spatial": spatial_columns(c.spatial_vars, c.sizes),
+            "spatial": c.spatial_columns,
             "convolution": [f"conv1_{i:02d}" for i in range(c.m1)]
             + [f"conv2_{i:02d}" for i in range(c.m2)],
             "sequential": [SEQUENTIAL_COLUMN],
@@ -180,7 +225,8 @@ class FeatureBuilder:
             self.grid.lon[cols], self.grid.lat[rows], self.grid
         )
         if self.cfg.random_id:
-            derived["rid"] = self.rid(rows, cols)
+            b = self.cfg.rid_block
+            derived["rid"] = self.rid(rows // b, cols // b)
         for j, name in enumerate(self.base_columns):
             if name in derived:
                 out[:, j] = derived[name]
@@ -192,12 +238,22 @@ class FeatureBuilder:
                 )
         return out
 
+    @property
+    def conv_input_index(self) -> np.ndarray:
+        """Positions (in :attr:`base_columns`) of the columns the convolution reads."""
+        cols = self.base_columns
+        if self.cfg.conv_inputs == "all":
+            return np.arange(len(cols))
+        c = self.cfg
+        keep = set(c.dynamic) | set(c.static) | (set(c.spatial_columns) if c.spatial else set())
+        return np.array([j for j, n in enumerate(cols) if n in keep], dtype=np.int64)
+
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
         """Fit the convolution's normalization on the (training) rows of ``frame``."""
         if self.cfg.convolution:
             c = self.cfg
             self.conv = ParameterConvolution(c.m1, c.m2, c.width, c.seed).fit(
-                self.base_matrix(frame)
+                self.base_matrix(frame)[:, self.conv_input_index]
             )
         return self
 
@@ -210,7 +266,8 @@ class FeatureBuilder:
             raise RuntimeError(
                 "FeatureBuilder: call fit() before transform() when convolution is on"
             )
-        return np.concatenate([base, self.conv.transform(base)], axis=1)
+        conv = self.conv.transform(base[:, self.conv_input_index])
+        return np.concatenate([base, conv], axis=1)
 
     def weights(self, frame: pd.DataFrame) -> np.ndarray:
         """Training-row weights: declustering when spatial sampling is on, else ones."""
@@ -288,7 +345,7 @@ def station_frame(
         Days loaded at a time (bounds memory).
     """
     _check_vars(dynamic, cfg.dynamic, "dynamic fields")
-    _check_vars(static, cfg.static, "static layers")
+    _check_vars(static, list(dict.fromkeys(cfg.static + cfg.static_spatial_vars)), "static layers")
     px = (
         pixels.groupby(["row", "col"], sort=True)["station"]
         .agg(lambda s: "+".join(sorted(s)))
@@ -297,6 +354,12 @@ def station_frame(
     rows = px["row"].to_numpy(np.int64)
     cols = px["col"].to_numpy(np.int64)
     svars = cfg.spatial_vars
+    # static neighbourhood means: one value per pixel, repeated every day
+    static_nb = {
+        f"{v}_m{k}": window_mean_at(np.asarray(static[v].values, np.float32), rows, cols, k)
+        for v in cfg.static_spatial_vars
+        for k in cfg.static_sizes
+    }
     parts = []
     times = dynamic["time"].values.astype("datetime64[ns]")
     for a in range(0, len(times), time_block):
@@ -315,6 +378,8 @@ def station_frame(
             if v in svars:
                 for k in cfg.sizes:
                     cols_out[f"{v}_m{k}"] = window_mean_at(f, rows, cols, k).ravel()
+        for name, m in static_nb.items():
+            cols_out[name] = np.tile(m, nt)
         parts.append(pd.DataFrame(cols_out))
     frame = pd.concat(parts, ignore_index=True)
     for v in cfg.static:
@@ -349,8 +414,9 @@ def tile_frame(
 ) -> pd.DataFrame:
     """Sample frame of every pixel of a tile (rows ``row_slice`` x cols ``col_slice``) and days.
 
-    Neighbourhood means read a halo of ``max(sizes) // 2`` cells around the tile, so they
-    equal those of the whole field (and of :func:`station_frame`).
+    Neighbourhood means read a halo of ``max(sizes) // 2`` cells (dynamic fields) and
+    ``max(static_sizes) // 2`` cells (static layers) around the tile, so they equal those of
+    the whole field (and of :func:`station_frame`).
     """
     ny, nx = dynamic.sizes["lat"], dynamic.sizes["lon"]
     r0, r1, _ = row_slice.indices(ny)
@@ -380,6 +446,15 @@ def tile_frame(
     for v in cfg.static:
         s = np.asarray(static[v].isel(lat=row_slice, lon=col_slice).values, dtype=np.float32)
         out[v] = np.tile(s.ravel(), nt)
+    hs = max(cfg.static_sizes) // 2 if cfg.static_sizes else 0
+    sr0, sr1, sc0, sc1 = max(r0 - hs, 0), min(r1 + hs, ny), max(c0 - hs, 0), min(c1 + hs, nx)
+    score = (slice(r0 - sr0, r1 - sr0), slice(c0 - sc0, c1 - sc0))
+    for v in cfg.static_spatial_vars:
+        s = np.asarray(
+            static[v].isel(lat=slice(sr0, sr1), lon=slice(sc0, sc1)).values, dtype=np.float32
+        )
+        for k in cfg.static_sizes:
+            out[f"{v}_m{k}"] = np.tile(neighbourhood_mean(s, k)[score].ravel(), nt)
     return pd.DataFrame(out)
 
 

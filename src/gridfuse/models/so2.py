@@ -422,17 +422,24 @@ def ablation(
     splitters: Mapping[str, object],
     metrics=("r2", "rmse", "mae", "rb"),
 ) -> pd.DataFrame:
-    """The full LightGBM model, then with each switched-on technique removed in turn.
+    """The full LightGBM model, then with each technique toggled in turn.
+
+    A switched-on technique is removed (variant ``no_<t>``); a switched-off one (random ID,
+    spatial sampling, convolution; the sequential input needs its column) is added
+    (``with_<t>``), so every technique is measured against the configured model.
 
     Returns
     -------
-    DataFrame ``variant, removed, scheme, metric, value, n, delta`` where ``delta`` is the
-    variant's value minus the full model's (same scheme and metric).
+    DataFrame ``variant, removed, scheme, metric, value, n, delta`` where ``removed`` names
+    the toggled technique and ``delta`` is the variant's value minus the full model's (same
+    scheme and metric).
     """
     variants = {"full": ("", features)}
     for t in TECHNIQUES:
         if getattr(features, t):
             variants[f"no_{t}"] = (t, features.without(t))
+        elif t != "sequential":
+            variants[f"with_{t}"] = (t, dataclasses.replace(features, **{t: True}))
     models = {
         v: (lambda cfg=cfg, v=v: SO2Model(v, "lightgbm", cfg, grid, settings))
         for v, (_, cfg) in variants.items()
