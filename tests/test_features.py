@@ -27,6 +27,7 @@ from gridfuse.features import (
     station_frame,
     station_pixels,
     tile_frame,
+    upwind_offsets,
     window_mean_at,
 )
 
@@ -354,3 +355,41 @@ def test_declustering_is_off_by_default(frame):
     assert np.all(FeatureBuilder(FeatureConfig(), GRID).weights(frame) == 1.0)
     w = FeatureBuilder(FeatureConfig(decluster_deg=0.1), GRID).weights(frame)
     assert w.mean() == pytest.approx(1.0) and w.std() >= 0
+
+
+def test_upwind_offsets_known_directions():
+    # at the equator a 0.01-degree cell is 1.112 km both ways; 3.4 km is 3 cells
+    u = np.array([5.0, 0.0, -2.0, 0.0, 3.0, np.nan])
+    v = np.array([0.0, 4.0, 0.0, 0.0, 3.0, 1.0])
+    drow, dcol = upwind_offsets(u, v, 3.4, np.zeros(6), 0.01)
+    # westerly -> upwind is west; southerly (blowing north) -> upwind is south (row +);
+    # easterly -> east; calm and missing wind -> the pixel itself; south-westerly -> SW
+    np.testing.assert_array_equal(drow, [0, 3, 0, 0, 2, 0])
+    np.testing.assert_array_equal(dcol, [-3, 0, 3, 0, -2, 0])
+    # at 60 N a cell spans half the km along longitude: twice the columns
+    _, dcol60 = upwind_offsets([5.0], [0.0], 3.4, [60.0], 0.01)
+    assert dcol60[0] == -6
+
+
+def test_upwind_samples_at_stations_by_brute_force(inputs, frame):
+    dyn, st, _, _ = inputs
+    cfg = FeatureConfig()
+    assert cfg.upwind_km and set(cfg.upwind_columns) <= set(frame.columns)
+    ny, nx = GRID.shape
+    h = cfg.upwind_size // 2
+    pop = st["population"].values.astype(np.float64)
+    d = cfg.upwind_km[0]
+    moved = 0
+    for rec in frame.sample(40, random_state=0).itertuples():
+        t = list(dyn["time"].values).index(np.datetime64(rec.date, "ns"))
+        u = float(dyn["u10"].values[t, rec.row, rec.col])
+        v = float(dyn["v10"].values[t, rec.row, rec.col])
+        km_y = GRID.res * 111.195
+        km_x = km_y * np.cos(np.deg2rad(GRID.lat[rec.row]))
+        r = int(np.clip(rec.row + np.rint(v / np.hypot(u, v) * d / km_y), 0, ny - 1))
+        c = int(np.clip(rec.col + np.rint(-u / np.hypot(u, v) * d / km_x), 0, nx - 1))
+        moved += (r, c) != (rec.row, rec.col)
+        want = pop[max(r - h, 0) : r + h + 1, max(c - h, 0) : c + h + 1].mean()
+        assert getattr(rec, f"population_up{d:g}") == pytest.approx(want, rel=1e-5)
+    assert moved > 10  # the check has teeth: most samples are away from the pixel
+    assert set(cfg.upwind_columns) <= set(FeatureBuilder(cfg, GRID).technique_columns("spatial"))

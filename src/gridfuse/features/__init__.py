@@ -6,7 +6,14 @@ from .convolution import ParameterConvolution
 from .location import LOCATION_COLUMNS, location_features
 from .random_id import RandomID
 from .sequential import SEQUENTIAL_COLUMN, out_of_fold
-from .spatial import decluster_weights, neighbourhood_mean, spatial_columns, window_mean_at
+from .spatial import (
+    decluster_weights,
+    neighbourhood_mean,
+    spatial_columns,
+    upwind_columns,
+    upwind_offsets,
+    window_mean_at,
+)
 from .table import (
     DEFAULT_DYNAMIC,
     DEFAULT_STATIC,
@@ -35,6 +42,8 @@ __all__ = [
     "neighbourhood_mean",
     "window_mean_at",
     "spatial_columns",
+    "upwind_columns",
+    "upwind_offsets",
     "decluster_weights",
     "FeatureConfig",
     "FeatureBuilder",

@@ -8,8 +8,13 @@ Two parts, switched on and off together:
    :func:`neighbourhood_mean` computes it on whole fields (prediction tiles) and
    :func:`window_mean_at` at selected pixels (station rows); both sum the same cells in the
    same order, so the two agree bit for bit.
-2. **Spatially declustered training rows**: stations crowd into cities, so rows are
-   weighted by ``1 / (number of stations in the same cell of `cell_deg` degrees)``,
+2. **Upwind sampling** of static layers (emission proxies such as population and roads):
+   the ``k x k`` mean of the layer at the cell ``d`` km upwind of the pixel, along the
+   day's 10 m wind at the pixel (:func:`upwind_offsets`); columns ``<var>_up<d>``. Surface
+   SO2 at a site is made by the emissions the wind brings to it, not by those around it in
+   every direction. The offset is rounded to whole cells and clipped to the grid.
+3. **Spatially declustered training rows** (optional): stations crowd into cities, so rows
+   are weighted by ``1 / (number of stations in the same cell of `cell_deg` degrees)``,
    normalized to mean 1 (:func:`decluster_weights`). A dense cluster of stations then counts
    as much as one isolated station of the same cell size, in the LightGBM training loss.
 """
@@ -18,12 +23,57 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["neighbourhood_mean", "window_mean_at", "spatial_columns", "decluster_weights"]
+__all__ = [
+    "KM_PER_DEG",
+    "neighbourhood_mean",
+    "window_mean_at",
+    "spatial_columns",
+    "upwind_columns",
+    "upwind_offsets",
+    "decluster_weights",
+]
+
+#: km per degree of latitude (mean Earth radius 6371 km).
+KM_PER_DEG = 111.195
 
 
 def spatial_columns(variables, sizes) -> list[str]:
     """Column names of the neighbourhood means, variable-major."""
     return [f"{v}_m{k}" for v in variables for k in sizes]
+
+
+def upwind_columns(variables, distances_km) -> list[str]:
+    """Column names of the upwind samples, variable-major (``population_up3``)."""
+    return [f"{v}_up{d:g}" for v in variables for d in distances_km]
+
+
+def upwind_offsets(u, v, dist_km: float, lat, res: float) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-cell ``(drow, dcol)`` from a pixel to the point ``dist_km`` upwind of it.
+
+    Parameters
+    ----------
+    u, v : array-like
+        Eastward and northward wind (any speed unit; only the direction is used). Calm or
+        missing wind gives offset 0 (the pixel itself).
+    dist_km : float
+        Distance upwind.
+    lat : array-like
+        Latitude of the pixels (deg; sets the km per cell along longitude).
+    res : float
+        Grid resolution (deg). Rows run south (row + 1 is 1 cell further south).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    speed = np.hypot(u, v)
+    ok = np.isfinite(speed) & (speed > 1e-6)
+    ex = np.where(ok, u / np.where(ok, speed, 1.0), 0.0)
+    ey = np.where(ok, v / np.where(ok, speed, 1.0), 0.0)
+    km_y = res * KM_PER_DEG
+    km_x = km_y * np.cos(np.deg2rad(np.asarray(lat, dtype=np.float64)))
+    # upwind = against the wind: south (row +) when the wind blows north (v > 0)
+    drow = np.rint(ey * dist_km / km_y).astype(np.int64)
+    dcol = np.rint(-ex * dist_km / km_x).astype(np.int64)
+    return drow, dcol
 
 
 def _check_size(size: int) -> int:

@@ -3,7 +3,9 @@
 A **sample frame** is a DataFrame with one row per pixel-day: ``date``, ``row``, ``col`` (on
 the product grid), the dynamic fields at the pixel, their neighbourhood means
 (``<var>_m<k>``), the static layers and their neighbourhood means (same naming, sizes
-``static_sizes``), and for station rows ``station`` and ``value``.
+``static_sizes``), the upwind samples of static layers (``<var>_up<d>``, the
+``upwind_size`` mean ``d`` km upwind along the day's ``u10``/``v10`` at the pixel), and for
+station rows ``station`` and ``value``.
 :func:`station_frame` builds it at station pixels (training, CV), :func:`tile_frame` for every
 pixel of a tile (prediction); both compute the same numbers for the same pixel-day.
 
@@ -11,7 +13,7 @@ pixel of a tile (prediction); both compute the same numbers for the same pixel-d
 documented column order:
 
 ``dynamic`` | ``static`` | calendar (``doy, year, wond``) | location (``lon_n, lat_n``) |
-spatial (``<dynamic>_m<k>`` then ``<static>_m<k>``, if on) | ``rid`` (if on) | ``prev_pollutant`` (if on) |
+spatial (``<dynamic>_m<k>``, ``<static>_m<k>``, ``<static>_up<d>``, if on) | ``rid`` (if on) | ``prev_pollutant`` (if on) |
 ``conv1_*``, ``conv2_*`` (if on; computed from the columns before them: all of them with
 ``conv_inputs="all"``, or only the measured fields, i.e. dynamic, static and spatial columns,
 with ``conv_inputs="fields"``, which keeps calendar, location and random ID out of the mix).
@@ -37,7 +39,14 @@ from .convolution import ParameterConvolution
 from .location import LOCATION_COLUMNS, location_features
 from .random_id import RandomID
 from .sequential import SEQUENTIAL_COLUMN
-from .spatial import decluster_weights, neighbourhood_mean, spatial_columns, window_mean_at
+from .spatial import (
+    decluster_weights,
+    neighbourhood_mean,
+    spatial_columns,
+    upwind_columns,
+    upwind_offsets,
+    window_mean_at,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +83,11 @@ class FeatureConfig:
     # neighbourhood means of static layers: emissions around a site (population, roads)
     static_sizes: tuple[int, ...] = (5, 11, 21)
     spatial_static: tuple[str, ...] = ("population", "road_density", "ndvi", "elevation")
+    # upwind samples of emission proxies: the upwind_size mean upwind_km km against the wind
+    upwind_km: tuple[float, ...] = (3.0, 6.0, 12.0)
+    upwind_static: tuple[str, ...] = ("population", "road_density")
+    upwind_size: int = 5
+    wind: tuple[str, ...] = ("u10", "v10")
     decluster_deg: float = 0.0  # declustering weights of training rows; 0 disables them
     rid_block: int = 1  # random IDs of rid_block x rid_block pixel blocks (1 = per pixel)
     m1: int = 64
@@ -96,12 +110,17 @@ class FeatureConfig:
             "spatial_variables",
             "static_sizes",
             "spatial_static",
+            "upwind_km",
+            "upwind_static",
+            "wind",
         ):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
 
     def __post_init__(self):
+        if len(self.wind) != 2:
+            raise ValueError(f"wind must name the (u, v) variables; found {self.wind}")
         if self.conv_inputs not in ("all", "fields"):
             raise ValueError(f"conv_inputs must be 'all' or 'fields'; found {self.conv_inputs!r}")
 
@@ -132,10 +151,21 @@ class FeatureConfig:
         return self.spatial_static if self.static_sizes else ()
 
     @property
+    def upwind_vars(self) -> tuple[str, ...]:
+        """Static layers given upwind samples (none when no ``upwind_km``)."""
+        return self.upwind_static if self.upwind_km else ()
+
+    @property
+    def upwind_columns(self) -> list[str]:
+        return upwind_columns(self.upwind_vars, self.upwind_km)
+
+    @property
     def spatial_columns(self) -> list[str]:
-        """The neighbourhood-mean columns (dynamic, then static)."""
-        return spatial_columns(self.spatial_vars, self.sizes) + spatial_columns(
-            self.static_spatial_vars, self.static_sizes
+        """The spatial-sampling columns: dynamic and static means, then upwind samples."""
+        return (
+            spatial_columns(self.spatial_vars, self.sizes)
+            + spatial_columns(self.static_spatial_vars, self.static_sizes)
+            + self.upwind_columns
         )
 
     @property
@@ -322,6 +352,27 @@ def _check_vars(ds: xr.Dataset, names: Sequence[str], what: str) -> None:
         raise KeyError(f"{what}: variables {missing} not found (has {sorted(ds.data_vars)})")
 
 
+def _grid_res(ds: xr.Dataset) -> float:
+    """Cell size (deg) from the coordinates of ``ds``."""
+    for c in ("lat", "lon"):
+        if ds.sizes.get(c, 0) > 1:
+            return abs(float(ds[c].values[1] - ds[c].values[0]))
+    raise ValueError(f"cannot tell the grid resolution from coordinates of sizes {dict(ds.sizes)}")
+
+
+def _upwind_cells(dynamic, u, v, rows, cols, dist_km):
+    """Grid cells (clipped to the grid) ``dist_km`` upwind of pixels ``rows``/``cols``."""
+    lat = dynamic["lat"].values[rows]
+    drow, dcol = upwind_offsets(u, v, dist_km, lat, _grid_res(dynamic))
+    ny, nx = dynamic.sizes["lat"], dynamic.sizes["lon"]
+    return np.clip(rows + drow, 0, ny - 1), np.clip(cols + dcol, 0, nx - 1)
+
+
+def _check_wind(dynamic: xr.Dataset, cfg: FeatureConfig) -> None:
+    if cfg.upwind_vars:
+        _check_vars(dynamic, list(cfg.wind), "wind of the upwind sampling")
+
+
 def station_frame(
     dynamic: xr.Dataset,
     static: xr.Dataset,
@@ -345,7 +396,12 @@ def station_frame(
         Days loaded at a time (bounds memory).
     """
     _check_vars(dynamic, cfg.dynamic, "dynamic fields")
-    _check_vars(static, list(dict.fromkeys(cfg.static + cfg.static_spatial_vars)), "static layers")
+    _check_vars(
+        static,
+        list(dict.fromkeys(cfg.static + cfg.static_spatial_vars + cfg.upwind_vars)),
+        "static layers",
+    )
+    _check_wind(dynamic, cfg)
     px = (
         pixels.groupby(["row", "col"], sort=True)["station"]
         .agg(lambda s: "+".join(sorted(s)))
@@ -380,6 +436,15 @@ def station_frame(
                     cols_out[f"{v}_m{k}"] = window_mean_at(f, rows, cols, k).ravel()
         for name, m in static_nb.items():
             cols_out[name] = np.tile(m, nt)
+        if cfg.upwind_vars:
+            u, v = (np.asarray(dynamic[w].isel(time=sl).values[:, rows, cols]) for w in cfg.wind)
+            rr, cc = np.broadcast_to(rows, u.shape), np.broadcast_to(cols, u.shape)
+            for d in cfg.upwind_km:
+                ur, uc = _upwind_cells(dynamic, u, v, rr, cc, d)
+                for name in cfg.upwind_vars:
+                    a = np.asarray(static[name].values, np.float32)
+                    m = window_mean_at(a, ur.ravel(), uc.ravel(), cfg.upwind_size)
+                    cols_out[f"{name}_up{d:g}"] = m
         parts.append(pd.DataFrame(cols_out))
     frame = pd.concat(parts, ignore_index=True)
     for v in cfg.static:
@@ -455,6 +520,24 @@ def tile_frame(
         )
         for k in cfg.static_sizes:
             out[f"{v}_m{k}"] = np.tile(neighbourhood_mean(s, k)[score].ravel(), nt)
+    if cfg.upwind_vars:
+        _check_wind(dynamic, cfg)
+        u, v = (
+            np.asarray(dynamic[w].isel(time=time_slice, lat=row_slice, lon=col_slice).values)
+            for w in cfg.wind
+        )
+        rr = np.broadcast_to(np.arange(r0, r1)[None, :, None], u.shape)
+        cc = np.broadcast_to(np.arange(c0, c1)[None, None, :], u.shape)
+        h = cfg.upwind_size // 2
+        for d in cfg.upwind_km:
+            ur, uc = _upwind_cells(dynamic, u, v, rr, cc, d)
+            # the static window around every sampled cell, read once per distance
+            a0, a1 = max(int(ur.min()) - h, 0), min(int(ur.max()) + h + 1, ny)
+            b0, b1 = max(int(uc.min()) - h, 0), min(int(uc.max()) + h + 1, nx)
+            for name in cfg.upwind_vars:
+                s = static[name].isel(lat=slice(a0, a1), lon=slice(b0, b1)).values
+                m = neighbourhood_mean(np.asarray(s, np.float32), cfg.upwind_size)
+                out[f"{name}_up{d:g}"] = m[ur - a0, uc - b0].ravel()
     return pd.DataFrame(out)
 
 
