@@ -20,6 +20,7 @@ from gridfuse.models.so2 import (
     ablation,
     cross_validate,
     make_model,
+    osse_baseline_scores,
     predict_blocks,
     predict_year,
     scores_from_oof,
@@ -190,3 +191,27 @@ def test_so2_workflow_on_test_config(test_workflow):
     assert len(tifs) == 24 and tifs[0].name == "so2_20180820.tif.gz"
     back = read_geotiff(tifs[0])
     np.testing.assert_allclose(np.asarray(back.values).squeeze(), so2.values[0], rtol=1e-6)
+
+
+def test_osse_baseline_scores_known_answers(data):
+    # a truth equal to a model's own gridded prediction scores R2 = 1 / RMSE = 0 for it;
+    # only every k-th day is scored; the LSTM is gridded from each cell's preceding days
+    dyn, st, frame = data
+    dyn = dyn.isel(time=slice(0, 12))
+    model = make_model("lightgbm_plain", CFG, GRID, SETTINGS).fit(frame)
+    truth = predict_year(model, dyn, st, tile=8, time_block=4)
+    models = {
+        n: (lambda n=n: make_model(n, CFG, GRID, SETTINGS)) for n in ("lightgbm_plain", "lstm")
+    }
+    sc = osse_baseline_scores(
+        models, frame, dyn, st, truth, every=3, tile=10, metrics=("r2", "rmse")
+    )
+    assert set(sc["scheme"]) == {"osse_grid"}
+    days = pd.DatetimeIndex(dyn["time"].values)
+    n_days = int(((days - pd.Timestamp("1970-01-01")).days % 3 == 0).sum())
+    assert 0 < n_days < len(days)
+    assert (sc["n"] == n_days * GRID.shape[0] * GRID.shape[1]).all()
+    sc = sc.set_index(["model", "metric"])["value"]
+    assert sc["lightgbm_plain", "r2"] == pytest.approx(1.0)
+    assert sc["lightgbm_plain", "rmse"] == pytest.approx(0.0, abs=1e-5)
+    assert np.isfinite(sc["lstm", "rmse"]) and sc["lstm", "rmse"] > 0

@@ -25,12 +25,18 @@ def so2_model_files(product):
 
 
 def so2_osse_inputs(product):
+    """OSSE inputs of cross_validate: the product and the truth; with osse baselines also
+    the fields the baselines' gridded predictions need."""
     if not is_synthetic(product):
         return {}
-    return {
+    out = {
         "products": [res(product, "product", f"{y}.nc") for y in years(product)],
         "truth": [res(product, "truth", f"{y}.nc") for y in years(product)],
     }
+    if pcfg(product)["cv"]["so2_osse_baselines"]:
+        out["dynamic"] = so2_dynamic(product)
+        out["static"] = res(product, "static.nc")
+    return out
 
 
 def so2_days(product):

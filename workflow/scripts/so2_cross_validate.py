@@ -1,20 +1,23 @@
 """Cross-validate the full SO2 model and its baselines in the same folds.
 
-Input: the station feature table (and, for a synthetic product, the gridded products and
-the OSSE truth). Outputs: scores.csv (model, scheme, subset, metric, value, n) and the
-out-of-fold predictions. All stations are CV material (no SO2 holdout in the record).
+Input: the station feature table (and, for a synthetic product, the gridded products, the
+OSSE truth and, to grid the baselines too, the daily fields and static layers). Outputs:
+scores.csv (model, scheme, subset, metric, value, n) and the out-of-fold predictions. All
+stations are CV material (no SO2 holdout in the record).
 """
 
 import pandas as pd
+import xarray as xr
 
-from gridfuse.features import FeatureConfig
+from gridfuse.features import FeatureConfig, open_dynamic
 from gridfuse.grid import Grid
-from gridfuse.io import atomic_path
+from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.models.so2 import (
     ModelSettings,
     cross_validate,
     make_model,
+    osse_baseline_scores,
     osse_grid_scores,
     scores_from_oof,
     so2_splitters,
@@ -33,8 +36,23 @@ splitters = so2_splitters(p.cv["so2_schemes"], p.cv, p.seed)
 oof = cross_validate(table, models, splitters, history=table)
 scores = scores_from_oof(oof)
 if "products" in snakemake.input.keys():
-    osse = osse_grid_scores(snakemake.input.products, snakemake.input.truth)
-    scores = pd.concat([scores, osse], ignore_index=True)
+    every = p.cv["so2_osse_every"]
+    osse = [osse_grid_scores(snakemake.input.products, snakemake.input.truth, every=every)]
+    if "dynamic" in snakemake.input.keys():
+        dyn = [read_netcdf(f) for f in snakemake.input.dynamic]
+        truth = xr.concat([read_netcdf(f)["so2"] for f in snakemake.input.truth], "time")
+        base = {n: models[n] for n in names if n != "lightgbm"}
+        osse.append(
+            osse_baseline_scores(
+                base,
+                table,
+                open_dynamic(dyn, cfg.dynamic, grid),
+                read_netcdf(snakemake.input.static),
+                truth,
+                every=every,
+            )
+        )
+    scores = pd.concat([scores, *osse], ignore_index=True)
 
 with atomic_path(snakemake.output.oof, suffix=".parquet") as tmp:
     oof.to_parquet(tmp, index=False)

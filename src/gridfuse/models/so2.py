@@ -54,6 +54,7 @@ __all__ = [
     "predict_year_to_netcdf",
     "so2_splitters",
     "osse_grid_scores",
+    "osse_baseline_scores",
 ]
 
 #: Tables with fewer rows than this are fitted/predicted single-threaded.
@@ -634,10 +635,22 @@ def so2_splitters(schemes, cv_cfg: Mapping, seed: int) -> dict:
     return out
 
 
+def _osse_days(times, every: int) -> np.ndarray:
+    """Mask of the osse_grid days: every ``every``-th day counted from 1970-01-01."""
+    days = (pd.DatetimeIndex(times).normalize() - pd.Timestamp("1970-01-01")).days
+    return np.asarray(days) % max(int(every), 1) == 0
+
+
 def osse_grid_scores(
-    product_paths, truth_paths, model: str = "lightgbm", metrics=("r2", "rmse", "mae", "rb", "cc")
+    product_paths,
+    truth_paths,
+    model: str = "lightgbm",
+    metrics=("r2", "rmse", "mae", "rb", "cc"),
+    every: int = 1,
 ) -> pd.DataFrame:
-    """``osse_grid`` rows: the gridded product against the OSSE truth on every cell-day.
+    """``osse_grid`` rows: the gridded product against the OSSE truth on every cell-day
+    (``every`` = k: every k-th day since 1970-01-01, the days :func:`osse_baseline_scores`
+    uses).
 
     The years' cell-days are pooled (demo-sized grids; the truth exists only in the OSSE).
     """
@@ -649,9 +662,67 @@ def osse_grid_scores(
         p = read_netcdf(pp)["so2"]
         t = read_netcdf(tp)["so2"]
         p, t = xr.align(p, t, join="inner")
+        keep = _osse_days(t["time"].values, every)
+        p, t = p.isel(time=keep), t.isel(time=keep)
         obs.append(np.asarray(t.values, np.float32).ravel())
         pred.append(np.asarray(p.values, np.float32).ravel())
     rows = score_rows(
         model, "osse_grid", "all", np.concatenate(obs), np.concatenate(pred), metrics=metrics
     )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def _grid_history(
+    model: SO2Model, dynamic: xr.Dataset, static: xr.Dataset, t: int, rs: slice, cs: slice
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Day ``t`` of a tile as a sample frame, with the days before it that the model reads."""
+    days = int(getattr(model, "seq_len", 1)) if model.estimator == "lstm" else 1
+    hist = tile_frame(dynamic, static, model.features, slice(max(t - days + 1, 0), t + 1), rs, cs)
+    hist["station"] = (hist["row"] * dynamic.sizes["lon"] + hist["col"]).astype(str)
+    day = hist[hist["date"] == hist["date"].max()]
+    return day, hist
+
+
+def osse_baseline_scores(
+    models: Mapping[str, Callable[[], SO2Model]],
+    table: pd.DataFrame,
+    dynamic: xr.Dataset,
+    static: xr.Dataset,
+    truth: xr.DataArray,
+    *,
+    every: int = 1,
+    tile: int = 256,
+    metrics=("r2", "rmse", "mae", "rb", "cc"),
+) -> pd.DataFrame:
+    """``osse_grid`` rows of models that make no gridded product (the baselines).
+
+    Each model is fitted on every observed station-day of ``table`` (as the full model is
+    for its product), predicts every cell of every ``every``-th day of ``dynamic`` (the
+    LSTM from the cell's preceding days), and is scored against ``truth (time, lat, lon)``
+    on those cell-days (the days of ``dynamic`` that the truth has).
+    """
+    from ..metrics import score_rows
+
+    times = pd.DatetimeIndex(dynamic["time"].values)
+    sel = np.flatnonzero(_osse_days(times, every) & times.isin(truth["time"].values))
+    if len(sel) == 0:
+        raise ValueError("osse_grid: the truth has none of the days of the dynamic fields")
+    ny, nx = dynamic.sizes["lat"], dynamic.sizes["lon"]
+    out = []
+    for name, factory in models.items():
+        m = factory().fit(table, table)
+        obs, pred = [], []
+        for t in sel:
+            block = np.empty((ny, nx), dtype=np.float32)
+            for r in range(0, ny, tile):
+                for c in range(0, nx, tile):
+                    rs, cs = slice(r, min(r + tile, ny)), slice(c, min(c + tile, nx))
+                    day, hist = _grid_history(m, dynamic, static, int(t), rs, cs)
+                    block[rs, cs] = m.predict(day, hist).reshape(rs.stop - r, cs.stop - c)
+            obs.append(np.asarray(truth.sel(time=times[t]).values, np.float32).ravel())
+            pred.append(block.ravel())
+        out += score_rows(
+            name, "osse_grid", "all", np.concatenate(obs), np.concatenate(pred), metrics=metrics
+        )
+        logger.info("osse_grid of %s: %d days of %d x %d cells", name, len(sel), ny, nx)
+    return pd.DataFrame(out, columns=SCORE_COLUMNS)
