@@ -147,10 +147,19 @@ def test_ablation_variants(data):
 
 def test_ablation_adds_switched_off_techniques(data):
     # a technique off in the configured model is measured by adding it (with_<t>)
-    frame = data[2]
+    dyn, st, frame = data
     cfg = dataclasses.replace(CFG, convolution=False, random_id=False)
-    ab = ablation(frame, cfg, GRID, SETTINGS, {"site_cv": SiteKFold(3, seed=0)}, metrics=("r2",))
+    # in an OSSE every variant is also gridded and scored against the truth
+    dyn = dyn.isel(time=slice(0, 6))
+    truth = predict_year(SO2Model("t", "lightgbm", cfg, GRID, SETTINGS).fit(frame), dyn, st)
+    osse = {"dynamic": dyn, "static": st, "truth": truth, "every": 3}
+    splitters = {"site_cv": SiteKFold(3, seed=0)}
+    ab = ablation(frame, cfg, GRID, SETTINGS, splitters, metrics=("r2",), osse=osse)
     assert set(ab["variant"]) == {"full", "no_spatial", "with_convolution", "with_random_id"}
+    og = ab[ab.scheme == "osse_grid"].set_index("variant")
+    assert len(og) == 4 and og.loc["full", "value"] == pytest.approx(1.0)
+    assert og.loc["full", "delta"] == 0 and (og.drop("full")["delta"] < 0).all()
+    ab = ab[ab.scheme == "site_cv"]
     assert ab.set_index("variant").loc["with_convolution", "removed"] == "convolution"
     with_conv = ab.set_index("variant").loc["with_convolution", "value"]
     model = SO2Model("c", "lightgbm", dataclasses.replace(cfg, convolution=True), GRID, SETTINGS)

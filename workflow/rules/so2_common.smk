@@ -39,6 +39,17 @@ def so2_osse_inputs(product):
     return out
 
 
+def so2_ablation_osse_inputs(product):
+    """OSSE inputs of the ablation (every variant gridded): fields, static layers, truth."""
+    if not (is_synthetic(product) and pcfg(product)["cv"]["so2_osse_ablation"]):
+        return {}
+    return {
+        "dynamic": so2_dynamic(product),
+        "static": res(product, "static.nc"),
+        "truth": [res(product, "truth", f"{y}.nc") for y in years(product)],
+    }
+
+
 def so2_days(product):
     start, end = period(product)
     return (end - start).days + 1

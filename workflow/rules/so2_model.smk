@@ -92,9 +92,10 @@ rule so2_cross_validate:
         "../scripts/so2_cross_validate.py"
 
 
-# The full model with each technique removed in turn (site_cv and block_cv).
+# The full model with each technique toggled in turn (site_cv, block_cv; osse_grid in an OSSE).
 rule so2_ablation:
     input:
+        unpack(lambda wc: so2_ablation_osse_inputs(wc.product)),
         table=rules.so2_samples.output.table,
     output:
         ablation=res("{product}", "evaluation", "ablation.csv"),

@@ -1,14 +1,16 @@
 """Ablation of the SO2 model: the full model, then each technique removed in turn.
 
-Input: the station feature table. Output: ablation.csv
-(variant, removed, scheme, metric, value, n, delta vs the full model).
+Input: the station feature table (and, for a synthetic product, the daily fields, static
+layers and OSSE truth: every variant is then also gridded and scored osse_grid). Output:
+ablation.csv (variant, removed, scheme, metric, value, n, delta vs the full model).
 """
 
 import pandas as pd
+import xarray as xr
 
-from gridfuse.features import FeatureConfig
+from gridfuse.features import FeatureConfig, open_dynamic
 from gridfuse.grid import Grid
-from gridfuse.io import atomic_path
+from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.models.so2 import ModelSettings, ablation, so2_splitters
 
@@ -20,7 +22,17 @@ settings = ModelSettings.from_config(p.model, seed=p.seed, threads=snakemake.thr
 table = pd.read_parquet(snakemake.input.table)
 
 splitters = so2_splitters(p.cv["ablation_schemes"], p.cv, p.seed)
-table_out = ablation(table, cfg, grid, settings, splitters)
+osse = None
+if "truth" in snakemake.input.keys():
+    osse = {
+        "dynamic": open_dynamic(
+            [read_netcdf(f) for f in snakemake.input.dynamic], cfg.dynamic, grid
+        ),
+        "static": read_netcdf(snakemake.input.static),
+        "truth": xr.concat([read_netcdf(f)["so2"] for f in snakemake.input.truth], "time"),
+        "every": p.cv["so2_osse_every"],
+    }
+table_out = ablation(table, cfg, grid, settings, splitters, osse=osse)
 with atomic_path(snakemake.output.ablation, suffix=".csv") as tmp:
     table_out.to_csv(tmp, index=False)
 logger.info(

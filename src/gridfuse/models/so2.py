@@ -422,12 +422,15 @@ def ablation(
     settings: ModelSettings,
     splitters: Mapping[str, object],
     metrics=("r2", "rmse", "mae", "rb"),
+    osse: Mapping | None = None,
 ) -> pd.DataFrame:
     """The full LightGBM model, then with each technique toggled in turn.
 
     A switched-on technique is removed (variant ``no_<t>``); a switched-off one (random ID,
     spatial sampling, convolution; the sequential input needs its column) is added
-    (``with_<t>``), so every technique is measured against the configured model.
+    (``with_<t>``), so every technique is measured against the configured model. With
+    ``osse`` (``dynamic, static, truth`` and optionally ``every``, as for
+    :func:`osse_baseline_scores`) every variant is also gridded and scored ``osse_grid``.
 
     Returns
     -------
@@ -446,9 +449,11 @@ def ablation(
         for v, (_, cfg) in variants.items()
     }
     oof = cross_validate(frame, models, splitters)
-    sc = score_frame(oof, by=["model", "scheme"], metrics=metrics).rename(
-        columns={"model": "variant"}
-    )
+    sc = score_frame(oof, by=["model", "scheme"], metrics=metrics)
+    if osse is not None:
+        grid_sc = osse_baseline_scores(models, frame, metrics=metrics, **osse)
+        sc = pd.concat([sc, grid_sc], ignore_index=True)
+    sc = sc.rename(columns={"model": "variant"})
     sc["removed"] = sc["variant"].map({v: t for v, (t, _) in variants.items()})
     full = sc[sc["variant"] == "full"].set_index(["scheme", "metric"])["value"]
     sc["delta"] = (
