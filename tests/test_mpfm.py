@@ -113,6 +113,25 @@ def test_output_is_non_negative():
     assert out.min() >= 0
 
 
+def test_attention_keeps_the_amplitude_of_its_input():
+    # a channel-normalizing layer would map x and 3x to the same output; rain intensity must
+    # survive the attention block (residual, no layer norm)
+    att = _net().attention
+    x = torch.rand(2, 4, 5, 3, 3) + 0.1
+    with torch.no_grad():
+        for p in att.out.parameters():
+            p.zero_()
+        assert torch.allclose(att(3 * x), 3 * att(x))
+
+
+def test_skip_feeds_cnn_features_to_the_head():
+    with_skip, without = _net(skip=True), _net(skip=False)
+    assert with_skip.head[0].in_channels == without.head[0].in_channels + SMALL["conv_channels"][-1]
+    assert with_skip.radius == without.radius
+    # the deep baselines have nothing to skip over
+    assert _net("cnn3d", skip=True).head[0].in_channels == SMALL["conv_channels"][-1]
+
+
 def test_shape_errors_name_what_was_expected():
     net = _net()
     with pytest.raises(ValueError, match="5 days x 3 channels"):
@@ -169,6 +188,19 @@ def test_training_reduces_loss_and_error():
     rmse = np.sqrt(np.mean((pred[ok] - y[ok]) ** 2))
     assert rmse < np.sqrt(np.mean((before[ok] - y[ok]) ** 2))
     assert rmse < np.std(y[ok])
+
+
+def test_mixed_loss_adds_the_log_error_in_mm():
+    from gridfuse.models.train import _loss
+
+    model = FusionModel([], None, name="mpfm", target="linear", y_scale=2.0)
+    pred, y = torch.tensor([0.5, 2.0, 0.0]), torch.tensor([1.0, 1.0, 0.25])  # target space
+    y_log = torch.log1p(y * 2.0)
+    lin = torch.mean((pred - y) ** 2)
+    tc = TrainConfig(target="linear", log_weight=0.5)
+    expected = lin + 0.5 * torch.mean((torch.log1p(pred * 2.0) - y_log) ** 2)
+    assert torch.isclose(_loss(model, pred, y, y_log, tc), expected)
+    assert torch.isclose(_loss(model, pred, y, y_log, TrainConfig(target="linear")), lin)
 
 
 def test_training_is_deterministic_with_a_seed():

@@ -14,7 +14,7 @@ import torch
 from gridfuse.evaluate import SCORE_COLUMNS, day_set_keys, evaluate_stations, rows_from_stats_frame
 from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
-from gridfuse.models.train import FusionModel, TrainConfig
+from gridfuse.models.train import FusionModel, TrainConfig, net_sizes
 from gridfuse.samples import PatchSampler
 
 logger = from_snakemake(snakemake)
@@ -40,11 +40,10 @@ if snakemake.input.truth:
 
 cfg = dict(p.mpfm)
 spec = {
-    "sizes": {k: cfg[k] for k in ("conv_channels", "attention_heads", "hidden", "head_hidden")},
+    "sizes": net_sizes(cfg, p.window),
     "train": TrainConfig.from_dict({**cfg, "seeds": [p.seed + s for s in cfg["seeds"]]}),
     "val_fraction": cfg["val_fraction"],
 }
-spec["sizes"]["window"] = p.window
 stats = evaluate_stations(
     ps.x,
     ps.y,

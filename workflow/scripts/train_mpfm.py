@@ -11,7 +11,7 @@ import torch
 
 from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
-from gridfuse.models.train import TrainConfig, split_validation, train_fusion
+from gridfuse.models.train import TrainConfig, net_sizes, split_validation, train_fusion
 from gridfuse.samples import STATIC_CHANNELS, PatchSampler
 
 logger = from_snakemake(snakemake)
@@ -26,12 +26,7 @@ channels = list(p.sources) + statics
 x = ps.x[..., [ps.channels.index(c) for c in channels]]
 train_idx = np.flatnonzero(ps.roles == "train")
 val = split_validation(train_idx.size, cfg["val_fraction"], seed)
-sizes = {
-    k: cfg[k]
-    for k in ("conv_channels", "conv_kernel", "attention_heads", "hidden", "lstm_kernel")
-    + ("head_hidden", "dropout")
-}
-sizes["window"] = int(p.window)
+sizes = net_sizes(cfg, p.window)
 train = TrainConfig.from_dict({**cfg, "seeds": [seed + s for s in cfg["seeds"]]})
 
 model, curve = train_fusion(

@@ -37,6 +37,7 @@ __all__ = [
     "resolve_device",
     "train_fusion",
     "split_validation",
+    "net_sizes",
     "windows",
 ]
 
@@ -151,11 +152,31 @@ class TrainConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"
     target: str = "log1p"
+    log_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+SIZE_KEYS = (
+    "conv_channels",
+    "conv_kernel",
+    "attention_heads",
+    "hidden",
+    "lstm_kernel",
+    "head_hidden",
+    "dropout",
+    "skip",
+)
+
+
+def net_sizes(cfg: dict, window: int) -> dict:
+    """The network sizes (:class:`MPFMConfig` fields) of a ``model.mpfm`` config section."""
+    sizes = {k: cfg[k] for k in SIZE_KEYS if k in cfg}
+    sizes["window"] = int(window)
+    return sizes
 
 
 def split_validation(n_stations: int, fraction: float, seed: int) -> np.ndarray:
@@ -376,6 +397,7 @@ def train_fusion(
     model = FusionModel([], std, name=net, target=train.target, y_scale=y_scale)
     xs_t = torch.from_numpy(xs).to(dev)
     y_fit = torch.from_numpy(model.to_target(y[fit_st, fit_day]).astype("f4")).to(dev)
+    y_fit_log = torch.from_numpy(np.log1p(np.maximum(y[fit_st, fit_day], 0)).astype("f4")).to(dev)
     y_val = y[val_st, val_day]
     nets, rows = [], []
     for seed in train.seeds:
@@ -403,7 +425,7 @@ def train_fusion(
                         xb = xb.flip(-1)
                     if rng.random() < 0.5:
                         xb = xb.flip(-2)
-                loss = torch.nn.functional.mse_loss(m.predict_center(xb), y_fit[b])
+                loss = _loss(model, m.predict_center(xb), y_fit[b], y_fit_log[b], train)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -457,6 +479,19 @@ def train_fusion(
         }
     )
     return model, pd.DataFrame(rows)
+
+
+def _loss(model: FusionModel, pred, y, y_log, train: TrainConfig):
+    """MSE in the target space, plus ``log_weight`` x MSE of log1p(mm/day) when set.
+
+    The log term keeps the light-rain / no-rain distinction that an MSE in mm/day alone
+    blurs (drizzle everywhere), while the linear term keeps the mean unbiased.
+    """
+    loss = torch.nn.functional.mse_loss(pred, y)
+    if train.log_weight > 0 and model.target == "linear":
+        mm = model.from_target(pred).clamp_min(0)
+        loss = loss + train.log_weight * torch.nn.functional.mse_loss(torch.log1p(mm), y_log)
+    return loss
 
 
 def _predict_samples(model, net, xs_t, st, day, window, batch_size) -> np.ndarray:
