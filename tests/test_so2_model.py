@@ -192,8 +192,12 @@ def test_so2_workflow_on_test_config(test_workflow):
     assert list(scores.columns) == ["model", "scheme", "subset", "metric", "value", "n"]
     assert set(scores["model"]) >= set(MODEL_NAMES)
     assert set(scores["scheme"]) >= {"sample_cv", "site_cv", "block_cv", "region", "osse_grid"}
+    # every model, baselines included, is scored on the OSSE grid
+    osse = scores[(scores.scheme == "osse_grid") & (scores.metric == "r2")]
+    assert set(osse["model"]) == set(MODEL_NAMES) and osse["value"].notna().all()
     ab = pd.read_csv(res / "evaluation" / "ablation.csv")
     assert {"full", "no_random_id", "no_spatial", "no_convolution"} <= set(ab["variant"])
+    assert set(ab.loc[ab.scheme == "osse_grid", "variant"]) == set(ab["variant"])
     so2 = read_netcdf(res / "product" / "2018.nc")["so2"]
     assert so2.sizes["time"] == 24 and np.isfinite(so2.values).all()
     tifs = sorted((res / "product" / "geotiff" / "2018").glob("so2_*.tif.gz"))

@@ -13,7 +13,8 @@ pixel of a tile (prediction); both compute the same numbers for the same pixel-d
 documented column order:
 
 ``dynamic`` | ``static`` | calendar (``doy, year, wond``) | location (``lon_n, lat_n``) |
-spatial (``<dynamic>_m<k>``, ``<static>_m<k>``, ``<static>_up<d>``, if on) | ``rid`` (if on) | ``prev_pollutant`` (if on) |
+spatial (``<dynamic>_m<k>``, ``<static>_m<k>``, ``<static>_up<d>``, if on) | ``rid`` (if on) |
+``prev_pollutant`` (if on) |
 ``conv1_*``, ``conv2_*`` (if on; computed from the columns before them: all of them with
 ``conv_inputs="all"``, or only the measured fields, i.e. dynamic, static and spatial columns,
 with ``conv_inputs="fields"``, which keeps calendar, location and random ID out of the mix).
@@ -167,11 +168,6 @@ class FeatureConfig:
             + spatial_columns(self.static_spatial_vars, self.static_sizes)
             + self.upwind_columns
         )
-
-    @property
-    def halo(self) -> int:
-        """Cells read around a tile so that every neighbourhood mean is complete."""
-        return max([0, *self.sizes, *self.static_sizes]) // 2
 
     def rid_shape(self, grid_shape: tuple[int, int]) -> tuple[int, int]:
         """Shape of the random-ID grid: one ID per ``rid_block x rid_block`` pixel block."""
