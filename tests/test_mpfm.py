@@ -190,6 +190,26 @@ def test_training_reduces_loss_and_error():
     assert rmse < np.std(y[ok])
 
 
+def test_volume_calibration_matches_the_fit_stations_total(tmp_path):
+    x, y, ch = _synthetic(n_st=8, n_days=30)
+    fit = np.arange(6)
+    runs = {}
+    for calibrate in (False, True):
+        tc = TrainConfig(epochs=2, batch_size=32, seeds=[0, 1], device="cpu", calibrate=calibrate)
+        runs[calibrate], _ = train_fusion(
+            x, y, ch, fit, np.arange(6, 8), sizes=SMALL, train=tc, log_channels=["a", "b"]
+        )
+    raw, cal = runs[False], runs[True]
+    assert raw.volume == [1.0, 1.0] and len(cal.volume) == 2 and cal.volume != [1.0, 1.0]
+    ok = np.isfinite(y[fit])
+    for i in range(2):  # each network on its own reproduces the fit stations' total
+        one = FusionModel([cal.nets[i]], cal.standardizer, name="mpfm", volume=[cal.volume[i]])
+        pred = predict_stations(one, x[fit], ch)
+        np.testing.assert_allclose(pred[ok].sum(), y[fit][ok].sum(), rtol=1e-4)
+    cal.save(tmp_path / "m.pt")
+    assert FusionModel.load(tmp_path / "m.pt").volume == cal.volume
+
+
 def test_mixed_loss_adds_the_log_error_in_mm():
     from gridfuse.models.train import _loss
 

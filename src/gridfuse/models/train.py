@@ -153,6 +153,7 @@ class TrainConfig:
     device: str = "auto"
     target: str = "log1p"
     log_weight: float = 0.0
+    calibrate: bool = True
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -200,6 +201,7 @@ class FusionModel:
         name: str,
         target: str = "log1p",
         y_scale: float = 1.0,
+        volume: Sequence[float] | None = None,
         meta: dict | None = None,
     ) -> None:
         if target not in ("log1p", "linear"):
@@ -209,6 +211,8 @@ class FusionModel:
         self.name = name
         self.target = target
         self.y_scale = float(y_scale)
+        #: per network: mm/day factor fitted on the fit stations (volume calibration), or 1
+        self.volume = [float(v) for v in volume] if volume is not None else [1.0] * len(nets)
         self.meta = dict(meta or {})
 
     @property
@@ -235,9 +239,9 @@ class FusionModel:
     def predict_standardized(self, xw: torch.Tensor) -> torch.Tensor:
         """mm/day for every interior cell of standardized cubes ``(n, T, C, H, W)``."""
         out = None
-        for net in self.nets:
+        for net, vol in zip(self.nets, self.volume, strict=True):
             net.eval()
-            y = self.from_target(net(xw))
+            y = self.from_target(net(xw)) * vol
             out = y if out is None else out + y
         return out / len(self.nets)
 
@@ -262,6 +266,7 @@ class FusionModel:
             "name": self.name,
             "target": self.target,
             "y_scale": self.y_scale,
+            "volume": self.volume,
             "standardizer": self.standardizer.to_dict(),
             "net_config": self.nets[0].cfg.to_dict(),
             "weights": [{k: v.cpu() for k, v in n.state_dict().items()} for n in self.nets],
@@ -299,6 +304,7 @@ class FusionModel:
             name=state["name"],
             target=state["target"],
             y_scale=state["y_scale"],
+            volume=state.get("volume"),
             meta=state["meta"],
         )
 
@@ -399,7 +405,7 @@ def train_fusion(
     y_fit = torch.from_numpy(model.to_target(y[fit_st, fit_day]).astype("f4")).to(dev)
     y_fit_log = torch.from_numpy(np.log1p(np.maximum(y[fit_st, fit_day], 0)).astype("f4")).to(dev)
     y_val = y[val_st, val_day]
-    nets, rows = [], []
+    nets, rows, volumes = [], [], []
     for seed in train.seeds:
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
@@ -467,8 +473,17 @@ def train_fusion(
                     logger.info("early stop at epoch %d (best val RMSE %.3f)", epoch, best)
                     break
         m.load_state_dict(best_state)
+        m.eval()
+        vol = 1.0
+        if train.calibrate:
+            fitted = _predict_samples(model, m, xs_t, fit_st, fit_day, window, train.batch_size)
+            total = float(np.sum(fitted, dtype="f8"))
+            vol = float(np.sum(y[fit_st, fit_day], dtype="f8")) / total if total > 0 else 1.0
+            logger.info("%s seed %d: volume calibration x%.3f on the fit stations", net, seed, vol)
+        volumes.append(vol)
         nets.append(m.cpu().eval())
     model.nets = nets
+    model.volume = volumes
     model.meta.update(
         {
             "net": net,
@@ -525,9 +540,9 @@ def predict_stations(
     xs_t = torch.from_numpy(xs).to(dev)
     s, d = np.meshgrid(np.arange(x.shape[0]), np.arange(x.shape[1]), indexing="ij")
     out = None
-    for net in model.nets:
+    for net, vol in zip(model.nets, model.volume, strict=True):
         net.to(dev).eval()
-        p = _predict_samples(model, net, xs_t, s.ravel(), d.ravel(), model.window, batch_size)
+        p = vol * _predict_samples(model, net, xs_t, s.ravel(), d.ravel(), model.window, batch_size)
         out = p if out is None else out + p
         net.cpu()
     return (out / len(model.nets)).reshape(x.shape[:2]).astype("f4")
