@@ -46,6 +46,8 @@ def test_mean_abs_table(booster_and_data):
         "doy": "calendar",
     }
     assert feature_group("prev_pollutant") == "sequential"
+    assert feature_group("population_up6") == "spatial"
+    assert feature_group("road_density_m11") == "spatial"
 
 
 def test_figures(tmp_path, booster_and_data):

@@ -44,8 +44,9 @@ def feature_group(name: str) -> str:
         return "random_id"
     if name == "prev_pollutant":
         return "sequential"
-    if "_m" in name and name.rsplit("_m", 1)[1].isdigit():
-        return "spatial"
+    for tag in ("_m", "_up"):  # neighbourhood means (<field>_m5) and upwind samples (<layer>_up6)
+        if tag in name and name.rsplit(tag, 1)[1].isdigit():
+            return "spatial"
     if name in ("doy", "year", "wond"):
         return "calendar"
     if name in ("lon_n", "lat_n"):
