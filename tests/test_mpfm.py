@@ -221,6 +221,8 @@ def test_mixed_loss_adds_the_log_error_in_mm():
     expected = lin + 0.5 * torch.mean((torch.log1p(pred * 2.0) - y_log) ** 2)
     assert torch.isclose(_loss(model, pred, y, y_log, tc), expected)
     assert torch.isclose(_loss(model, pred, y, y_log, TrainConfig(target="linear")), lin)
+    with pytest.raises(ValueError, match="needs target 'linear'"):
+        TrainConfig(target="log1p", log_weight=0.5)
 
 
 def test_training_is_deterministic_with_a_seed():

@@ -201,14 +201,17 @@ def write_netcdf_blocks(
                     "units": "days since 1970-01-01",
                     "calendar": "proleptic_gregorian",
                     "standard_name": "time",
+                    "axis": "T",
                 }
             )
             t[:] = (times - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
-            for c, values, sn in (("lat", lat, "latitude"), ("lon", lon, "longitude")):
+            for c, values, sn, axis in (
+                ("lat", lat, "latitude", "Y"),
+                ("lon", lon, "longitude", "X"),
+            ):
                 v = nc.createVariable(c, "f8", (c,))
-                v.setncatts(
-                    {"standard_name": sn, "units": f"degrees_{'north' if c == 'lat' else 'east'}"}
-                )
+                units = f"degrees_{'north' if c == 'lat' else 'east'}"
+                v.setncatts({"units": units, "standard_name": sn, "long_name": sn, "axis": axis})
                 v[:] = values
             var = nc.createVariable(
                 name,

@@ -23,7 +23,7 @@ import torch
 import xarray as xr
 
 from .grid import Grid
-from .io import CF_VARIABLES, atomic_path, is_absent, provenance
+from .io import is_absent, write_netcdf_blocks
 from .models.train import FusionModel, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -225,47 +225,18 @@ def write_product(
 ) -> Path:
     """Write a ``(time, lat, lon)`` CF NetCDF4 product block by block, atomically.
 
-    float32, zlib-compressed, chunked one day x up to 512 x 512 cells, with the CF
-    attributes of :data:`gridfuse.io.CF_VARIABLES` and provenance attributes.
+    The layout of :func:`gridfuse.io.write_netcdf_blocks` (float32, zlib, one-day chunks of
+    up to 512 x 512 cells, CF and provenance attributes) on the product ``grid``.
     """
-    import netCDF4
-
-    days = pd.DatetimeIndex(days)
-    path = Path(path)
-    with atomic_path(path, suffix=".nc") as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            nc.createDimension("time", len(days))
-            nc.createDimension("lat", grid.nlat)
-            nc.createDimension("lon", grid.nlon)
-            t = nc.createVariable("time", "f8", ("time",))
-            t.units, t.calendar, t.standard_name, t.axis = (
-                "days since 1970-01-01",
-                "proleptic_gregorian",
-                "time",
-                "T",
-            )
-            t[:] = (days - pd.Timestamp("1970-01-01")).days.to_numpy("f8")
-            for name, values in (("lat", grid.lat), ("lon", grid.lon)):
-                v = nc.createVariable(name, "f8", (name,))
-                v.setncatts({k: str(a) for k, a in grid.coords()[name].attrs.items()})
-                v[:] = values
-            chunks = (1, min(grid.nlat, 512), min(grid.nlon, 512))
-            var = nc.createVariable(
-                variable,
-                "f4",
-                ("time", "lat", "lon"),
-                zlib=True,
-                complevel=complevel,
-                chunksizes=chunks,
-                fill_value=np.float32(np.nan),
-            )
-            var.setncatts(CF_VARIABLES.get(variable, {}))
-            meta = provenance(cfg, sources)
-            meta.update(dict(attrs or {}))
-            nc.setncatts(
-                {k: (v if isinstance(v, (int, float)) else str(v)) for k, v in meta.items()}
-            )
-            for sl, values in blocks:
-                var[sl] = values.astype("f4")
-    logger.info("wrote %s (%d days x %s)", path, len(days), grid.shape)
-    return path
+    return write_netcdf_blocks(
+        path,
+        variable,
+        ((sl, np.asarray(v, dtype="f4")) for sl, v in blocks),
+        times=pd.DatetimeIndex(days).values,
+        lat=grid.lat,
+        lon=grid.lon,
+        cfg=cfg,
+        sources=sources,
+        attrs=attrs,
+        complevel=complevel,
+    )

@@ -348,18 +348,11 @@ def _check_vars(ds: xr.Dataset, names: Sequence[str], what: str) -> None:
         raise KeyError(f"{what}: variables {missing} not found (has {sorted(ds.data_vars)})")
 
 
-def _grid_res(ds: xr.Dataset) -> float:
-    """Cell size (deg) from the coordinates of ``ds``."""
-    for c in ("lat", "lon"):
-        if ds.sizes.get(c, 0) > 1:
-            return abs(float(ds[c].values[1] - ds[c].values[0]))
-    raise ValueError(f"cannot tell the grid resolution from coordinates of sizes {dict(ds.sizes)}")
-
-
 def _upwind_cells(dynamic, u, v, rows, cols, dist_km):
     """Grid cells (clipped to the grid) ``dist_km`` upwind of pixels ``rows``/``cols``."""
     lat = dynamic["lat"].values[rows]
-    drow, dcol = upwind_offsets(u, v, dist_km, lat, _grid_res(dynamic))
+    res = Grid.from_coords(dynamic["lat"].values, dynamic["lon"].values).res
+    drow, dcol = upwind_offsets(u, v, dist_km, lat, res)
     ny, nx = dynamic.sizes["lat"], dynamic.sizes["lon"]
     return np.clip(rows + drow, 0, ny - 1), np.clip(cols + dcol, 0, nx - 1)
 
@@ -407,8 +400,12 @@ def station_frame(
     cols = px["col"].to_numpy(np.int64)
     svars = cfg.spatial_vars
     # static neighbourhood means: one value per pixel, repeated every day
+    layers = {
+        v: np.asarray(static[v].values, np.float32)
+        for v in dict.fromkeys(cfg.static_spatial_vars + cfg.upwind_vars)
+    }
     static_nb = {
-        f"{v}_m{k}": window_mean_at(np.asarray(static[v].values, np.float32), rows, cols, k)
+        f"{v}_m{k}": window_mean_at(layers[v], rows, cols, k)
         for v in cfg.static_spatial_vars
         for k in cfg.static_sizes
     }
@@ -438,8 +435,7 @@ def station_frame(
             for d in cfg.upwind_km:
                 ur, uc = _upwind_cells(dynamic, u, v, rr, cc, d)
                 for name in cfg.upwind_vars:
-                    a = np.asarray(static[name].values, np.float32)
-                    m = window_mean_at(a, ur.ravel(), uc.ravel(), cfg.upwind_size)
+                    m = window_mean_at(layers[name], ur.ravel(), uc.ravel(), cfg.upwind_size)
                     cols_out[f"{name}_up{d:g}"] = m
         parts.append(pd.DataFrame(cols_out))
     frame = pd.concat(parts, ignore_index=True)

@@ -155,6 +155,13 @@ class TrainConfig:
     log_weight: float = 0.0
     calibrate: bool = True
 
+    def __post_init__(self):
+        if self.log_weight > 0 and self.target != "linear":
+            raise ValueError(
+                f"log_weight {self.log_weight} adds a log1p term to a linear loss; it needs "
+                f"target 'linear', found {self.target!r}"
+            )
+
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -403,7 +410,11 @@ def train_fusion(
     model = FusionModel([], std, name=net, target=train.target, y_scale=y_scale)
     xs_t = torch.from_numpy(xs).to(dev)
     y_fit = torch.from_numpy(model.to_target(y[fit_st, fit_day]).astype("f4")).to(dev)
-    y_fit_log = torch.from_numpy(np.log1p(np.maximum(y[fit_st, fit_day], 0)).astype("f4")).to(dev)
+    y_fit_log = (
+        torch.from_numpy(np.log1p(np.maximum(y[fit_st, fit_day], 0)).astype("f4")).to(dev)
+        if train.log_weight > 0
+        else None
+    )
     y_val = y[val_st, val_day]
     nets, rows, volumes = [], [], []
     for seed in train.seeds:
@@ -431,7 +442,8 @@ def train_fusion(
                         xb = xb.flip(-1)
                     if rng.random() < 0.5:
                         xb = xb.flip(-2)
-                loss = _loss(model, m.predict_center(xb), y_fit[b], y_fit_log[b], train)
+                y_log = y_fit_log[b] if y_fit_log is not None else None
+                loss = _loss(model, m.predict_center(xb), y_fit[b], y_log, train)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -503,7 +515,7 @@ def _loss(model: FusionModel, pred, y, y_log, train: TrainConfig):
     blurs (drizzle everywhere), while the linear term keeps the mean unbiased.
     """
     loss = torch.nn.functional.mse_loss(pred, y)
-    if train.log_weight > 0 and model.target == "linear":
+    if train.log_weight > 0:
         mm = model.from_target(pred).clamp_min(0)
         loss = loss + train.log_weight * torch.nn.functional.mse_loss(torch.log1p(mm), y_log)
     return loss
