@@ -6,13 +6,12 @@ ablation.csv (variant, removed, scheme, metric, value, n, delta vs the full mode
 """
 
 import pandas as pd
-import xarray as xr
 
-from gridfuse.features import FeatureConfig, open_dynamic
+from gridfuse.features import FeatureConfig
 from gridfuse.grid import Grid
-from gridfuse.io import atomic_path, read_netcdf
+from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
-from gridfuse.models.so2 import ModelSettings, ablation, so2_splitters
+from gridfuse.models.so2 import ModelSettings, ablation, open_osse_inputs, so2_splitters
 
 logger = from_snakemake(snakemake)
 p = snakemake.params
@@ -24,14 +23,10 @@ table = pd.read_parquet(snakemake.input.table)
 splitters = so2_splitters(p.cv["ablation_schemes"], p.cv, p.seed)
 osse = None
 if "truth" in snakemake.input.keys():
-    osse = {
-        "dynamic": open_dynamic(
-            [read_netcdf(f) for f in snakemake.input.dynamic], cfg.dynamic, grid
-        ),
-        "static": read_netcdf(snakemake.input.static),
-        "truth": xr.concat([read_netcdf(f)["so2"] for f in snakemake.input.truth], "time"),
-        "every": p.cv["so2_osse_every"],
-    }
+    osse = open_osse_inputs(
+        snakemake.input.dynamic, snakemake.input.static, snakemake.input.truth, cfg.dynamic, grid
+    )
+    osse["every"] = p.cv["so2_osse_every"]
 table_out = ablation(table, cfg, grid, settings, splitters, osse=osse)
 with atomic_path(snakemake.output.ablation, suffix=".csv") as tmp:
     table_out.to_csv(tmp, index=False)

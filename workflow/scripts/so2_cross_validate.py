@@ -7,16 +7,16 @@ stations are CV material (no SO2 holdout in the record).
 """
 
 import pandas as pd
-import xarray as xr
 
-from gridfuse.features import FeatureConfig, open_dynamic
+from gridfuse.features import FeatureConfig
 from gridfuse.grid import Grid
-from gridfuse.io import atomic_path, read_netcdf
+from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
 from gridfuse.models.so2 import (
     ModelSettings,
     cross_validate,
     make_model,
+    open_osse_inputs,
     osse_baseline_scores,
     osse_grid_scores,
     scores_from_oof,
@@ -39,19 +39,15 @@ if "products" in snakemake.input.keys():
     every = p.cv["so2_osse_every"]
     osse = [osse_grid_scores(snakemake.input.products, snakemake.input.truth, every=every)]
     if "dynamic" in snakemake.input.keys():
-        dyn = [read_netcdf(f) for f in snakemake.input.dynamic]
-        truth = xr.concat([read_netcdf(f)["so2"] for f in snakemake.input.truth], "time")
-        base = {n: models[n] for n in names if n != "lightgbm"}
-        osse.append(
-            osse_baseline_scores(
-                base,
-                table,
-                open_dynamic(dyn, cfg.dynamic, grid),
-                read_netcdf(snakemake.input.static),
-                truth,
-                every=every,
-            )
+        inputs = open_osse_inputs(
+            snakemake.input.dynamic,
+            snakemake.input.static,
+            snakemake.input.truth,
+            cfg.dynamic,
+            grid,
         )
+        base = {n: models[n] for n in names if n != "lightgbm"}
+        osse.append(osse_baseline_scores(base, table, **inputs, every=every))
     scores = pd.concat([scores, *osse], ignore_index=True)
 
 with atomic_path(snakemake.output.oof, suffix=".parquet") as tmp:

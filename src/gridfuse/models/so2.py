@@ -30,9 +30,9 @@ import xarray as xr
 
 from .. import __version__
 from ..cv import RegionHoldout
-from ..features.table import TECHNIQUES, FeatureBuilder, FeatureConfig, tile_frame
+from ..features.table import TECHNIQUES, FeatureBuilder, FeatureConfig, open_dynamic, tile_frame
 from ..grid import Grid
-from ..io import atomic_path
+from ..io import atomic_path, read_netcdf
 from ..metrics import SCORE_COLUMNS, score_frame
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ __all__ = [
     "so2_splitters",
     "osse_grid_scores",
     "osse_baseline_scores",
+    "open_osse_inputs",
 ]
 
 #: Tables with fewer rows than this are fitted/predicted single-threaded.
@@ -488,6 +489,13 @@ def predict_tile(
     return model.predict(fr).reshape(nt, r1 - r0, c1 - c0)
 
 
+def _tiles(ny: int, nx: int, tile: int) -> Iterator[tuple[slice, slice]]:
+    """Row and column slices of the ``tile x tile`` tiles covering an ``ny x nx`` grid."""
+    for r in range(0, ny, tile):
+        for c in range(0, nx, tile):
+            yield slice(r, min(r + tile, ny)), slice(c, min(c + tile, nx))
+
+
 def predict_blocks(
     model: SO2Model,
     dynamic: xr.Dataset,
@@ -507,10 +515,8 @@ def predict_blocks(
     for a in range(0, nt, time_block):
         ts = slice(a, min(a + time_block, nt))
         block = np.empty((ts.stop - ts.start, ny, nx), dtype=np.float32)
-        for r in range(0, ny, tile):
-            for c in range(0, nx, tile):
-                rs, cs = slice(r, min(r + tile, ny)), slice(c, min(c + tile, nx))
-                block[:, rs, cs] = predict_tile(model, dynamic, static, ts, rs, cs)
+        for rs, cs in _tiles(ny, nx, tile):
+            block[:, rs, cs] = predict_tile(model, dynamic, static, ts, rs, cs)
         logger.info("predicted days %d-%d of %d", ts.start + 1, ts.stop, nt)
         yield ts, block
 
@@ -640,6 +646,16 @@ def so2_splitters(schemes, cv_cfg: Mapping, seed: int) -> dict:
     return out
 
 
+def open_osse_inputs(dynamic_paths, static_path, truth_paths, variables, grid: Grid) -> dict:
+    """The gridded inputs of :func:`osse_baseline_scores`: ``dynamic`` (the daily fields
+    ``variables`` of the model), ``static`` layers and the OSSE ``truth`` (time, lat, lon)."""
+    return {
+        "dynamic": open_dynamic([read_netcdf(f) for f in dynamic_paths], variables, grid),
+        "static": read_netcdf(static_path),
+        "truth": xr.concat([read_netcdf(f)["so2"] for f in truth_paths], "time"),
+    }
+
+
 def _osse_days(times, every: int) -> np.ndarray:
     """Mask of the osse_grid days: every ``every``-th day counted from 1970-01-01."""
     days = (pd.DatetimeIndex(times).normalize() - pd.Timestamp("1970-01-01")).days
@@ -659,7 +675,6 @@ def osse_grid_scores(
 
     The years' cell-days are pooled (demo-sized grids; the truth exists only in the OSSE).
     """
-    from ..io import read_netcdf
     from ..metrics import score_rows
 
     obs, pred = [], []
@@ -719,11 +734,9 @@ def osse_baseline_scores(
         obs, pred = [], []
         for t in sel:
             block = np.empty((ny, nx), dtype=np.float32)
-            for r in range(0, ny, tile):
-                for c in range(0, nx, tile):
-                    rs, cs = slice(r, min(r + tile, ny)), slice(c, min(c + tile, nx))
-                    day, hist = _grid_history(m, dynamic, static, int(t), rs, cs)
-                    block[rs, cs] = m.predict(day, hist).reshape(rs.stop - r, cs.stop - c)
+            for rs, cs in _tiles(ny, nx, tile):
+                day, hist = _grid_history(m, dynamic, static, int(t), rs, cs)
+                block[rs, cs] = m.predict(day, hist).reshape(block[rs, cs].shape)
             obs.append(np.asarray(truth.sel(time=times[t]).values, np.float32).ravel())
             pred.append(block.ravel())
         out += score_rows(
