@@ -260,19 +260,12 @@ def station_read_mem(product, attempt=1):
 
 
 def so2_columns(product):
-    """Columns of the SO2 station-day feature table (dynamic, neighbourhood means, static,
-    random ID, convolution features, plus ~10 keys and targets)."""
-    f = pcfg(product)["model"]["features"]
-    dyn = len(f.get("dynamic", [])) or 11
-    cols = dyn + len(f.get("static", [])) + 10
-    if f.get("spatial", True):
-        cols += len(f.get("spatial_variables") or range(dyn)) * len(
-            f.get("sizes", [3, 5])
-        )
-    cols += int(f.get("random_id", True))
-    if f.get("convolution", True):
-        cols += f.get("m1", 64) + f.get("m2", 16)
-    return cols
+    """Columns of the SO2 station-day feature table: the model's features (as the model
+    builds them) plus ~10 keys and targets."""
+    from gridfuse.features import FeatureConfig
+
+    f = FeatureConfig.from_dict(pcfg(product)["model"]["features"])
+    return len(f.base_columns) + len(f.conv_columns) + 10
 
 
 def so2_table_mb(product):

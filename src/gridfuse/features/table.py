@@ -169,6 +169,27 @@ class FeatureConfig:
             + self.upwind_columns
         )
 
+    @property
+    def base_columns(self) -> list[str]:
+        """Feature columns before the convolution, in the documented order."""
+        cols = list(self.dynamic) + list(self.static) + CALENDAR_COLUMNS + LOCATION_COLUMNS
+        if self.spatial:
+            cols += self.spatial_columns
+        if self.random_id:
+            cols.append("rid")
+        if self.sequential:
+            cols.append(SEQUENTIAL_COLUMN)
+        return cols
+
+    @property
+    def conv_columns(self) -> list[str]:
+        """The parameter-convolution columns (none when it is off)."""
+        if not self.convolution:
+            return []
+        return [f"conv1_{i:02d}" for i in range(self.m1)] + [
+            f"conv2_{i:02d}" for i in range(self.m2)
+        ]
+
     def rid_shape(self, grid_shape: tuple[int, int]) -> tuple[int, int]:
         """Shape of the random-ID grid: one ID per ``rid_block x rid_block`` pixel block."""
         b = int(self.rid_block)
@@ -204,22 +225,11 @@ class FeatureBuilder:
     # ------------------------------------------------------------------ columns
     @property
     def base_columns(self) -> list[str]:
-        c = self.cfg
-        cols = list(c.dynamic) + list(c.static) + CALENDAR_COLUMNS + LOCATION_COLUMNS
-        if c.spatial:
-            cols += c.spatial_columns
-        if c.random_id:
-            cols.append("rid")
-        if c.sequential:
-            cols.append(SEQUENTIAL_COLUMN)
-        return cols
+        return self.cfg.base_columns
 
     @property
     def conv_columns(self) -> list[str]:
-        c = self.cfg
-        if not c.convolution:
-            return []
-        return [f"conv1_{i:02d}" for i in range(c.m1)] + [f"conv2_{i:02d}" for i in range(c.m2)]
+        return self.cfg.conv_columns
 
     @property
     def columns(self) -> list[str]:
