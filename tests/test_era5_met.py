@@ -50,6 +50,9 @@ def _hourly(times, lat=(38.0, 37.75), lon=(112.0, 112.25, 112.5)):
         {v: (("time", "lat", "lon"), a.astype("f4")) for v, a in data.items()},
         coords={"time": pd.DatetimeIndex(times), "lat": list(lat), "lon": list(lon)},
     )
+    units = {"t2m": "K", "d2m": "K", "u10": "m s**-1", "v10": "m s**-1", "sp": "Pa", "blh": "m"}
+    for v, u in units.items():
+        ds[v].attrs["units"] = u
     ds["tp"].attrs["units"] = "m"
     return ds
 

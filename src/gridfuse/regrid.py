@@ -635,3 +635,48 @@ def regrid_at_points(
     lat, lon = spatial_dims(obj)
     rg = Regridder(obj[lat].values, obj[lon].values, grid, method)
     return rg.at_points(obj.transpose(..., lat, lon).values, rows, cols)
+
+
+def to_geographic(da: xr.DataArray, crs, *, what: str = "") -> xr.DataArray:
+    """A ``(..., y, x)`` array on a projected grid, reprojected to EPSG:4326 lon/lat.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Dims ending in ``y, x`` (cell centres in the CRS's units, a regular grid); NaN is
+        missing.
+    crs : anything :class:`pyproj.CRS` accepts
+        The grid's projection (from the file's ``grid_mapping`` or GeoTIFF CRS).
+    what : str
+        The file (named in errors).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(..., lat, lon)``, latitude descending, at GDAL's suggested lon/lat
+        resolution, by nearest neighbour (values are never blended across cells).  The
+        result is then regridded like any lon/lat source.
+    """
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+    from pyproj import CRS
+    from rasterio.enums import Resampling
+
+    try:
+        crs = CRS.from_user_input(crs)
+    except Exception as err:  # noqa: BLE001 - pyproj raises several types
+        raise ValueError(f"{what}: CRS {crs!r} not understood ({err})") from err
+    if crs.is_geographic:
+        return da.rename({"y": "lat", "x": "lon"})
+    for dim in ("y", "x"):
+        c = np.asarray(da[dim].values, dtype="f8")
+        if c.size < 2 or not np.allclose(np.diff(c), c[1] - c[0], rtol=1e-6, atol=1e-6):
+            raise ValueError(f"{what}: projected {dim} coordinates are not a regular grid")
+    src = da.astype("float32").rio.set_spatial_dims(x_dim="x", y_dim="y").rio.write_crs(crs)
+    src = src.rio.write_nodata(np.nan, encoded=False)
+    out = src.rio.reproject("EPSG:4326", resampling=Resampling.nearest, nodata=np.nan)
+    out = out.drop_vars("spatial_ref", errors="ignore").rename({"y": "lat", "x": "lon"})
+    if out["lat"].size > 1 and out["lat"].values[0] < out["lat"].values[-1]:
+        out = out.isel(lat=slice(None, None, -1))
+    logger.info("%s: reprojected from %s to EPSG:4326, %s", what, crs.name, dict(out.sizes))
+    out.attrs = {k: v for k, v in da.attrs.items() if k != "grid_mapping"}
+    return out.rename(da.name)

@@ -6,20 +6,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from gridfuse.sources.registry import get_format
+
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 PRODUCTS = {k: v for k, v in config["products"].items() if v.get("enabled", True)}
-
-# Source coverage (first year with data) of the real products; used when a source entry
-# does not set first_year itself.
-KNOWN_FIRST_YEAR = {
-    "gsmap": 1998,
-    "imerg": 1998,
-    "cmorph": 1998,
-    "gldas": 2000,
-    "tropomi": 2018,
-}
 
 
 wildcard_constraints:
@@ -77,10 +69,41 @@ def source_cfg(product, source):
         raise WorkflowError(f"product {product!r} has no source {source!r}")
 
 
-def source_covers(product, source, year):
+def source_format(product, source):
+    """The registry entry (gridfuse.sources.registry) of a source's format."""
+    fmt = source_cfg(product, source)["format"]
+    try:
+        return get_format(fmt)
+    except KeyError as err:
+        raise WorkflowError(
+            f"products.{product}.sources.{source}.format: {err.args[0]}"
+        )
+
+
+def source_coverage(product, source):
+    """First and last date (None = open) a source has data: the registry's coverage of
+    its product version within the configured first_year/last_year; for the demo, TROPOMI
+    starts at the synthesizer's first orbit."""
     c = source_cfg(product, source)
-    first = max(c.get("first_year", 1900), KNOWN_FIRST_YEAR.get(source, 1900))
-    return first <= int(year) <= c.get("last_year", 2100)
+    start = None
+    if is_synthetic(product) and c["format"] == "tropomi_l2":
+        start = pcfg(product)["synthetic"].get("so2", {}).get("tropomi_start")
+    try:
+        return source_format(product, source).coverage(
+            c.get("version", ""), c.get("first_year"), c.get("last_year"), start=start
+        )
+    except KeyError as err:
+        raise WorkflowError(
+            f"products.{product}.sources.{source}.version: {err.args[0]}"
+        )
+
+
+def source_covers(product, source, year):
+    """Whether any day of ``year`` is covered (else the year is an absent marker)."""
+    first, last = source_coverage(product, source)
+    return (first is None or first.year <= int(year)) and (
+        last is None or int(year) <= last.year
+    )
 
 
 def res(product, *parts):

@@ -1,8 +1,15 @@
-"""Readers of gridded sources, one module per family, and the format registry.
+"""Readers of gridded sources, one module per format family, and the format registry.
 
-Every precipitation reader in :data:`READERS` has the same signature::
+* :mod:`~gridfuse.sources.registry`: every fact about a format (reader, variables with
+  units and ranges, steps and files per day, native resolution, cost per file, coverage by
+  product version); :func:`get_format`.
+* :mod:`~gridfuse.sources.ingest`: :func:`ingest`, the one entry point of the ingest jobs
+  (read a source-year, count its losses, enforce the limits), and :class:`ReadRequest`.
+* :mod:`~gridfuse.sources.qc`: units and plausibility checks, :class:`SourceQC`.
 
-    reader(folders, days, window, bbox, *, variable="", threads=1) -> xr.DataArray
+:data:`READERS` keeps the compact precipitation API of the tests and benchmarks::
+
+    reader(folders, days, window, bbox, *, variable="", threads=1, **options) -> xr.DataArray
 
 ``folders`` are searched recursively for the format's files, ``days`` are the product days
 wanted, ``window`` the :class:`gridfuse.daily.DayWindow`, ``bbox`` ``(west, south, east,
@@ -13,36 +20,41 @@ descending, ``time`` = the product days, and ``attrs["days_missing"]``.
 
 from __future__ import annotations
 
-from .cmorph import read_cmorph
-from .era5 import read_era5_precip
-from .gldas import read_gldas
-from .gridded_daily import read_geotiff_daily, read_netcdf_daily
-from .gsmap import read_gsmap_daily, read_gsmap_hourly, read_gsmap_netcdf
-from .imerg import read_imerg_daily, read_imerg_hhr
+from functools import partial
 
-__all__ = ["READERS", "get_reader", "read_precip_daily"]
+from .ingest import ReadRequest, absent_table, ingest, read_daily
+from .qc import QCLimits, QualityError, SourceQC
+from .registry import FORMATS, SourceFormat, Variable, Version, formats, get_format, register
 
-# format name (the `format` key of a source in the config) -> reader
-READERS = {
-    "era5": read_era5_precip,
-    "imerg_hhr": read_imerg_hhr,
-    "imerg_daily": read_imerg_daily,
-    "gsmap_hourly": read_gsmap_hourly,
-    "gsmap_daily": read_gsmap_daily,
-    "gsmap_netcdf": read_gsmap_netcdf,
-    "gldas": read_gldas,
-    "cmorph": read_cmorph,
-    "geotiff_daily": read_geotiff_daily,
-    "netcdf_daily": read_netcdf_daily,
-}
+__all__ = [
+    "READERS",
+    "FORMATS",
+    "ReadRequest",
+    "SourceFormat",
+    "Variable",
+    "Version",
+    "QCLimits",
+    "QualityError",
+    "SourceQC",
+    "absent_table",
+    "formats",
+    "get_format",
+    "get_reader",
+    "ingest",
+    "read_precip_daily",
+    "register",
+]
+
+# format name (the `format` key of a source in the config) -> precipitation reader
+READERS = {name: partial(read_daily, name) for name in formats("precip")}
 
 
 def get_reader(fmt: str):
-    """The reader of a format name; the error lists the known formats."""
-    try:
-        return READERS[fmt]
-    except KeyError:
-        raise KeyError(f"unknown source format {fmt!r}; known: {sorted(READERS)}") from None
+    """The precipitation reader of a format name; the error lists the known formats."""
+    get_format(fmt)
+    if fmt not in READERS:
+        raise KeyError(f"format {fmt!r} is not a precipitation format; known: {sorted(READERS)}")
+    return READERS[fmt]
 
 
 def read_precip_daily(
@@ -57,38 +69,15 @@ def read_precip_daily(
     threads: int = 1,
     options: dict | None = None,
 ):
-    """Daily precipitation (mm/day) of one source for product ``days``.
+    """Daily precipitation (mm/day) of one source for product ``days``, no limits enforced.
 
-    Parameters
-    ----------
-    fmt : str
-        Format name (a key of :data:`READERS`).
-    folders : list of paths
-        Folders searched (recursively) for the source's files.
-    days : array-like of dates
-        Product days.
-    utc_start_hour : int
-        Day window (see :mod:`gridfuse.daily`).
-    grid : gridfuse.grid.Grid
-        Product grid; the source is cropped to the cells overlapping it plus ``margin`` deg.
-    variable : str
-        Variable name override.
-    threads : int
-        Parallel readers.
-    options : dict, optional
-        Format-specific keyword arguments of the reader (``geotiff_daily``: ``first_date``).
-
-    Returns
-    -------
-    xarray.DataArray
-        ``precip`` ``(time, lat, lon)`` float32 on the source's native grid, latitude
-        descending, ``attrs["days_missing"]``.
+    ``grid`` is the product grid; the source is cropped to the cells overlapping it plus
+    ``margin`` degrees.  See :func:`ingest` for the checked, counted read of a job.
     """
     from ..daily import DayWindow
 
-    reader = get_reader(fmt)
     bbox = grid.padded(margin).bounds if margin > 0 else grid.bounds
-    da = reader(
+    da = get_reader(fmt)(
         [str(f) for f in folders],
         days,
         DayWindow(int(utc_start_hour)),

@@ -1,16 +1,21 @@
-"""Shared machinery of the file-per-time-step readers (IMERG, GSMaP, GLDAS, CMORPH).
+"""The one reader of the file-per-time-step formats (IMERG, GSMaP, GLDAS, CMORPH).
 
-A reader supplies two things:
+A format is described by a :class:`StepFormat`:
 
-* an **index**: for each sub-daily step, its *start* time (the beginning of the interval it
-  covers) -> the file holding it, derived from file names without opening them;
-* a **file reader** ``read(path, bbox, variable) -> StepData``: the steps of one file (start
-  times taken from the file itself), the cropped coordinates and the amounts in mm per step.
+* a file-name **pattern** and ``starts``: for each sub-daily step, its *start* time (the
+  beginning of the interval it covers) -> the file holding it, from file names without
+  opening them (:func:`scan_files`);
+* a **file reader** ``read_file(path, bbox, variable, limits) -> StepData``: the steps of one
+  file (start times taken from the file itself), the cropped coordinates, the amounts in mm
+  per step, and the file's QC record (units checked, implausible values masked and counted,
+  :func:`gridfuse.sources.qc.check_values`).
 
-:func:`daily_from_steps` then reads the files of a block of product days in parallel worker
-processes (HDF5 serializes threads, so processes, not threads), checks each file's own
-times against its name and its grid against the first file's, and sums the steps of each
-product day.  Memory is bounded by one block of days.
+:func:`read_steps` (the registry reader of every such format) indexes the files and calls
+:func:`daily_from_steps`, which reads the files of a block of product days in parallel
+worker processes (HDF5 serializes threads, so processes, not threads), checks each file's
+own times against its name and its grid against the first file's, sums the steps of each
+product day, and records every missing step file of a covered day.  Memory is bounded by one
+block of days.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ import pandas as pd
 import xarray as xr
 
 from ..daily import DayWindow, expected_stamps
+from .qc import QCLimits, QualityError, SourceQC
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "StepFormat",
+    "read_steps",
     "StepData",
     "scan_files",
     "crop_slice",
@@ -49,19 +57,71 @@ class StepData:
     lat: np.ndarray
     lon: np.ndarray
     data: np.ndarray
+    qc: SourceQC | None = None
 
 
-def netcdf_times(var, values=None) -> pd.DatetimeIndex:
-    """Decode a CF time variable (or ``values`` in its units) to minute-rounded datetimes."""
+@dataclass(frozen=True)
+class StepFormat:
+    """A file-per-time-step format, read by :func:`read_steps`.
+
+    Attributes
+    ----------
+    label : str
+        Format name (messages).
+    pattern : re.Pattern
+        File names of the format (matched against the base name).
+    starts : callable
+        ``starts(match) -> list of Timestamp``: start of each step a file holds, by its name.
+    read_file : callable
+        ``read_file(path, bbox, variable, limits) -> StepData`` (module level: it runs in
+        worker processes).
+    step : str
+        Step length (``"30min"``, ``"1h"``, ``"3h"``, ``"1D"``).
+    name_of : callable, optional
+        ``name_of(step start) -> str``: the file expected for a step (named when missing).
+    select : callable, optional
+        ``select(window) -> re.Pattern``: the pattern for a day window (raises when the
+        format cannot make such days, e.g. UTC-day files for a 12 UTC window).
+    shift : callable, optional
+        ``shift(index) -> Timedelta``: subtracted from the name-derived times (GLDAS names
+        stamp the end of the interval; the first file's ``time_bnds`` says so).
+    """
+
+    label: str
+    pattern: re.Pattern
+    starts: Callable[[re.Match], list]
+    read_file: Callable
+    step: str
+    name_of: Callable | None = None
+    select: Callable | None = None
+    shift: Callable | None = None
+
+
+def netcdf_times(var, values=None, *, path=None) -> pd.DatetimeIndex:
+    """Decode a CF time variable (or ``values`` in its units) to minute-rounded datetimes.
+
+    Units or a calendar that cannot be decoded (cftime) raise a ``ValueError`` naming the
+    file and the variable with its ``units`` and ``calendar``.
+    """
     import netCDF4
 
-    vals = netCDF4.num2date(
-        var[:] if values is None else values,
-        var.units,
-        getattr(var, "calendar", "standard"),
-        only_use_cftime_datetimes=False,
-    )
-    return pd.DatetimeIndex(np.asarray(vals, dtype="datetime64[ns]").ravel()).round("min")
+    units = str(getattr(var, "units", "")).strip()
+    calendar = getattr(var, "calendar", "standard")
+    try:
+        vals = netCDF4.num2date(
+            var[:] if values is None else values,
+            units,
+            calendar,
+            only_use_cftime_datetimes=False,
+        )
+        return pd.DatetimeIndex(np.asarray(vals, dtype="datetime64[ns]").ravel()).round("min")
+    except (ValueError, TypeError, OverflowError, AttributeError) as err:
+        where = f"{path}: " if path is not None else ""
+        raise ValueError(
+            f"{where}time variable {getattr(var, 'name', '?')!r} cannot be decoded (units "
+            f"{units!r}, calendar {calendar!r}; expected CF '<unit> since <date>' on a "
+            f"standard calendar): {err}"
+        ) from err
 
 
 def netcdf_grid_variable(nc, path, name: str, lat_name: str = "lat", lon_name: str = "lon"):
@@ -181,13 +241,42 @@ def lon_window(lon: np.ndarray, west: float, east: float, path) -> tuple[slice, 
     return sl, to_pm180(lon[sl])
 
 
-def _read_batch(read, paths, bbox, variable):
-    return [read(p, bbox, variable) for p in paths]
+def _read_batch(read, paths, bbox, variable, limits):
+    return [read(p, bbox, variable, limits) for p in paths]
+
+
+def read_steps(fmt: StepFormat, req) -> xr.Dataset:
+    """Registry reader of a :class:`StepFormat`: daily totals ``precip`` (mm/day).
+
+    ``req`` is a :class:`gridfuse.sources.ingest.ReadRequest`; its ``qc`` receives the
+    per-file records and every missing step of a covered day.
+    """
+    pattern = fmt.select(req.window) if fmt.select is not None else fmt.pattern
+    index = scan_files(req.folders, pattern, fmt.starts)
+    if fmt.shift is not None and index:
+        shift = fmt.shift(index)
+        index = {t - shift: v for t, v in index.items()}
+    da = daily_from_steps(
+        index,
+        fmt.read_file,
+        req.days,
+        req.window,
+        fmt.step,
+        req.bbox,
+        variable=req.variable,
+        threads=req.threads,
+        label=fmt.label,
+        qc=req.qc,
+        covered=req.covered,
+        name_of=fmt.name_of,
+        folders=req.folders,
+    )
+    return da.to_dataset()
 
 
 def daily_from_steps(
     index: dict[pd.Timestamp, tuple[Path, int]],
-    read: Callable[[Path, tuple, str], StepData],
+    read: Callable,
     days,
     window: DayWindow,
     step,
@@ -197,6 +286,10 @@ def daily_from_steps(
     threads: int = 1,
     label: str = "source",
     block_days: int = 8,
+    qc: SourceQC | None = None,
+    covered=None,
+    name_of: Callable | None = None,
+    folders=(),
 ) -> xr.DataArray:
     """Daily totals (mm/day) of the product ``days`` from per-step files.
 
@@ -205,8 +298,8 @@ def daily_from_steps(
     index : dict
         Step start -> (file, position), from :func:`scan_files`.
     read : callable
-        ``read(path, bbox, variable) -> StepData`` (a module-level function: it runs in
-        worker processes).
+        ``read(path, bbox, variable, limits) -> StepData`` (a module-level function: it
+        runs in worker processes).
     days : array-like of dates
         Product days.
     window : DayWindow
@@ -219,18 +312,34 @@ def daily_from_steps(
         Worker processes (1 = read in this process).
     label : str
         Name used in log messages.
+    qc : SourceQC, optional
+        Receives the files' QC records and the missing steps of covered days.
+    covered : dates, optional
+        Days the source covers (default: all); a missing step of another day is expected.
+    name_of : callable, optional
+        File name of a step start (named in the QC record of a missing step).
+    folders : paths
+        Folders searched (named when no file is found).
 
     Returns
     -------
     xarray.DataArray
         ``precip`` (time, lat, lon), float32 mm/day, ``attrs["days_missing"]``.
     """
+    qc = qc if qc is not None else SourceQC(label)
+    limits: QCLimits = qc.limits
     days = pd.DatetimeIndex(days).normalize()
+    covered = days if covered is None else pd.DatetimeIndex(covered).normalize()
     step = pd.Timedelta(step)
     wanted = expected_stamps(days, window, "start", step)
     nd, ns = wanted.shape
     if not index:
-        raise FileNotFoundError(f"{label}: no files found for {days[0].date()}..{days[-1].date()}")
+        where = [str(f) for f in folders] or ["(no folder)"]
+        example = f" (e.g. {name_of(pd.Timestamp(wanted[0, 0]))})" if name_of else ""
+        raise FileNotFoundError(
+            f"{label}: no {label} files found under {where} for "
+            f"{days[0].date()}..{days[-1].date()}{example}"
+        )
     by_path: dict[Path, list[pd.Timestamp]] = {}
     for t, (p, _) in index.items():
         by_path.setdefault(p, []).append(t)
@@ -240,8 +349,7 @@ def daily_from_steps(
     n_files = 0
     pool = ProcessPoolExecutor(max_workers=threads) if threads > 1 else None
     try:
-        blocks = range(0, nd, block_days)
-        for b0 in blocks:
+        for b0 in range(0, nd, block_days):
             block = wanted[b0 : b0 + block_days]
             stamps = [pd.Timestamp(t) for t in block.ravel()]
             files = sorted({index[t][0] for t in stamps if t in index})
@@ -249,12 +357,17 @@ def daily_from_steps(
             if pool is not None and len(files) > 1:
                 n = max(1, len(files) // (threads * 4))
                 batches = [files[i : i + n] for i in range(0, len(files), n)]
-                parts = pool.map(_read_batch, *zip(*[(read, b, bbox, variable) for b in batches]))
+                parts = pool.map(
+                    _read_batch, *zip(*[(read, b, bbox, variable, limits) for b in batches])
+                )
                 results = [r for part in parts for r in part]
             else:
-                results = [read(p, bbox, variable) for p in files]
+                results = [read(p, bbox, variable, limits) for p in files]
             by_start: dict[pd.Timestamp, np.ndarray] = {}
             for path, res in zip(files, results):
+                qc.file_read()
+                if res.qc is not None:
+                    qc.merge(res.qc)
                 if lat is None:
                     lat, lon = res.lat, res.lon
                     out = np.full((nd, lat.size, lon.size), np.nan, dtype="f4")
@@ -279,9 +392,15 @@ def daily_from_steps(
                 for t, arr in zip(own, res.data):
                     by_start[t] = arr
             for i in range(block.shape[0]):
+                day = days[b0 + i]
                 day_steps = [by_start.get(pd.Timestamp(t)) for t in block[i]]
                 if any(a is None for a in day_steps):
                     missing_days += 1
+                    if day in covered:
+                        for t, a in zip(block[i], day_steps):
+                            if a is None:
+                                t = pd.Timestamp(t)
+                                qc.file_missing(name_of(t) if name_of else f"step {t}")
                     continue
                 if out is not None:
                     out[b0 + i] = np.sum(np.stack(day_steps), axis=0, dtype="f4")
@@ -289,9 +408,9 @@ def daily_from_steps(
         if pool is not None:
             pool.shutdown()
     if out is None:
-        raise FileNotFoundError(
+        raise QualityError(
             f"{label}: none of the {nd * ns} steps of {days[0].date()}..{days[-1].date()} "
-            f"has a file"
+            f"has a file under {[str(f) for f in folders]}"
         )
     if missing_days:
         logger.warning("%s: %d of %d product days lack steps (set to NaN)", label, missing_days, nd)
@@ -305,11 +424,10 @@ def daily_from_steps(
         lon.size,
         nan_frac,
     )
-    da = xr.DataArray(
+    return xr.DataArray(
         out,
         dims=("time", "lat", "lon"),
         coords={"time": days, "lat": lat.astype("f8"), "lon": lon.astype("f8")},
         name="precip",
         attrs={"units": "mm day-1", "days_missing": missing_days, "steps_per_day": ns},
     )
-    return da

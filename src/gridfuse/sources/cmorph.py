@@ -17,18 +17,18 @@ import netCDF4
 import numpy as np
 import pandas as pd
 
-from ..daily import DayWindow
 from ..io import atomic_path
+from . import registry
 from ._steps import (
     StepData,
+    StepFormat,
     crop_slice,
-    daily_from_steps,
     lon_window,
     netcdf_grid_variable,
     netcdf_times,
-    scan_files,
     write_grid_variable,
 )
+from .qc import QCLimits, SourceQC, check_values
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ __all__ = [
     "PATTERN",
     "cmorph_name",
     "read_cmorph_file",
-    "read_cmorph",
+    "STEPS",
     "write_cmorph",
     "LAT",
     "LON",
@@ -59,16 +59,15 @@ def _starts(m: re.Match) -> list[pd.Timestamp]:
     return [h, h + pd.Timedelta("30min")]
 
 
-def read_cmorph_file(path, bbox, variable: str = "") -> StepData:
+def read_cmorph_file(path, bbox, variable: str = "", limits: QCLimits | None = None) -> StepData:
     """One hourly file (two half hours) -> mm per half hour on cells overlapping ``bbox``."""
     path = Path(path)
+    qc = SourceQC(limits=limits)
     name = variable or "cmorph"
     try:
         with netCDF4.Dataset(path) as nc:
             var, lat, lon = netcdf_grid_variable(nc, path, name)
             units = getattr(var, "units", "")
-            if units.replace(" ", "") not in ("mm/hr", "mm/h", "mmh-1", "mmhr-1"):
-                raise ValueError(f"{path}: {name} units {units!r}, expected mm/hr")
             flip = lat[0] > lat[-1]
             if flip:
                 lat = lat[::-1]
@@ -81,27 +80,30 @@ def read_cmorph_file(path, bbox, variable: str = "") -> StepData:
             else:
                 raw = np.asarray(var[:, lat_sl, lon_sl], dtype="f4")[:, ::-1]
             fill = getattr(var, "_FillValue", _FILL)
-            starts = netcdf_times(nc.variables["time"])
-    except (OSError, RuntimeError) as err:
+            missing_value = getattr(var, "missing_value", fill)
+            if "time" not in nc.variables:
+                raise KeyError(f"{path}: no time variable ({sorted(nc.variables)})")
+            starts = netcdf_times(nc.variables["time"], path=path)
+    except (OSError, RuntimeError, KeyError) as err:
+        if str(path) in str(err):
+            raise
         raise OSError(f"{path}: cannot be read as a CMORPH NetCDF file ({err})") from err
-    data = np.where((raw == fill) | (raw < 0), np.nan, raw) * np.float32(0.5)
-    return StepData(starts, np.round(lat[lat_sl][::-1], 5), np.round(lon_out, 5), data)
-
-
-def read_cmorph(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: cmorph``): daily totals from the 30-min files."""
-    index = scan_files(folders, PATTERN, _starts)
-    return daily_from_steps(
-        index,
-        read_cmorph_file,
-        days,
-        window,
-        "30min",
-        bbox,
-        variable=variable,
-        threads=threads,
-        label="cmorph",
+    data = np.where((raw == np.float32(fill)) | (raw == np.float32(missing_value)), np.nan, raw)
+    data = check_values(
+        data, registry.get_format("cmorph").variable(name), units, path=path, qc=qc, variable=name
     )
+    data = data * np.float32(0.5)
+    return StepData(starts, np.round(lat[lat_sl][::-1], 5), np.round(lon_out, 5), data, qc)
+
+
+STEPS = StepFormat(
+    "cmorph",
+    PATTERN,
+    _starts,
+    read_cmorph_file,
+    "30min",
+    name_of=lambda t: cmorph_name(pd.Timestamp(t).floor("h")),
+)
 
 
 def write_cmorph(

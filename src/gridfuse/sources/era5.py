@@ -22,8 +22,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import netCDF4
@@ -33,10 +36,19 @@ import xarray as xr
 
 from ..daily import DayWindow, aggregate_daily
 from ..io import atomic_path
+from .qc import SourceQC, mask_implausible, units_factor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["open_era5", "write_era5", "read_era5_daily", "find_era5_files", "ACCUM_VARIABLES"]
+__all__ = [
+    "open_era5",
+    "write_era5",
+    "read_era5_daily",
+    "find_era5_files",
+    "files_for_days",
+    "read",
+    "ACCUM_VARIABLES",
+]
 
 # Variables ERA5 delivers in the accumulated stream (stepType "accum"); the rest are instant.
 ACCUM_VARIABLES = frozenset({"tp", "cp", "lsp", "sf", "ssrd", "strd", "ssr", "str", "e", "ro"})
@@ -53,24 +65,37 @@ _ATTRS = {
 
 
 # ----------------------------------------------------------------------------- reading
+def _open_member(path: Path, zf: zipfile.ZipFile, member: str) -> xr.Dataset:
+    """One ``.nc`` member of a CDS ZIP, loaded (errors name the ZIP and the member)."""
+    label = f"{path}!{member}"
+    try:
+        buf = io.BytesIO(zf.read(member))
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise OSError(f"{path}: ZIP member {member} cannot be extracted ({err})") from err
+    errors = []
+    for engine in ("h5netcdf", "scipy"):
+        try:
+            buf.seek(0)
+            return xr.open_dataset(buf, engine=engine).load()
+        except Exception as err:  # noqa: BLE001 - each engine fails in its own way
+            errors.append(f"{engine}: {err}")
+    raise OSError(f"{label}: ZIP member is not a readable NetCDF ({'; '.join(errors)})")
+
+
 def _open_one(path: Path) -> list[tuple[str, xr.Dataset]]:
     """Open a NetCDF file, or every ``.nc`` member of a ZIP, as (label, dataset) pairs."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: ERA5 file not found")
     try:
         if zipfile.is_zipfile(path):
-            out = []
             with zipfile.ZipFile(path) as zf:
                 members = [m for m in zf.namelist() if m.endswith(".nc")]
                 if not members:
                     raise ValueError(f"{path}: ZIP holds no .nc member ({zf.namelist()})")
-                for m in members:
-                    buf = io.BytesIO(zf.read(m))
-                    out.append((f"{path}!{m}", xr.open_dataset(buf, engine="h5netcdf").load()))
-            return out
+                return [(f"{path}!{m}", _open_member(path, zf, m)) for m in members]
         return [(str(path), xr.open_dataset(path, engine="netcdf4", mask_and_scale=True))]
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        if isinstance(err, ValueError) and str(path) in str(err):
+    except (OSError, ValueError, RuntimeError, KeyError, zipfile.BadZipFile) as err:
+        if str(path) in str(err):
             raise
         raise OSError(f"{path}: cannot be read as ERA5 NetCDF/ZIP ({err})") from err
 
@@ -140,46 +165,183 @@ def open_era5(
         Dims ``(time, lat, lon)``; ``time`` the validity time (datetime64), ``lat``
         descending, ``lon`` ascending in -180..180; float32 data in the file's units.
     """
+    return collect_hourly(paths, variables, bbox).ds
+
+
+@dataclass
+class _Hourly:
+    """Hourly ERA5 of several files: the merged dataset, and for every variable the file
+    (label) each time step came from; ``spans`` = label -> (first, last time, variables)."""
+
+    ds: xr.Dataset
+    file_of: dict[str, np.ndarray]
+    spans: dict[str, tuple[pd.Timestamp, pd.Timestamp, frozenset]]
+
+
+def _crop(ds: xr.Dataset, bbox, label: str) -> xr.Dataset:
+    w, s, e, n = bbox
+    ds = ds.isel(
+        lon=(ds["lon"].values >= w - 1e-9) & (ds["lon"].values <= e + 1e-9),
+        lat=(ds["lat"].values >= s - 1e-9) & (ds["lat"].values <= n + 1e-9),
+    )
+    if ds.sizes["lat"] == 0 or ds.sizes["lon"] == 0:
+        raise ValueError(f"{label}: no ERA5 cell inside bbox {bbox}")
+    return ds
+
+
+def _canonical(da: xr.DataArray, spec, label: str, qc: SourceQC) -> xr.DataArray:
+    """One file's variable in the spec's units (converted in memory only when needed), its
+    first step read to surface a corrupt file here, with its name."""
+    units = da.attrs.get("units", "")
+    scale, offset = units_factor(units, spec, path=label, qc=qc, variable=str(da.name))
+    try:
+        if (scale, offset) != (1.0, 0.0):
+            da = (da.load() * np.float32(scale) + np.float32(offset)).astype("float32")
+        else:
+            da.isel(time=slice(0, 1)).values  # noqa: B018 - read one step: fail here, named
+    except (OSError, RuntimeError, ValueError) as err:
+        raise OSError(f"{label}: {da.name} cannot be read ({err})") from err
+    da.attrs = {**da.attrs, "units": spec.units}
+    return da
+
+
+def collect_hourly(
+    paths, variables=None, bbox=None, specs=None, qc: SourceQC | None = None
+) -> _Hourly:
+    """Open and merge ERA5 files; with ``specs`` (variable -> Variable) convert each file's
+    units to the canonical ones and record the files in ``qc``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise FileNotFoundError("open_era5: no ERA5 files given")
     per_var: dict[str, list[xr.DataArray]] = {}
+    labels: dict[str, list[str]] = {}
+    spans: dict[str, tuple] = {}
     for path in paths:
         for label, raw in _open_one(path):
             ds = _normalize(raw, label)
             if bbox is not None:
-                w, s, e, n = bbox
-                ds = ds.isel(
-                    lon=(ds["lon"].values >= w - 1e-9) & (ds["lon"].values <= e + 1e-9),
-                    lat=(ds["lat"].values >= s - 1e-9) & (ds["lat"].values <= n + 1e-9),
-                )
-                if ds.sizes["lat"] == 0 or ds.sizes["lon"] == 0:
-                    raise ValueError(f"{label}: no ERA5 cell inside bbox {bbox}")
+                ds = _crop(ds, bbox, label)
+            if qc is not None:
+                qc.file_read()
+            t = pd.DatetimeIndex(ds["time"].values)
+            spans[label] = (t.min(), t.max(), frozenset(map(str, ds.data_vars)))
             for v in ds.data_vars:
                 if variables is None or v in variables:
-                    per_var.setdefault(str(v), []).append(ds[v])
-    if variables is not None:
-        missing = [v for v in variables if v not in per_var]
-        if missing:
-            raise KeyError(
-                f"ERA5 variable(s) {missing} not found in {[str(p) for p in paths]}; "
-                f"found {sorted(per_var)}"
-            )
+                    da = ds[v]
+                    if specs is not None and v in specs:
+                        da = _canonical(da, specs[v], label, qc)
+                    per_var.setdefault(str(v), []).append(da)
+                    labels.setdefault(str(v), []).append(label)
+    missing = [v for v in (variables or []) if v not in per_var]
+    if missing and (specs is None or not per_var):
+        raise KeyError(
+            f"ERA5 variable(s) {missing} not found in {[str(p) for p in paths]}; "
+            f"found {sorted(per_var)}"
+        )
     out = {}
+    file_of = {}
     for v, arrays in per_var.items():
         da = xr.concat(arrays, dim="time", join="exact") if len(arrays) > 1 else arrays[0]
+        lab = np.concatenate(
+            [np.full(a.sizes["time"], i, dtype="i4") for i, a in enumerate(arrays)]
+        )
         idx = pd.DatetimeIndex(da["time"].values)
-        da = da.isel(time=np.flatnonzero(~idx.duplicated(keep="first")))
-        out[v] = da.sortby("time")
+        keep = np.flatnonzero(~idx.duplicated(keep="first"))
+        order = np.argsort(idx[keep], kind="stable")
+        out[v] = da.isel(time=keep[order])
+        file_of[v] = np.asarray(labels[v], dtype=object)[lab[keep[order]]]
     try:
         ds = xr.Dataset(out)
     except ValueError as err:
         raise ValueError(
             f"ERA5 files {[str(p) for p in paths]} have different grids ({err})"
         ) from err
-    return ds.transpose("time", "lat", "lon")
+    return _Hourly(ds.transpose("time", "lat", "lon"), file_of, spans)
+
+
+def _runs(times: pd.DatetimeIndex, step: str = "1h") -> list[tuple]:
+    """Consecutive runs ``(first, last)`` of sorted hourly times."""
+    step = pd.Timedelta(step)
+    if times.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(times.asi8) != step.value)
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, times.size - 1]
+    return [(times[a], times[b]) for a, b in zip(starts, ends)]
+
+
+def record_gaps(hourly: _Hourly, needed: dict[str, pd.DatetimeIndex], qc: SourceQC) -> None:
+    """Record, per variable, the needed hours no file holds (as time ranges) and the files
+    that span such hours without the variable."""
+    for var, want in needed.items():
+        have = (
+            pd.DatetimeIndex(hourly.ds[var]["time"].values)
+            if var in hourly.ds
+            else pd.DatetimeIndex([])
+        )
+        gap = pd.DatetimeIndex(want).difference(have)
+        if gap.empty:
+            continue
+        for a, b in _runs(gap):
+            qc.file_missing(f"{var} {a:%Y-%m-%dT%H}..{b:%Y-%m-%dT%H} (no file holds these hours)")
+            for label, (t0, t1, names) in hourly.spans.items():
+                if var not in names and t0 <= b and t1 >= a:
+                    qc.variable_missing(label, var)
+
+
+def check_block(block: xr.Dataset, hourly: _Hourly, specs, qc: SourceQC, done: set) -> xr.Dataset:
+    """Mask and count implausible values of a loaded block, per file it came from.
+
+    ``done`` holds the ``(variable, time)`` pairs already counted (blocks share their edge
+    hour), so every value is counted once.
+    """
+    for var, spec in specs.items():
+        if var not in block or block[var].sizes["time"] == 0:
+            continue
+        times = pd.DatetimeIndex(block[var]["time"].values)
+        all_times = pd.DatetimeIndex(hourly.ds[var]["time"].values)
+        labels = hourly.file_of[var][all_times.get_indexer(times)]
+        vals = np.asarray(block[var].values, dtype="f4")
+        fresh = np.array([(var, t) not in done for t in times.asi8])
+        for label in pd.unique(labels):
+            sel = (labels == label) & fresh
+            if sel.any():
+                vals[sel] = mask_implausible(
+                    vals[sel], spec, spec.units, path=label, qc=qc, variable=var
+                )
+            again = (labels == label) & ~fresh
+            if again.any():  # already counted: mask the same way, silently
+                lo, hi = qc.limits.range_of(spec)
+                with np.errstate(invalid="ignore"):
+                    sub = vals[again]
+                    if lo is not None:
+                        sub[sub < lo] = np.nan
+                    if hi is not None:
+                        sub[sub > hi] = np.nan
+                    if spec.clip_min is not None:
+                        np.maximum(sub, np.float32(spec.clip_min), out=sub, where=np.isfinite(sub))
+                vals[again] = sub
+        done.update((var, t) for t in times.asi8)
+        block[var] = (block[var].dims, vals, {**block[var].attrs})
+    return block
+
+
+def load_block(ds: xr.Dataset, hourly: _Hourly) -> xr.Dataset:
+    """``ds.load()``, an error naming the files of the block when one cannot be read."""
+    try:
+        return ds.load()
+    except (OSError, RuntimeError, ValueError) as err:
+        files = sorted({str(f) for v in ds.data_vars for f in _labels_of(ds[v], hourly, v)})
+        raise OSError(f"ERA5 files {files}: cannot be read ({err})") from err
+
+
+def _labels_of(da, hourly: _Hourly, var):
+    if var not in hourly.file_of or da.sizes.get("time", 0) == 0:
+        return []
+    idx = pd.DatetimeIndex(hourly.ds[var]["time"].values).get_indexer(da["time"].values)
+    return hourly.file_of[var][idx[idx >= 0]]
 
 
 def find_era5_files(folders: Iterable[str | os.PathLike]) -> list[Path]:
@@ -197,27 +359,50 @@ def find_era5_files(folders: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(set(found))
 
 
+def needed_hours(days, window: DayWindow, convention: str) -> pd.DatetimeIndex:
+    """Hourly stamps the product ``days`` need: ``end`` (accumulated over the hour ending at
+    the stamp) or ``instant``."""
+    days = pd.DatetimeIndex(days).normalize()
+    if days.empty:
+        return pd.DatetimeIndex([])
+    start, _ = window.bounds(days)
+    first = 1 if convention == "end" else 0
+    return pd.DatetimeIndex(
+        np.concatenate([(start + pd.Timedelta(hours=h)).values for h in range(first, first + 24)])
+    ).sort_values()
+
+
 def read_era5_daily(
     paths: Iterable[str | os.PathLike],
     days: pd.DatetimeIndex,
     window: DayWindow,
     bbox: tuple[float, float, float, float] | None = None,
     variable: str = "tp",
+    *,
+    qc: SourceQC | None = None,
+    covered=None,
 ) -> xr.DataArray:
     """Daily precipitation totals (mm/day) of ERA5 hourly ``tp`` for product ``days``.
 
-    ``tp`` (m, accumulated over the hour ending at the stamp) is converted to mm and the 24
-    hourly steps ending in each product day are summed; a day lacking any step is NaN
-    (counted in ``attrs["days_missing"]``).
+    ``tp`` (m, accumulated over the hour ending at the stamp; other units converted, see
+    :mod:`gridfuse.sources.units`) is checked per file (implausible values masked and
+    counted in ``qc``), converted to mm, and the 24 hourly steps ending in each product day
+    are summed; a day lacking any step is NaN (counted in ``attrs["days_missing"]``, and its
+    missing hours in ``qc`` when the day is ``covered``).
     """
-    ds = open_era5(list(paths), [variable], bbox)
+    from . import registry
+
+    qc = qc if qc is not None else SourceQC("era5")
+    spec = registry.get_format("era5").variable(variable)
+    specs = {variable: spec}
+    hourly = collect_hourly(list(paths), [variable], bbox, specs, qc)
+    days = pd.DatetimeIndex(days).normalize()
+    cov = days if covered is None else days[days.isin(pd.DatetimeIndex(covered).normalize())]
+    record_gaps(hourly, {variable: needed_hours(cov, window, "end")}, qc)
     start, end = window.bounds(days)
-    tp = ds[variable].sel(time=slice(start[0], end[-1]))
-    units = str(ds[variable].attrs.get("units", "m")).strip()
-    factor = {"m": 1000.0, "mm": 1.0, "kg m-2": 1.0, "kg m**-2": 1.0}.get(units)
-    if factor is None:
-        raise ValueError(f"ERA5 {variable}: expected units 'm' or 'mm', found {units!r}")
-    mm = (tp.load() * np.float32(factor)).astype("float32")
+    sub = hourly.ds[[variable]].sel(time=slice(start[0], end[-1]))
+    sub = check_block(load_block(sub, hourly), hourly, specs, qc, set())
+    mm = (sub[variable] * np.float32(1000.0)).astype("float32")  # canonical m -> mm
     mm.attrs = {}
     daily = aggregate_daily(
         mm, window, convention="end", step="1h", how="sum", days=days, name="precip"
@@ -406,15 +591,58 @@ def write_era5(
     return path
 
 
-def read_era5_precip(folders, days, window, bbox, *, variable="", threads=1) -> xr.DataArray:
-    """Registry reader (``format: era5``): daily ``tp`` totals in mm/day from a folder tree.
+_DATE_TOKEN = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])?(?:[0-3]\d)?(?!\d)")
 
-    ``bbox`` is widened by half an ERA5 cell (0.125 deg) so that every 0.25 deg cell
-    overlapping it is kept.  ``threads`` is unused (a year is a handful of files).
+
+def files_for_days(files: Iterable[str | os.PathLike], days) -> list[Path]:
+    """The files the product ``days`` may need, judged from dates in their names.
+
+    A name with a date token (``YYYY``, ``YYYYMM`` or ``YYYYMMDD``) is kept when its year
+    (or month) lies within one month of the days (day windows reach across month and year
+    ends); names without a date token are always kept.
     """
-    paths = find_era5_files(folders)
+    days = pd.DatetimeIndex(days).normalize()
+    lo = (days.min() - pd.DateOffset(months=1)).to_period("M")
+    hi = (days.max() + pd.DateOffset(months=1)).to_period("M")
+    keep = []
+    for f in files:
+        m = _DATE_TOKEN.search(Path(f).name)
+        if m is None:
+            keep.append(Path(f))
+            continue
+        y = int(m.group(1))
+        if m.group(2):
+            month = pd.Period(year=y, month=int(m.group(2)), freq="M")
+            ok = lo <= month <= hi
+        else:
+            ok = lo.year <= y <= hi.year
+        if ok:
+            keep.append(Path(f))
+    return keep
+
+
+def read(req) -> xr.Dataset:
+    """Registry reader (``format: era5``): daily ``tp`` totals (``precip``, mm/day).
+
+    Searches ``req.folders`` for ``*.nc``/``*.zip`` files (those whose names date them far
+    from the days are skipped); ``req.bbox`` is widened by half an ERA5 cell (0.125 deg)
+    so that every 0.25 deg cell overlapping it is kept.
+    """
+    paths = files_for_days(find_era5_files(req.folders), req.days)
     if not paths:
-        raise FileNotFoundError(f"no ERA5 .nc/.zip files under {[str(f) for f in folders]}")
-    w, s, e, n = bbox
+        raise FileNotFoundError(
+            f"era5: no ERA5 .nc/.zip files for {req.days[0]:%Y-%m-%d}..{req.days[-1]:%Y-%m-%d} "
+            f"under {[str(f) for f in req.folders]}"
+        )
+    w, s, e, n = req.bbox
     h = 0.125
-    return read_era5_daily(paths, days, window, (w - h, s - h, e + h, n + h), variable or "tp")
+    da = read_era5_daily(
+        paths,
+        req.days,
+        req.window,
+        (w - h, s - h, e + h, n + h),
+        req.variable or "tp",
+        qc=req.qc,
+        covered=req.covered,
+    )
+    return da.to_dataset()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,7 +26,16 @@ import pandas as pd
 import xarray as xr
 
 from ..daily import DayWindow, aggregate_daily
-from .era5 import open_era5
+from .era5 import (
+    check_block,
+    collect_hourly,
+    files_for_days,
+    find_era5_files,
+    load_block,
+    needed_hours,
+    record_gaps,
+)
+from .qc import SourceQC
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ __all__ = [
     "wind_speed_direction",
     "met_daily",
     "read_met_daily",
+    "read",
 ]
 
 MET_VARIABLES = ("blh", "t2m", "d2m", "u10", "v10", "sp", "tp")
@@ -136,9 +145,6 @@ def met_daily(hourly: xr.Dataset, days, window: DayWindow | int) -> xr.Dataset:
     return ds
 
 
-_DATE_TOKEN = re.compile(r"(?<!\d)((?:19|20)\d{2})(0[1-9]|1[0-2])?(?:[0-3]\d)?(?!\d)")
-
-
 def files_for_year(files: Iterable[str | os.PathLike], year: int) -> list[Path]:
     """The files a year's daily values may need, judged from dates in their names.
 
@@ -146,20 +152,7 @@ def files_for_year(files: Iterable[str | os.PathLike], year: int) -> list[Path]:
     for December of the previous year and January of the next (day windows reach across the
     new year); names without a date token are always kept.
     """
-    keep = []
-    for f in files:
-        m = _DATE_TOKEN.search(Path(f).name)
-        if m is None:
-            keep.append(Path(f))
-            continue
-        y, month = int(m.group(1)), int(m.group(2)) if m.group(2) else None
-        if (
-            y == year
-            or (y == year - 1 and month in (None, 12))
-            or (y == year + 1 and month in (None, 1))
-        ):
-            keep.append(Path(f))
-    return keep
+    return files_for_days(files, pd.date_range(f"{int(year)}-01-01", f"{int(year)}-12-31"))
 
 
 def read_met_daily(
@@ -169,6 +162,8 @@ def read_met_daily(
     *,
     bbox: tuple[float, float, float, float] | None = None,
     block_days: int = 31,
+    qc: SourceQC | None = None,
+    covered=None,
 ) -> xr.Dataset:
     """Daily ERA5 meteorology for product ``days`` from hourly files, block by block.
 
@@ -185,16 +180,38 @@ def read_met_daily(
         Crop to the ERA5 cells whose centres lie inside.
     block_days : int
         Days reduced at once (bounds memory).
+    qc : SourceQC, optional
+        Receives the per-file unit conversions, masked values, hours no file holds and
+        files lacking a variable (:mod:`gridfuse.sources.qc`).
+    covered : dates, optional
+        Days the source covers (missing hours of other days are not recorded).
     """
+    from . import registry
+
+    qc = qc if qc is not None else SourceQC("era5_met")
     window = window if isinstance(window, DayWindow) else DayWindow(int(window))
     days = pd.DatetimeIndex(days).normalize()
-    hourly = open_era5(list(paths), list(MET_VARIABLES), bbox)
+    fmt = registry.get_format("era5_met")
+    specs = {v: fmt.variable(v) for v in MET_VARIABLES}
+    hourly = collect_hourly(list(paths), list(MET_VARIABLES), bbox, specs, qc)
+    cov = days if covered is None else days[days.isin(pd.DatetimeIndex(covered).normalize())]
+    record_gaps(
+        hourly,
+        {v: needed_hours(cov, window, "end" if v == "tp" else "instant") for v in MET_VARIABLES},
+        qc,
+    )
+    present = [v for v in MET_VARIABLES if v in hourly.ds]
     parts = []
+    done: set = set()
     one_hour = pd.Timedelta("1h")
     for i in range(0, len(days), block_days):
         block = days[i : i + block_days]
         start, end = window.bounds(block)
-        sub = hourly.sel(time=slice(start[0], end[-1]))  # tp of the last hour stamps at end
+        sub = hourly.ds[present].sel(time=slice(start[0], end[-1]))  # tp of the last hour
+        sub = check_block(load_block(sub, hourly), hourly, specs, qc, done)
+        for v in MET_VARIABLES:  # a variable no file holds: NaN (its hours are recorded)
+            if v not in sub:
+                sub[v] = xr.full_like(sub[present[0]], np.nan).assign_attrs(units=specs[v].units)
         parts.append(met_daily(sub, block, window))
         del sub
         logger.info("ERA5 met %s..%s done", block[0].date(), (end[-1] - one_hour).date())
@@ -212,3 +229,20 @@ def read_met_daily(
         nan,
     )
     return ds
+
+
+def read(req) -> xr.Dataset:
+    """Registry reader (``format: era5_met``): the daily predictors of :func:`met_daily`.
+
+    Searches ``req.folders`` for ``*.nc``/``*.zip`` files (those whose names date them far
+    from the days are skipped) and keeps the ERA5 cells whose centres lie in ``req.bbox``.
+    """
+    paths = files_for_days(find_era5_files(req.folders), req.days)
+    if not paths:
+        raise FileNotFoundError(
+            f"era5_met: no ERA5 .nc/.zip files for {req.days[0]:%Y-%m-%d}.."
+            f"{req.days[-1]:%Y-%m-%d} under {[str(f) for f in req.folders]}"
+        )
+    return read_met_daily(
+        paths, req.days, req.window, bbox=req.bbox, qc=req.qc, covered=req.covered
+    )

@@ -19,22 +19,22 @@ import netCDF4
 import numpy as np
 import pandas as pd
 
-from ..daily import DayWindow
 from ..io import atomic_path
+from . import registry
 from ._steps import (
     StepData,
+    StepFormat,
     crop_slice,
-    daily_from_steps,
     lon_window,
     netcdf_grid_variable,
     netcdf_times,
-    scan_files,
     write_grid_variable,
 )
+from .qc import QCLimits, SourceQC, check_values
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PATTERN", "gldas_name", "read_gldas_file", "read_gldas", "write_gldas", "LAT", "LON"]
+__all__ = ["PATTERN", "STEPS", "gldas_name", "read_gldas_file", "write_gldas", "LAT", "LON"]
 
 PATTERN = re.compile(r"GLDAS_NOAH025_3H\.A(\d{8})\.(\d{4})\.0\d\d\.nc4$")
 LAT = np.round(-59.875 + 0.25 * np.arange(600), 4)  # ascending, as in the files
@@ -48,75 +48,70 @@ def gldas_name(stamp) -> str:
     return f"GLDAS_NOAH025_3H.A{pd.Timestamp(stamp):%Y%m%d.%H%M}.021.nc4"
 
 
-def _times(nc, name, path) -> pd.DatetimeIndex:
-    return netcdf_times(nc.variables[name])
-
-
 def _interval_start(nc, path) -> pd.DatetimeIndex:
     """Start of the averaging interval of each step, from time_bnds if present."""
-    stamp = _times(nc, "time", path)
-    bname = getattr(nc.variables["time"], "bounds", "time_bnds")
+    if "time" not in nc.variables:
+        raise KeyError(f"{path}: no time variable ({sorted(nc.variables)})")
+    t = nc.variables["time"]
+    stamp = netcdf_times(t, path=path)
+    bname = getattr(t, "bounds", "time_bnds")
     if bname in nc.variables:
-        t = nc.variables["time"]
         b = nc.variables[bname][:]
-        return netcdf_times(t, np.asarray(b)[:, 0])
+        return netcdf_times(t, np.asarray(b)[:, 0], path=path)
     return stamp - STEP
 
 
-def read_gldas_file(path, bbox, variable: str = "") -> StepData:
+def read_gldas_file(path, bbox, variable: str = "", limits: QCLimits | None = None) -> StepData:
     """One 3-hourly file -> mm per 3 h on the cells overlapping ``bbox``."""
     path = Path(path)
+    qc = SourceQC(limits=limits)
     name = variable or "Rainf_f_tavg"
     try:
         with netCDF4.Dataset(path) as nc:
             var, lat, lon = netcdf_grid_variable(nc, path, name)
             units = getattr(var, "units", "")
-            if units.replace(" ", "") not in ("kgm-2s-1", "kg/m^2/s", "kgm**-2s**-1", "mms-1"):
-                raise ValueError(f"{path}: {name} units {units!r}, expected kg m-2 s-1")
             w, s, e, n = bbox
             lon_sl, lon_out = lon_window(lon, w, e, path)
             lat_sl = crop_slice(lat, s, n, "latitude", path)
             raw = np.asarray(var[:, lat_sl, lon_sl], dtype="f4")
             fill = getattr(var, "_FillValue", _FILL)
+            missing_value = getattr(var, "missing_value", fill)
             starts = _interval_start(nc, path)
     except (OSError, RuntimeError) as err:
         raise OSError(f"{path}: cannot be read as a GLDAS NetCDF4 file ({err})") from err
-    data = np.where((raw == fill) | (raw < 0) | (raw > 1e10), np.nan, raw)
+    data = np.where((raw == np.float32(fill)) | (raw == np.float32(missing_value)), np.nan, raw)
+    spec = registry.get_format("gldas").variable(name)
+    data = check_values(data, spec, units, path=path, qc=qc, variable=name)
     data = (data * np.float32(STEP.total_seconds()))[:, ::-1, :]
-    return StepData(starts, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data)
+    return StepData(starts, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data, qc)
 
 
-def read_gldas(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: gldas``): daily totals from 3-hourly files.
+def _shift(index) -> pd.Timedelta:
+    """Name stamp minus interval start, from the first file's ``time_bnds`` (0 or 3 h)."""
+    first = index[min(index)][0]
+    try:
+        with netCDF4.Dataset(first) as nc:
+            shift = pd.Timestamp(min(index)) - _interval_start(nc, first)[0]
+    except (OSError, RuntimeError) as err:
+        raise OSError(f"{first}: cannot be read as a GLDAS NetCDF4 file ({err})") from err
+    if shift not in (pd.Timedelta(0), STEP):
+        raise ValueError(
+            f"{first}: time_bnds start {shift} before the file stamp; expected 0 or 3 hours"
+        )
+    return shift
 
-    The stamp convention is read from the first file's ``time_bnds``; a product day whose
-    start is not on the 3-hour grid is an error.
-    """
-    raw = scan_files(folders, PATTERN, lambda m: [pd.Timestamp(f"{m.group(1)} {m.group(2)}")])
-    shift = STEP
-    if raw:
-        first = raw[min(raw)][0]
-        try:
-            with netCDF4.Dataset(first) as nc:
-                shift = pd.Timestamp(min(raw)) - _interval_start(nc, first)[0]
-        except OSError as err:
-            raise OSError(f"{first}: cannot be read as a GLDAS NetCDF4 file ({err})") from err
-        if shift not in (pd.Timedelta(0), STEP):
-            raise ValueError(
-                f"{first}: time_bnds start {shift} before the file stamp; expected 0 or 3 hours"
-            )
-    index = {t - shift: v for t, v in raw.items()}
-    return daily_from_steps(
-        index,
-        read_gldas_file,
-        days,
-        window,
-        STEP,
-        bbox,
-        variable=variable,
-        threads=threads,
-        label="gldas",
-    )
+
+# The stamp convention is read from the first file's time_bnds; a product day whose start
+# is not on the 3-hour grid is an error.
+STEPS = StepFormat(
+    "gldas",
+    PATTERN,
+    lambda m: [pd.Timestamp(f"{m.group(1)} {m.group(2)}")],
+    read_gldas_file,
+    "3h",
+    name_of=lambda t: gldas_name(pd.Timestamp(t) + STEP),
+    shift=_shift,
+)
 
 
 def write_gldas(

@@ -31,12 +31,15 @@ import pandas as pd
 import xarray as xr
 
 from ..grid import Grid
+from .qc import SourceQC, check_values
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "read_geotiff_daily",
     "read_netcdf_daily",
+    "read_geotiff",
+    "read_netcdf",
     "as_days",
     "crop_to_bbox",
     "date_from_name",
@@ -49,26 +52,6 @@ _NC_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")
 _DATE_RE = re.compile(
     r"(?<!\d)(1[89]\d\d|2[01]\d\d)([._-]?)(0[1-9]|1[0-2])\2(0[1-9]|[12]\d|3[01])(?!\d)"
 )
-# factors that turn a recognized unit into mm/day
-_UNITS = {
-    "mm/day": 1.0,
-    "mm day-1": 1.0,
-    "mm d-1": 1.0,
-    "mm/d": 1.0,
-    "mm": 1.0,
-    "kg m-2 day-1": 1.0,
-    "kg m-2": 1.0,
-    "mm/h": 24.0,
-    "mm/hr": 24.0,
-    "mm h-1": 24.0,
-    "mm hr-1": 24.0,
-    "kg m-2 s-1": 86400.0,
-    "mm s-1": 86400.0,
-    "mm/s": 86400.0,
-    "m": 1000.0,
-    "m/day": 1000.0,
-    "m day-1": 1000.0,
-}
 _PRECIP_NAMES = ("precip", "precipitation", "pr", "prcp", "tp", "rain", "p", "pre", "ppt")
 
 
@@ -91,20 +74,18 @@ def date_from_name(name: str) -> pd.Timestamp | None:
 def to_mm_per_day(da: xr.DataArray, units: str | None, *, source: str = "") -> xr.DataArray:
     """Convert a daily precipitation array to mm/day from its ``units`` attribute.
 
-    Missing units are taken as mm/day (with a log message); unknown units raise.
+    Missing units are taken as mm/day (with a log message); units without a known
+    conversion raise (:mod:`gridfuse.sources.units`).
     """
+    from . import registry
+    from .qc import units_factor
+
     if not units:
         logger.info("%s: no units attribute, taking values as mm/day", source or da.name)
         return da
-    key = " ".join(str(units).strip().lower().replace("**", "").split())
-    key = key.replace("^", "").replace("mm/24h", "mm/day")
-    if key not in _UNITS:
-        raise ValueError(
-            f"{source or da.name}: units {units!r} not understood for daily precipitation; "
-            f"expected one of {sorted(_UNITS)}"
-        )
-    factor = _UNITS[key]
-    return da * factor if factor != 1.0 else da
+    spec = registry.get_format("netcdf_daily").variable()
+    scale, offset = units_factor(units, spec, path=source or da.name, qc=SourceQC())
+    return da * scale + offset if (scale, offset) != (1.0, 0.0) else da
 
 
 def crop_to_bbox(da: xr.DataArray, bbox: Sequence[float] | Grid | None) -> xr.DataArray:
@@ -153,8 +134,11 @@ def as_days(days) -> pd.DatetimeIndex:
     return days
 
 
-def _finish(da: xr.DataArray, days: pd.DatetimeIndex, bbox, source: str) -> xr.DataArray:
-    """Select the product days, crop, clean and package as ``precip``."""
+def _finish(
+    da: xr.DataArray, days: pd.DatetimeIndex, bbox, source: str, qc: SourceQC | None = None
+) -> xr.DataArray:
+    """Select the product days, crop and package as ``precip``; days without data are NaN
+    and recorded in ``qc`` as missing (in runs of dates)."""
     da = da.assign_coords(time=pd.DatetimeIndex(da["time"].values).normalize())
     if not da.indexes["time"].is_unique:
         dup = da.indexes["time"][da.indexes["time"].duplicated()]
@@ -166,21 +150,21 @@ def _finish(da: xr.DataArray, days: pd.DatetimeIndex, bbox, source: str) -> xr.D
             f"{source}: none of the days {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} in the input"
         )
     da = crop_to_bbox(da, bbox)
-    n_missing = int(days.size - present.size)
+    absent = days.difference(present)
+    n_missing = int(absent.size)
     if n_missing:
         logger.warning(
             "%s: %d of %d product day(s) absent from the input (first %s), set to NaN",
             source,
             n_missing,
             days.size,
-            f"{days.difference(present)[0]:%Y-%m-%d}",
+            f"{absent[0]:%Y-%m-%d}",
         )
+        if qc is not None:
+            for a, b in _date_runs(absent):
+                qc.file_missing(f"no file holds {a:%Y-%m-%d}..{b:%Y-%m-%d}")
         da = da.reindex(time=days)
     values = da.values.astype("float32", copy=True)
-    neg = np.isfinite(values) & (values < 0)
-    if neg.any():
-        logger.info("%s: %d negative values set to NaN", source, int(neg.sum()))
-        values[neg] = np.nan
     grid = Grid.from_coords(da["lat"].values, da["lon"].values)
     coords = grid.coords()
     coords["time"] = xr.DataArray(days.as_unit("ns"), dims="time")
@@ -201,6 +185,16 @@ def _finish(da: xr.DataArray, days: pd.DatetimeIndex, bbox, source: str) -> xr.D
     return out
 
 
+def _date_runs(dates: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    if dates.empty:
+        return []
+    d = pd.DatetimeIndex(dates).sort_values()
+    breaks = np.flatnonzero(np.diff(d.asi8) != pd.Timedelta("1D").value)
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, d.size - 1]
+    return [(d[a], d[b]) for a, b in zip(starts, ends)]
+
+
 def _window_note(window, source: str) -> None:
     h = getattr(window, "utc_start_hour", 0)
     if h:
@@ -213,21 +207,31 @@ def _window_note(window, source: str) -> None:
 
 
 def _files(folders, suffixes: Sequence[str]) -> list[Path]:
-    """Files ending in ``suffixes`` given as files or folders searched recursively."""
+    """Files ending in ``suffixes`` given as files or folders searched recursively.
+
+    A folder that does not exist is skipped (with a per-year ``{year}`` path the ingest
+    also searches the neighbouring years' folders, which need not exist; the year's own
+    folder is checked before the run starts); none existing, or no file, is an error.
+    """
     if isinstance(folders, (str, Path)):
         folders = [folders]
     files: list[Path] = []
+    existing = []
     for folder in map(Path, folders):
         if folder.is_file():
             files.append(folder)
+            existing.append(folder)
         elif folder.is_dir():
+            existing.append(folder)
             files += sorted(
                 p
                 for p in folder.rglob("*")
                 if p.is_file() and p.name.lower().endswith(tuple(suffixes))
             )
         else:
-            raise FileNotFoundError(f"{folder}: no such file or folder")
+            logger.debug("%s: no such file or folder (skipped)", folder)
+    if not existing:
+        raise FileNotFoundError(f"{list(map(str, folders))}: no such file or folder")
     if not files:
         raise FileNotFoundError(
             f"{list(map(str, folders))}: no files ending in {', '.join(suffixes)}"
@@ -252,7 +256,12 @@ def _band_dates(src, first_date) -> pd.DatetimeIndex:
     return pd.date_range(pd.Timestamp(first_date), periods=src.count, freq="D")
 
 
-def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
+def _tif_units(src) -> str:
+    units = [u for u in (getattr(src, "units", None) or ()) if u]
+    return units[0] if units else str(src.tags().get("units", ""))
+
+
+def _read_tif(path: Path, first_date, bbox, qc: SourceQC | None = None) -> xr.DataArray:
     import rasterio
     from rasterio.windows import Window
 
@@ -262,11 +271,18 @@ def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
     except rasterio.errors.RasterioIOError as err:
         raise OSError(f"{path}: cannot be read as GeoTIFF ({err})") from err
     with src:
+        dates = (
+            pd.DatetimeIndex([date_from_name(path.name)])
+            if src.count == 1 and date_from_name(path.name) is not None
+            else _band_dates(src, first_date)
+        )
+        units = _tif_units(src)
+        if src.crs is not None and not src.crs.is_geographic:
+            da = _projected_tif(src, path, dates)
+            return _checked(da, units, path, qc)
         t = src.transform
         if t.b != 0 or t.d != 0 or t.e >= 0:
             raise ValueError(f"{path}: not a north-up, unrotated raster (transform {t})")
-        if src.crs is not None and not src.crs.is_geographic:
-            raise ValueError(f"{path}: CRS {src.crs} is not geographic lon/lat (EPSG:4326)")
         window = Window(0, 0, src.width, src.height)
         if bbox is not None:
             b = bbox.bounds if isinstance(bbox, Grid) else tuple(map(float, bbox))
@@ -278,24 +294,52 @@ def _read_tif(path: Path, first_date, bbox) -> xr.DataArray:
             if c1 <= c0 or r1 <= r0:
                 raise ValueError(f"{path}: raster bounds {src.bounds} do not overlap the box {b}")
             window = Window(c0, r0, c1 - c0, r1 - r0)
-        data = src.read(window=window).astype("float32")
-        if src.nodata is not None:
-            nodata = np.float32(src.nodata)
-            data[np.isclose(data, nodata, rtol=1e-6) | (data == nodata)] = np.nan
-        data[np.abs(data) > 1e30] = np.nan
+        try:
+            data = src.read(window=window).astype("float32")
+        except rasterio.errors.RasterioIOError as err:
+            raise OSError(f"{path}: cannot be read as GeoTIFF ({err})") from err
+        data = _nodata_to_nan(data, src.nodata)
         x0 = t.c + window.col_off * t.a
         y0 = t.f + window.row_off * t.e
-        dates = (
-            pd.DatetimeIndex([date_from_name(path.name)])
-            if src.count == 1 and date_from_name(path.name) is not None
-            else _band_dates(src, first_date)
-        )
     # cell centres from the transform, in float64, rounded to far below the cell size
     lon = np.round(x0 + (np.arange(data.shape[2]) + 0.5) * t.a, 9)
     lat = np.round(y0 + (np.arange(data.shape[1]) + 0.5) * t.e, 9)
-    return xr.DataArray(
+    da = xr.DataArray(
         data, dims=("time", "lat", "lon"), coords={"time": dates, "lat": lat, "lon": lon}
     )
+    return _checked(da, units, path, qc)
+
+
+def _nodata_to_nan(data: np.ndarray, nodata) -> np.ndarray:
+    """The raster's nodata value (and the float32 -3.4e38 fill GDAL tools write) -> NaN."""
+    if nodata is not None:
+        nd = np.float32(nodata)
+        data[np.isclose(data, nd, rtol=1e-6) | (data == nd)] = np.nan
+    data[np.abs(data) > 1e30] = np.nan
+    return data
+
+
+def _projected_tif(src, path: Path, dates) -> xr.DataArray:
+    """A raster in a projected CRS, reprojected to EPSG:4326 (nearest)."""
+    from ..regrid import to_geographic
+
+    data = _nodata_to_nan(src.read().astype("float32"), src.nodata)
+    t = src.transform
+    x = t.c + (np.arange(src.width) + 0.5) * t.a
+    y = t.f + (np.arange(src.height) + 0.5) * t.e
+    da = xr.DataArray(data, dims=("time", "y", "x"), coords={"time": dates, "y": y, "x": x})
+    return to_geographic(da, src.crs, what=str(path))
+
+
+def _checked(da: xr.DataArray, units, path, qc: SourceQC | None) -> xr.DataArray:
+    """Units to mm/day and implausible values masked (counted in ``qc``)."""
+    from . import registry
+
+    qc = qc if qc is not None else SourceQC()
+    spec = registry.get_format("geotiff_daily").variable()
+    values = check_values(da.values, spec, units, path=path, qc=qc, variable="precip")
+    qc.file_read()
+    return da.copy(data=values)
 
 
 def read_geotiff_daily(
@@ -307,18 +351,20 @@ def read_geotiff_daily(
     variable: str = "",
     threads: int = 1,
     first_date=None,
+    qc: SourceQC | None = None,
 ) -> xr.DataArray:
-    """Registry reader ``geotiff_daily``: daily precipitation (mm/day) from GeoTIFF files.
+    """Daily precipitation (mm/day) from GeoTIFF files (format ``geotiff_daily``).
 
     Parameters
     ----------
     folders : path or sequence of paths
         Multi-band GeoTIFFs, single daily GeoTIFFs, or folders searched recursively for
-        ``.tif``/``.tiff`` (optionally ``.gz``).  Single-band files take their date from the
-        file name; multi-band files from band descriptions/tags, else ``first_date``.
+        ``.tif``/``.tiff`` (optionally ``.gz``); folders that do not exist are skipped.
+        Single-band files take their date from the file name; multi-band files from band
+        descriptions/tags, else ``first_date``.
     days : DatetimeIndex-like or int
         Product days wanted (an int: every day of that year).  Days absent from the files
-        are NaN and counted in ``attrs["days_missing"]``.
+        are NaN and counted in ``attrs["days_missing"]`` (and in ``qc``).
     window : gridfuse.daily.DayWindow, optional
         The product's day window; daily totals cannot be re-windowed (a warning is logged
         for a window not starting at 00 UTC).
@@ -328,6 +374,11 @@ def read_geotiff_daily(
         Unused (registry signature); GeoTIFFs hold one variable.
     first_date : date-like, optional
         Date of band 1 of multi-band files that carry no dates.
+    qc : SourceQC, optional
+        Receives each file's units check (band ``units`` metadata or the ``units`` tag;
+        none = mm/day), the values masked as physically impossible, the missing days.
+
+    A raster in a projected CRS is reprojected to EPSG:4326 (nearest neighbour).
 
     Returns
     -------
@@ -342,12 +393,13 @@ def read_geotiff_daily(
         _TIF_SUFFIXES,
         days,
         bbox,
-        lambda f: _read_tif(f, first_date, bbox),
+        lambda f: _read_tif(f, first_date, bbox, qc),
         "is dated within",
+        qc=qc,
     )
 
 
-def _read_dated_files(label, folders, suffixes, days, bbox, read_one, what, keep=None):
+def _read_dated_files(label, folders, suffixes, days, bbox, read_one, what, keep=None, qc=None):
     """Read the files of ``folders`` that may hold ``days``, check one grid, concat, finish.
 
     A file whose name carries a date outside ``days`` is skipped unopened (when there are
@@ -369,7 +421,7 @@ def _read_dated_files(label, folders, suffixes, days, bbox, read_one, what, keep
     _check_same_grid(parts, folders)
     da = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
     logger.info("%s: read %d file(s) from %s", label, len(parts), folders)
-    return _finish(da, days, bbox, label)
+    return _finish(da, days, bbox, label, qc)
 
 
 def _check_same_grid(parts: list[xr.DataArray], path) -> None:
@@ -396,14 +448,55 @@ def _pick(ds: xr.Dataset, names: Sequence[str], what: str, path) -> str:
     raise ValueError(f"{path}: no {what} variable; looked for {list(names)}, found {list(lower)}")
 
 
-def _open_nc(path: Path, variable: str, bbox) -> xr.DataArray:
+_METRES = ("m", "metre", "metres", "meter", "meters", "km", "kilometre", "kilometres")
+
+
+def _is_projected(ds: xr.Dataset, xname: str, yname: str) -> bool:
+    """Coordinates in metres (units, projection_x_coordinate, or values beyond lon/lat)."""
+    for name in (xname, yname):
+        c = ds[name]
+        units = str(c.attrs.get("units", "")).strip().lower()
+        sn = str(c.attrs.get("standard_name", "")).lower()
+        if units in _METRES or sn.startswith("projection_"):
+            return True
+    x = np.asarray(ds[xname].values, dtype="f8")
+    y = np.asarray(ds[yname].values, dtype="f8")
+    return bool(x.size and y.size and (np.nanmax(np.abs(x)) > 360 or np.nanmax(np.abs(y)) > 90))
+
+
+def _crs_of(ds: xr.Dataset, var: xr.DataArray, path):
+    """The CRS of a projected NetCDF variable from its CF ``grid_mapping`` (or ``crs_wkt`` /
+    ``spatial_ref``); None when the file states none."""
+    from pyproj import CRS
+
+    gm = var.attrs.get("grid_mapping") or var.encoding.get("grid_mapping")
+    names = [gm] if gm else [n for n in ("crs", "spatial_ref", "transverse_mercator") if n in ds]
+    for n in names:
+        if n not in ds.variables:
+            continue
+        attrs = ds[n].attrs
+        for key in ("crs_wkt", "spatial_ref"):
+            if attrs.get(key):
+                return CRS.from_wkt(str(attrs[key]))
+        try:
+            return CRS.from_cf(dict(attrs))
+        except Exception as err:  # noqa: BLE001 - pyproj raises several types
+            raise ValueError(
+                f"{path}: grid_mapping {n!r} cannot be turned into a CRS ({err})"
+            ) from err
+    return None
+
+
+def _open_nc(
+    path: Path, variable: str, bbox, days=None, qc: SourceQC | None = None
+) -> xr.DataArray:
     try:
         ds = xr.open_dataset(path)
     except Exception as err:
         raise OSError(f"{path}: cannot be read as NetCDF ({err})") from err
     with ds:
-        lat = _pick(ds, ("lat", "latitude", "y"), "latitude", path)
-        lon = _pick(ds, ("lon", "longitude", "x"), "longitude", path)
+        lat = _pick(ds, ("lat", "latitude", "y"), "latitude (or y)", path)
+        lon = _pick(ds, ("lon", "longitude", "x"), "longitude (or x)", path)
         time = _pick(ds, ("time", "valid_time", "date", "t"), "time", path)
         if variable:
             if variable not in ds.data_vars:
@@ -421,13 +514,44 @@ def _open_nc(path: Path, variable: str, bbox) -> xr.DataArray:
                     f"{path}: cannot tell the precipitation variable among {cands}; "
                     "set the source's variable"
                 )
-        da = ds[name].rename({lat: "lat", lon: "lon", time: "time"})
-        if set(da.dims) != {"time", "lat", "lon"}:
-            raise ValueError(f"{path}: variable {name!r} has dims {da.dims}, expected time/lat/lon")
-        da = da.transpose("time", "lat", "lon")
-        units = da.attrs.get("units")
-        da = crop_to_bbox(da, _padded_bbox(bbox, da)).load()
-    return to_mm_per_day(da.astype("float32"), units, source=f"{path}:{name}").rename("precip")
+        var = ds[name]
+        if set(var.dims) != {time, lat, lon}:
+            raise ValueError(
+                f"{path}: variable {name!r} has dims {var.dims}, expected ({time}, {lat}, {lon})"
+            )
+        if days is not None:
+            t = pd.DatetimeIndex(ds[time].values).normalize()
+            var = var.isel({time: np.flatnonzero(t.isin(days))})
+        units = var.attrs.get("units")
+        try:
+            if _is_projected(ds, lon, lat):
+                crs = _crs_of(ds, var, path)
+                if crs is None:
+                    raise ValueError(
+                        f"{path}: coordinates {lon!r}/{lat!r} are projected (metres), and the "
+                        f"file states no CRS (no grid_mapping variable with crs_wkt or CF "
+                        f"projection parameters); reproject it to EPSG:4326 lon/lat, or add "
+                        f"a CF grid_mapping"
+                    )
+                from ..regrid import to_geographic
+
+                da = var.rename({lat: "y", lon: "x", time: "time"}).transpose("time", "y", "x")
+                da = to_geographic(da.load().astype("float32"), crs, what=str(path))
+                da = crop_to_bbox(da, _padded_bbox(bbox, da))
+            else:
+                da = var.rename({lat: "lat", lon: "lon", time: "time"}).transpose(
+                    "time", "lat", "lon"
+                )
+                da = crop_to_bbox(da, _padded_bbox(bbox, da)).load()
+        except (RuntimeError, OSError) as err:
+            raise OSError(f"{path}: {name} cannot be read ({err})") from err
+    from . import registry
+
+    qc = qc if qc is not None else SourceQC()
+    spec = registry.get_format("netcdf_daily").variable()
+    values = check_values(da.values, spec, units, path=path, qc=qc, variable=str(name))
+    qc.file_read()
+    return da.copy(data=values).rename("precip")
 
 
 def _padded_bbox(bbox, da):
@@ -447,20 +571,26 @@ def read_netcdf_daily(
     *,
     variable: str = "",
     threads: int = 1,
+    qc: SourceQC | None = None,
 ) -> xr.DataArray:
-    """Registry reader ``netcdf_daily``: daily precipitation (mm/day) from ``(time, lat, lon)`` NetCDF.
+    """Daily precipitation (mm/day) from ``(time, lat, lon)`` NetCDF (format ``netcdf_daily``).
 
     Parameters
     ----------
     folders : path or sequence of paths
         NetCDF files, or folders searched recursively for ``.nc``/``.nc4`` files (one per
-        year, per day, or the whole record); files without any wanted day are skipped.
-    days, window, bbox
+        year, per day, or the whole record); files without any wanted day are skipped, and
+        folders that do not exist too.
+    days, window, bbox, qc
         As in :func:`read_geotiff_daily`.
     variable : str
         Variable name; empty picks the only 3-D variable or the one named like precipitation.
     threads : int
         Unused.
+
+    Coordinates in metres (``x``/``y`` of a projected grid) are reprojected to EPSG:4326
+    (nearest neighbour) when the file states its CRS (a CF ``grid_mapping``); without one
+    the error says so.
 
     Returns
     -------
@@ -476,7 +606,26 @@ def read_netcdf_daily(
         _NC_SUFFIXES,
         days,
         bbox,
-        lambda f: _open_nc(f, variable, bbox),
+        lambda f: _open_nc(f, variable, bbox, days, qc),
         "has days in",
-        keep=lambda da: pd.DatetimeIndex(da["time"].values).normalize().isin(days).any(),
+        keep=lambda da: da.sizes["time"] > 0,
+        qc=qc,
     )
+
+
+def read_geotiff(req) -> xr.Dataset:
+    """Registry reader (``format: geotiff_daily``); ``req.options["first_date"]`` dates band 1
+    of multi-band files without dates."""
+    first = (req.options or {}).get("first_date") or None
+    da = read_geotiff_daily(
+        req.folders, req.days, req.window, req.bbox, first_date=first, qc=req.qc
+    )
+    return da.to_dataset()
+
+
+def read_netcdf(req) -> xr.Dataset:
+    """Registry reader (``format: netcdf_daily``)."""
+    da = read_netcdf_daily(
+        req.folders, req.days, req.window, req.bbox, variable=req.variable, qc=req.qc
+    )
+    return da.to_dataset()

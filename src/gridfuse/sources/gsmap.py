@@ -31,15 +31,16 @@ import pandas as pd
 
 from ..daily import DayWindow
 from ..io import atomic_path
+from . import registry
 from ._steps import (
     StepData,
+    StepFormat,
     crop_slice,
-    daily_from_steps,
     lon_window,
     netcdf_grid_variable,
     netcdf_times,
-    scan_files,
 )
+from .qc import QCLimits, SourceQC, check_values
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ __all__ = [
     "daily_name",
     "netcdf_name",
     "read_gsmap_binary",
-    "read_gsmap_hourly",
-    "read_gsmap_daily",
-    "read_gsmap_netcdf",
+    "HOURLY",
+    "DAILY",
+    "NETCDF",
     "write_gsmap_binary",
     "write_gsmap_netcdf",
 ]
@@ -64,9 +65,14 @@ LAT = np.round(59.95 - 0.1 * np.arange(NLAT), 4)  # descending
 LON = np.round(0.05 + 0.1 * np.arange(NLON), 4)  # 0..360
 _ROW_BYTES = NLON * 4
 
-HOURLY_PATTERN = re.compile(r"gsmap_gauge\.(\d{8})\.(\d{2})00\.v8\.[\w.]*dat\.gz$")
+# the binary family: gsmap_<product>.YYYYMMDD.HH00[.vP.RSKI.J].dat.gz, product gauge, mvk,
+# nrt, gauge_nrt, rnl, gauge_rnl, ... (one 3600 x 1200 float32 grid each)
+HOURLY_PATTERN = re.compile(
+    r"gsmap_(?P<product>[a-z][a-z_]*)\.(\d{8})\.(\d{2})00(?:\.v\d[\w.]*?)?\.dat\.gz$"
+)
 DAILY_PATTERN = re.compile(
-    r"gsmap_gauge\.(\d{8})\.0\.1d\.daily\.(00Z-23Z|p12Z-11Z)\.v8\.[\w.]*dat\.gz$"
+    r"gsmap_(?P<product>[a-z][a-z_]*)\.(\d{8})\.0\.1d\.daily\.(00Z-23Z|p12Z-11Z)"
+    r"(?:\.v\d[\w.]*?)?\.dat\.gz$"
 )
 NETCDF_PATTERN = re.compile(
     r"(?:gsmap_gauge\.(\d{8})\.(\d{2})00\.v8[\w.]*\.nc|GPMMRG_MAP_(\d{10})_H_\w*\.nc)$"
@@ -101,7 +107,8 @@ def _rows_cols(bbox, path) -> tuple[slice, slice, np.ndarray]:
 def read_gsmap_binary(path, bbox, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cells of one binary file overlapping ``bbox``: ``(lat desc, lon, values * scale)``.
 
-    Only the rows down to the southern edge of ``bbox`` are decompressed.
+    Negative values (the format's missing codes -4, -8, -99, -999.9) are NaN.  Only the rows
+    down to the southern edge of ``bbox`` are decompressed.
     """
     path = Path(path)
     rows, cols, lon_out = _rows_cols(bbox, path)
@@ -122,65 +129,43 @@ def read_gsmap_binary(path, bbox, scale: float = 1.0) -> tuple[np.ndarray, np.nd
     return LAT[rows].copy(), lon_out, vals
 
 
-def _hourly_file(path, bbox, variable="") -> StepData:
+def _hourly_file(path, bbox, variable="", limits: QCLimits | None = None) -> StepData:
     m = HOURLY_PATTERN.match(Path(path).name)
+    qc = SourceQC(limits=limits)
     lat, lon, vals = read_gsmap_binary(path, bbox, 1.0)  # mm/hr over one hour = mm
-    return StepData(pd.DatetimeIndex([_hour_start(m)]), lat, lon, vals[None])
+    spec = registry.get_format("gsmap_hourly").variable()
+    vals = check_values(vals, spec, "mm h-1", path=path, qc=qc)  # the format's documented unit
+    return StepData(pd.DatetimeIndex([_hour_start(m)]), lat, lon, vals[None], qc)
 
 
 def _hour_start(m: re.Match) -> pd.Timestamp:
-    return pd.Timestamp(f"{m.group(1)} {m.group(2)}:00")
-
-
-def read_gsmap_hourly(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: gsmap_hourly``): daily totals from hourly binaries."""
-    index = scan_files(folders, HOURLY_PATTERN, lambda m: [_hour_start(m)])
-    return daily_from_steps(
-        index,
-        _hourly_file,
-        days,
-        window,
-        "1h",
-        bbox,
-        variable=variable,
-        threads=threads,
-        label="gsmap_hourly",
-    )
+    return pd.Timestamp(f"{m.group(2)} {m.group(3)}:00")
 
 
 def _daily_start(m: re.Match) -> pd.Timestamp:
-    day = pd.Timestamp(m.group(1))
-    return day - pd.Timedelta("12h") if m.group(2) == "p12Z-11Z" else day
+    day = pd.Timestamp(m.group(2))
+    return day - pd.Timedelta("12h") if m.group(3) == "p12Z-11Z" else day
 
 
-def _daily_file(path, bbox, variable="") -> StepData:
+def _daily_file(path, bbox, variable="", limits: QCLimits | None = None) -> StepData:
     m = DAILY_PATTERN.match(Path(path).name)
-    lat, lon, vals = read_gsmap_binary(path, bbox, 24.0)  # daily mean rate -> mm/day
-    return StepData(pd.DatetimeIndex([_daily_start(m)]), lat, lon, vals[None])
+    qc = SourceQC(limits=limits)
+    lat, lon, vals = read_gsmap_binary(path, bbox, 1.0)
+    spec = registry.get_format("gsmap_daily").variable()
+    vals = check_values(vals, spec, "mm h-1", path=path, qc=qc)
+    # the daily mean rate x 24 h = the day's total
+    return StepData(pd.DatetimeIndex([_daily_start(m)]), lat, lon, vals[None] * 24, qc)
 
 
-def read_gsmap_daily(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: gsmap_daily``): ``00Z-23Z`` files for UTC-day products,
-    ``p12Z-11Z`` files for the CMA day (``utc_start_hour`` 12)."""
+def _daily_window(window: DayWindow) -> re.Pattern:
+    """``00Z-23Z`` files for UTC-day products, ``p12Z-11Z`` for the CMA day (12 UTC)."""
     want = {0: "00Z-23Z", 12: "p12Z-11Z"}.get(window.utc_start_hour)
     if want is None:
         raise ValueError(
             f"gsmap_daily files exist for UTC days (00Z-23Z) and 12-12 UTC days (p12Z-11Z); "
             f"product days starting at {window.utc_start_hour} UTC need gsmap_hourly"
         )
-    pattern = re.compile(DAILY_PATTERN.pattern.replace("(00Z-23Z|p12Z-11Z)", f"({want})"))
-    index = scan_files(folders, pattern, lambda m: [_daily_start(m)])
-    return daily_from_steps(
-        index,
-        _daily_file,
-        days,
-        window,
-        "1D",
-        bbox,
-        variable=variable,
-        threads=threads,
-        label=f"gsmap_daily {want}",
-    )
+    return re.compile(DAILY_PATTERN.pattern.replace("(00Z-23Z|p12Z-11Z)", f"({want})"))
 
 
 def _nc_start(m: re.Match) -> pd.Timestamp:
@@ -189,17 +174,20 @@ def _nc_start(m: re.Match) -> pd.Timestamp:
     return pd.to_datetime(m.group(3), format="%y%m%d%H%M")
 
 
-def _netcdf_file(path, bbox, variable="") -> StepData:
+def _netcdf_file(path, bbox, variable="", limits: QCLimits | None = None) -> StepData:
     path = Path(path)
+    qc = SourceQC(limits=limits)
     name = variable or "hourlyPrecipRateGC"
     try:
         with netCDF4.Dataset(path) as nc:
             var, lat, lon = netcdf_grid_variable(nc, path, name, "Latitude", "Longitude")
             raw = np.asarray(var[:], dtype="f4")
+            units = getattr(var, "units", "")
+            fill = getattr(var, "_FillValue", None)
             times = None
             for tname in ("Time", "time"):
                 if tname in nc.variables:
-                    times = netcdf_times(nc.variables[tname])
+                    times = netcdf_times(nc.variables[tname], path=path)
     except (OSError, RuntimeError) as err:
         raise OSError(f"{path}: cannot be read as a GSMaP NetCDF ({err})") from err
     if times is None:
@@ -210,24 +198,40 @@ def _netcdf_file(path, bbox, variable="") -> StepData:
     lon_sl, lon_out = lon_window(lon, w, e, path)
     lat_sl = crop_slice(lat, s, n, "latitude", path)
     vals = raw[:, lat_sl, lon_sl][:, ::-1]
-    vals = np.where(vals < 0, np.nan, vals).astype("f4")
-    return StepData(times, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), vals)
+    missing = vals < 0  # the format's missing codes are negative
+    if fill is not None:
+        missing |= vals == np.float32(fill)
+    vals = np.where(missing, np.nan, vals).astype("f4")
+    spec = registry.get_format("gsmap_netcdf").variable(name)
+    vals = check_values(vals, spec, units, path=path, qc=qc, variable=name)
+    return StepData(times, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), vals, qc)
 
 
-def read_gsmap_netcdf(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: gsmap_netcdf``): hourly NetCDF (``hourlyPrecipRateGC``)."""
-    index = scan_files(folders, NETCDF_PATTERN, lambda m: [_nc_start(m)])
-    return daily_from_steps(
-        index,
-        _netcdf_file,
-        days,
-        window,
-        "1h",
-        bbox,
-        variable=variable,
-        threads=threads,
-        label="gsmap_netcdf",
-    )
+HOURLY = StepFormat(
+    "gsmap_hourly",
+    HOURLY_PATTERN,
+    lambda m: [_hour_start(m)],
+    _hourly_file,
+    "1h",
+    name_of=lambda t: f"gsmap_*.{pd.Timestamp(t):%Y%m%d.%H}00.*.dat.gz",
+)
+DAILY = StepFormat(
+    "gsmap_daily",
+    DAILY_PATTERN,
+    lambda m: [_daily_start(m)],
+    _daily_file,
+    "1D",
+    name_of=lambda t: f"gsmap_*.{pd.Timestamp(t) + pd.Timedelta('12h'):%Y%m%d}.0.1d.daily.*.dat.gz",
+    select=_daily_window,
+)
+NETCDF = StepFormat(
+    "gsmap_netcdf",
+    NETCDF_PATTERN,
+    lambda m: [_nc_start(m)],
+    _netcdf_file,
+    "1h",
+    name_of=lambda t: netcdf_name(t),
+)
 
 
 # ----------------------------------------------------------------------------- writing

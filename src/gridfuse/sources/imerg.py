@@ -26,14 +26,16 @@ import pandas as pd
 
 from ..daily import DayWindow
 from ..io import atomic_path
-from ._steps import StepData, crop_slice, daily_from_steps, lon_window, scan_files
+from . import registry
+from ._steps import StepData, StepFormat, crop_slice, lon_window, netcdf_times
+from .qc import QCLimits, SourceQC, check_values
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HHR",
+    "DAILY",
     "read_imerg_hhr_file",
-    "read_imerg_hhr",
-    "read_imerg_daily",
     "write_imerg_hhr",
     "write_imerg_daily",
     "HHR_PATTERN",
@@ -83,11 +85,18 @@ def _pick_var(grid, variable: str, path) -> str:
     raise KeyError(f"{path}: no IMERG variable {names} in /Grid (found {sorted(grid)})")
 
 
-def read_imerg_hhr_file(path, bbox, variable: str = "") -> StepData:
-    """One half-hourly granule -> mm per half hour on the cells overlapping ``bbox``."""
+def read_imerg_hhr_file(path, bbox, variable: str = "", limits: QCLimits | None = None) -> StepData:
+    """One half-hourly granule -> mm per half hour on the cells overlapping ``bbox``.
+
+    The variable's units are checked and its implausible values masked and counted in the
+    returned ``StepData.qc`` (:func:`gridfuse.sources.qc.check_values`).
+    """
     path = Path(path)
+    qc = SourceQC(limits=limits)
     try:
         with h5py.File(path, "r") as h:
+            if "Grid" not in h:
+                raise KeyError(f"{path}: no group /Grid (found {sorted(h)}); not an IMERG granule")
             grid = h["Grid"]
             name = _pick_var(grid, variable, path)
             var = grid[name]
@@ -99,8 +108,6 @@ def read_imerg_hhr_file(path, bbox, variable: str = "") -> StepData:
                     f"lat={lat.size})"
                 )
             units = _attr(var, "units") or _attr(var, "Units")
-            if units.replace(" ", "") not in ("mm/hr", "mm/h", "mmh-1", "mmhr-1"):
-                raise ValueError(f"{path}: Grid/{name} units {units!r}, expected mm/hr")
             w, s, e, n = bbox
             lon_sl, lon_out = lon_window(lon, w, e, path)
             lat_sl = crop_slice(lat, s, n, "latitude", path)
@@ -108,42 +115,36 @@ def read_imerg_hhr_file(path, bbox, variable: str = "") -> StepData:
             fill = var.attrs.get("_FillValue", _FILL)
             tvar = grid["time"]
             starts = _decode_time(tvar[:], _attr(tvar, "units") or _attr(tvar, "Units"), path)
-    except (OSError, KeyError) as err:
+    except (OSError, KeyError, RuntimeError) as err:
         if str(path) in str(err):
             raise
         raise OSError(f"{path}: cannot be read as an IMERG HDF5 granule ({err})") from err
     data = np.asarray(raw, dtype="f4")
-    data = np.where((data == fill) | (data < 0), np.nan, data)
+    data = np.where(data == np.float32(np.asarray(fill).ravel()[0]), np.nan, data)
+    data = check_values(
+        data,
+        registry.get_format("imerg_hhr").variable(name),
+        units,
+        path=path,
+        qc=qc,
+        variable=name,
+    )
     # (time, lon, lat ascending) -> (time, lat descending, lon); mm/hr * 0.5 h
     data = np.ascontiguousarray(data.transpose(0, 2, 1)[:, ::-1, :]) * np.float32(0.5)
     starts = starts.floor("min")
-    return StepData(starts, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data)
+    return StepData(starts, np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data, qc)
 
 
 def _hhr_starts(m: re.Match) -> list[pd.Timestamp]:
     return [pd.Timestamp(f"{m.group(1)} {m.group(2)}")]
 
 
-def read_imerg_hhr(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: imerg_hhr``): daily totals (mm/day) from half-hourly
-    granules found under ``folders``; 48 granules per product day."""
-    index = scan_files(folders, HHR_PATTERN, _hhr_starts)
-    return daily_from_steps(
-        index,
-        read_imerg_hhr_file,
-        days,
-        window,
-        "30min",
-        bbox,
-        variable=variable,
-        threads=threads,
-        label="imerg_hhr",
-    )
-
-
-def read_imerg_daily_file(path, bbox, variable: str = "") -> StepData:
+def read_imerg_daily_file(
+    path, bbox, variable: str = "", limits: QCLimits | None = None
+) -> StepData:
     """One daily IMERG NetCDF4 file -> mm/day for its UTC day."""
     path = Path(path)
+    qc = SourceQC(limits=limits)
     try:
         with netCDF4.Dataset(path) as nc:
             names = [variable] if variable else ["precipitation", "precipitationCal"]
@@ -161,45 +162,57 @@ def read_imerg_daily_file(path, bbox, variable: str = "") -> StepData:
             lat_sl = crop_slice(lat, s, n, "latitude", path)
             raw = np.asarray(var[:, lon_sl, lat_sl], dtype="f4")
             fill = getattr(var, "_FillValue", _FILL)
-            t = nc.variables["time"]
-            times = pd.DatetimeIndex(
-                netCDF4.num2date(
-                    t[:],
-                    t.units,
-                    getattr(t, "calendar", "standard"),
-                    only_use_cftime_datetimes=False,
-                ).astype("datetime64[ns]")
-            )
-    except (OSError, RuntimeError) as err:
+            units = getattr(var, "units", "")
+            times = netcdf_times(nc.variables["time"], path=path)
+    except (OSError, RuntimeError, KeyError) as err:
+        if str(path) in str(err):
+            raise
         raise OSError(f"{path}: cannot be read as an IMERG daily file ({err})") from err
-    data = np.where((raw == fill) | (raw < 0), np.nan, raw)
+    data = np.where(raw == np.float32(fill), np.nan, raw)
+    data = check_values(
+        data,
+        registry.get_format("imerg_daily").variable(name),
+        units,
+        path=path,
+        qc=qc,
+        variable=name,
+    )
     data = np.ascontiguousarray(data.transpose(0, 2, 1)[:, ::-1, :])
-    return StepData(times.normalize(), np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data)
+    return StepData(
+        times.normalize(), np.round(lat[lat_sl][::-1], 4), np.round(lon_out, 4), data, qc
+    )
 
 
 def _day_starts(m: re.Match) -> list[pd.Timestamp]:
     return [pd.Timestamp(m.group(1))]
 
 
-def read_imerg_daily(folders, days, window: DayWindow, bbox, *, variable="", threads=1):
-    """Registry reader (``format: imerg_daily``): UTC-day totals; needs ``utc_start_hour`` 0."""
+def _utc_days_only(window: DayWindow) -> re.Pattern:
     if window.utc_start_hour != 0:
         raise ValueError(
             "imerg_daily files hold UTC-day totals; they cannot make product days starting at "
             f"{window.utc_start_hour} UTC (use format imerg_hhr, or utc_start_hour 0)"
         )
-    index = scan_files(folders, DAY_PATTERN, _day_starts)
-    return daily_from_steps(
-        index,
-        read_imerg_daily_file,
-        days,
-        window,
-        "1D",
-        bbox,
-        variable=variable,
-        threads=threads,
-        label="imerg_daily",
-    )
+    return DAY_PATTERN
+
+
+HHR = StepFormat(
+    "imerg_hhr",
+    HHR_PATTERN,
+    _hhr_starts,
+    read_imerg_hhr_file,
+    "30min",
+    name_of=hhr_name,
+)
+DAILY = StepFormat(
+    "imerg_daily",
+    DAY_PATTERN,
+    _day_starts,
+    read_imerg_daily_file,
+    "1D",
+    name_of=lambda t: imerg_daily_name(t),
+    select=_utc_days_only,
+)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -34,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from ..grid import Grid
+from .qc import SourceQC, check_values
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ __all__ = [
     "native_grid",
     "product_day",
     "grid_daily",
+    "read",
     "write_l2",
 ]
 
@@ -126,6 +128,9 @@ class TropomiPixels:
     lat_bounds: np.ndarray  # (n, 4)
     time: np.ndarray  # (n,) datetime64[ns] UTC measurement time
     counts: dict = field(default_factory=dict)  # screening decisions
+    seen: np.ndarray = field(
+        default_factory=lambda: np.empty(0, "M8[ns]")
+    )  # scanline times in bbox
 
     @property
     def size(self) -> int:
@@ -145,6 +150,7 @@ class TropomiPixels:
             np.concatenate([p.lat_bounds for p in parts]),
             np.concatenate([p.time for p in parts]),
             counts,
+            np.concatenate([p.seen for p in parts]),
         )
 
 
@@ -185,6 +191,7 @@ def read_l2(
     cloud_max: float | None = 0.3,
     column_min: float | None = -0.001,
     cloud_variable: str = "cloud_fraction_crb",
+    qc: SourceQC | None = None,
 ) -> TropomiPixels:
     """Read the valid pixels of one L2 SO2 file.
 
@@ -204,6 +211,10 @@ def read_l2(
         noise and kept, so that averages stay unbiased).
     cloud_variable : str
         Cloud fraction variable, looked up in ``SUPPORT_DATA/INPUT_DATA`` then ``DETAILED_RESULTS``.
+    qc : SourceQC, optional
+        Receives the column's units check and the values masked as physically impossible
+        (:func:`gridfuse.sources.qc.check_values`); a column whose magnitude does not fit
+        its units (DU labelled mol m-2) is an error naming the file.
 
     Returns
     -------
@@ -215,66 +226,87 @@ def read_l2(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such TROPOMI L2 file")
+    qc = qc if qc is not None else SourceQC("tropomi")
     try:
         nc = netCDF4.Dataset(path)
     except OSError as err:
         raise OSError(f"{path}: cannot be read as netCDF4 ({err})") from err
     try:
-        prod = _group(nc, ["PRODUCT"], path)
-        geo = _group(nc, ["PRODUCT", "SUPPORT_DATA", "GEOLOCATIONS"], path)
-        lat_v = _var(prod, "latitude", path, "PRODUCT")
-        if lat_v.ndim != 3 or lat_v.shape[0] != 1:
-            raise ValueError(
-                f"{path}: PRODUCT/latitude has shape {lat_v.shape}, expected "
-                "(time=1, scanline, ground_pixel)"
-            )
-        lat_b = np.ma.filled(
-            np.ma.asarray(_var(geo, "latitude_bounds", path, "GEOLOCATIONS")[0], "f8"), np.nan
-        )
-        lon_b = np.ma.filled(
-            np.ma.asarray(_var(geo, "longitude_bounds", path, "GEOLOCATIONS")[0], "f8"), np.nan
-        )
-        if lat_b.shape != lat_v.shape[1:] + (4,):
-            raise ValueError(
-                f"{path}: GEOLOCATIONS/latitude_bounds has shape {lat_b.shape}, expected "
-                f"{lat_v.shape[1:] + (4,)}"
-            )
-        rows = slice(None)
-        if bbox is not None:
-            w, s, e, n = bbox
-            touch = (
-                (lat_b.max(-1) >= s)
-                & (lat_b.min(-1) <= n)
-                & (lon_b.max(-1) >= w)
-                & (lon_b.min(-1) <= e)
-            )
-            hit = np.flatnonzero(touch.any(axis=1))
-            if hit.size == 0:
-                logger.info("%s: no pixel inside %s", path.name, bbox)
-                return TropomiPixels.concat([])
-            rows = slice(int(hit[0]), int(hit[-1]) + 1)
-            lat_b, lon_b = lat_b[rows], lon_b[rows]
-        col = _read(_var(prod, COLUMN, path, "PRODUCT"), rows)
-        qa = _read(_var(prod, "qa_value", path, "PRODUCT"), rows)
-        t0 = np.asarray(_var(prod, "time", path, "PRODUCT")[:]).astype("i8")[0]
-        dt = np.asarray(_var(prod, "delta_time", path, "PRODUCT")[0, rows]).astype("i8")
-        cloud = None
-        if cloud_max is not None:
-            sup = _group(nc, ["PRODUCT", "SUPPORT_DATA"], path)
-            for sub in ("INPUT_DATA", "DETAILED_RESULTS"):
-                if sub in sup.groups and cloud_variable in sup.groups[sub].variables:
-                    cloud = _read(sup.groups[sub].variables[cloud_variable], rows)
-                    break
-            else:
-                raise ValueError(
-                    f"{path}: cloud fraction {cloud_variable!r} not found in "
-                    "PRODUCT/SUPPORT_DATA/INPUT_DATA or DETAILED_RESULTS (set cloud_max to None "
-                    "to skip cloud screening)"
-                )
+        return _read_open(nc, path, bbox, qa_min, cloud_max, column_min, cloud_variable, qc)
+    except (RuntimeError, OSError) as err:  # HDF errors while reading variables
+        if str(path) in str(err):
+            raise
+        raise OSError(f"{path}: cannot be read as a TROPOMI L2 file ({err})") from err
     finally:
         nc.close()
 
+
+def _read_open(nc, path, bbox, qa_min, cloud_max, column_min, cloud_variable, qc):
+    from . import registry
+
+    prod = _group(nc, ["PRODUCT"], path)
+    geo = _group(nc, ["PRODUCT", "SUPPORT_DATA", "GEOLOCATIONS"], path)
+    lat_v = _var(prod, "latitude", path, "PRODUCT")
+    if lat_v.ndim != 3 or lat_v.shape[0] != 1:
+        raise ValueError(
+            f"{path}: PRODUCT/latitude has shape {lat_v.shape}, expected "
+            "(time=1, scanline, ground_pixel)"
+        )
+    lat_b = np.ma.filled(
+        np.ma.asarray(_var(geo, "latitude_bounds", path, "GEOLOCATIONS")[0], "f8"), np.nan
+    )
+    lon_b = np.ma.filled(
+        np.ma.asarray(_var(geo, "longitude_bounds", path, "GEOLOCATIONS")[0], "f8"), np.nan
+    )
+    if lat_b.shape != lat_v.shape[1:] + (4,):
+        raise ValueError(
+            f"{path}: GEOLOCATIONS/latitude_bounds has shape {lat_b.shape}, expected "
+            f"{lat_v.shape[1:] + (4,)}"
+        )
+    rows = slice(None)
+    if bbox is not None:
+        w, s, e, n = bbox
+        touch = (
+            (lat_b.max(-1) >= s)
+            & (lat_b.min(-1) <= n)
+            & (lon_b.max(-1) >= w)
+            & (lon_b.min(-1) <= e)
+        )
+        hit = np.flatnonzero(touch.any(axis=1))
+        if hit.size == 0:
+            logger.info("%s: no pixel inside %s", path.name, bbox)
+            return TropomiPixels.concat([])
+        rows = slice(int(hit[0]), int(hit[-1]) + 1)
+        lat_b, lon_b = lat_b[rows], lon_b[rows]
+    col_v = _var(prod, COLUMN, path, "PRODUCT")
+    col = _read(col_v, rows)
+    col = check_values(
+        col,
+        registry.get_format("tropomi_l2").variable(COLUMN),
+        getattr(col_v, "units", ""),
+        path=path,
+        qc=qc,
+        variable=COLUMN,
+    ).astype("f8")
+    qa = _read(_var(prod, "qa_value", path, "PRODUCT"), rows)
+    t0 = np.asarray(_var(prod, "time", path, "PRODUCT")[:]).astype("i8")[0]
+    dt = np.asarray(_var(prod, "delta_time", path, "PRODUCT")[0, rows]).astype("i8")
+    cloud = None
+    if cloud_max is not None:
+        sup = _group(nc, ["PRODUCT", "SUPPORT_DATA"], path)
+        for sub in ("INPUT_DATA", "DETAILED_RESULTS"):
+            if sub in sup.groups and cloud_variable in sup.groups[sub].variables:
+                cloud = _read(sup.groups[sub].variables[cloud_variable], rows)
+                break
+        else:
+            raise ValueError(
+                f"{path}: cloud fraction {cloud_variable!r} not found in "
+                "PRODUCT/SUPPORT_DATA/INPUT_DATA or DETAILED_RESULTS (set cloud_max to None "
+                "to skip cloud screening)"
+            )
+
     times = EPOCH + np.timedelta64(int(t0), "s") + dt.astype("timedelta64[ms]")
+    scan_times = times
     times = np.broadcast_to(times[:, None], col.shape)
     keep = np.isfinite(col) & np.isfinite(lat_b).all(-1) & np.isfinite(lon_b).all(-1)
     counts = {"pixels": int(col.size), "missing": int((~keep).sum())}
@@ -296,6 +328,9 @@ def read_l2(
             & (lon_b.min(-1) <= e)
         )
         keep &= inside
+        seen = np.asarray(scan_times, dtype="M8[ns]")[inside.any(axis=1)]
+    else:
+        seen = np.asarray(scan_times, dtype="M8[ns]")
     counts["valid"] = int(keep.sum())
     logger.info("%s: %s", path.name, counts)
     return TropomiPixels(
@@ -304,6 +339,7 @@ def read_l2(
         lat_bounds=lat_b[keep],
         time=np.asarray(times[keep], dtype="M8[ns]"),
         counts=counts,
+        seen=seen,
     )
 
 
@@ -436,6 +472,7 @@ def grid_daily(
     qa_min: float = 0.5,
     cloud_max: float | None = 0.3,
     column_min: float | None = -0.001,
+    qc: SourceQC | None = None,
 ) -> xr.Dataset:
     """Daily mean SO2 column and pixel count on ``grid`` from L2 files.
 
@@ -444,13 +481,19 @@ def grid_daily(
     order of their start times (from the file names), so that float64 sums are held only for
     the days still receiving orbits; the result itself takes 6 bytes per cell-day.
 
+    ``qc`` (optional) receives each file's units check and masked values, the screening
+    counts, and which days have any orbit over the grid (``qc.day_has_data``): a day without
+    one is a lost day, a day whose pixels were all screened out (clouds) is not.
+
     Returns
     -------
     xr.Dataset
         ``so2_column`` (mol m-2, float32) and ``n_pixels`` (int16) on ``(time, lat, lon)``; the
         screening counts are in ``attrs``.
     """
+    qc = qc if qc is not None else SourceQC("tropomi")
     days = pd.DatetimeIndex(days).normalize()
+    seen_days: set = set()
     day_index = {d.to_datetime64().astype("M8[D]"): i for i, d in enumerate(days)}
     # results per day (float32 / int16); sums only for the days still receiving orbits
     mean = np.full((len(days),) + grid.shape, np.nan, dtype="f4")
@@ -471,7 +514,11 @@ def grid_daily(
     files = sorted(files, key=lambda f: (_start_of(f), str(f)))
     for f in files:
         nfiles += 1
-        pix = read_l2(f, bbox=bbox, qa_min=qa_min, cloud_max=cloud_max, column_min=column_min)
+        pix = read_l2(
+            f, bbox=bbox, qa_min=qa_min, cloud_max=cloud_max, column_min=column_min, qc=qc
+        )
+        qc.file_read()
+        seen_days.update(np.unique(product_day(pix.seen, utc_start_hour)).tolist())
         for k, v in pix.counts.items():
             totals[k] = totals.get(k, 0) + v
         if pix.size == 0:
@@ -535,6 +582,16 @@ def grid_daily(
         attrs={f"pixels_{k}": int(v) for k, v in totals.items()} | {"l2_files": nfiles},
     )
     covered = np.isfinite(mean).any(axis=(1, 2))
+    qc.day_has_data = np.array([d.to_datetime64().astype("M8[D]") in seen_days for d in days])
+    for k in ("qa", "cloud", "negative_outlier"):
+        if k in totals:
+            qc.note(f"screened_{k}", totals[k], totals.get("pixels", 0), "TROPOMI pixels removed")
+    qc.note(
+        "days_all_screened",
+        int((qc.day_has_data & ~covered).sum()),
+        len(days),
+        "days with orbits over the grid but no valid pixel (clouds, qa): NaN, not lost",
+    )
     logger.info(
         "TROPOMI daily grid %s: %d files, %d/%d days with data, %.1f%% cell-days empty",
         grid.describe(),
@@ -544,6 +601,42 @@ def grid_daily(
         100 * float(np.isnan(mean).mean()) if mean.size else 0.0,
     )
     return ds
+
+
+def read(req) -> xr.Dataset:
+    """Registry reader (``format: tropomi_l2``): daily ``so2_column`` and ``n_pixels``.
+
+    L2 files are searched under ``req.folders`` for the days (plus one day each side, as a
+    day window reaches into the neighbouring UTC days) and binned onto the native grid of
+    ``req.options["grid_res"]`` degrees around ``req.grid`` plus ``req.margin``; screening
+    options ``binning, supersample, qa_min, cloud_max, column_min`` come from
+    ``req.options`` (the source's config).
+    """
+    o = dict(req.options or {})
+    if req.grid is None:
+        raise ValueError("tropomi_l2: the reader needs the product grid (req.grid)")
+    first, last = req.days[0] - pd.Timedelta("1D"), req.days[-1] + pd.Timedelta("1D")
+    files: list[Path] = []
+    for folder in req.folders:
+        files += [f for f in list_l2_files(folder, first, last) if f not in files]
+    if not files:
+        raise FileNotFoundError(
+            f"tropomi_l2: no L2 SO2 files (S5P_*_L2__SO2____*.nc) for "
+            f"{req.days[0]:%Y-%m-%d}..{req.days[-1]:%Y-%m-%d} under {[str(f) for f in req.folders]}"
+        )
+    grid = native_grid(req.grid, float(o.get("grid_res", 0.05)), float(req.margin))
+    return grid_daily(
+        files,
+        grid,
+        req.days,
+        utc_start_hour=req.window.utc_start_hour,
+        method=o.get("binning", "area"),
+        n_sub=int(o.get("supersample", 5)),
+        qa_min=float(o.get("qa_min", 0.5)),
+        cloud_max=o.get("cloud_max", 0.3),
+        column_min=o.get("column_min", -0.001),
+        qc=req.qc,
+    )
 
 
 # ---------------------------------------------------------------------------- writing
