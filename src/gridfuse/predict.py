@@ -2,19 +2,26 @@
 
 The product is computed block by block: ``time_block`` days at a time, the inputs of those
 days plus the ``window // 2`` days either side are read for the whole grid (from yearly
-files, so windows cross year boundaries), standardized once, padded with the network's
-receptive radius (zeros = NaN after standardization, as the grid-edge patches of
-``patches.nc`` are NaN), and cut into ``tile x tile`` tiles with that halo.  Each tile's
-output is exactly what the network gives at the centre of a station patch (the network is
-unpadded in space).  Blocks are written to the NetCDF file as they are done.
+files, so windows cross year boundaries) -- the next block in a background thread while
+this one is predicted.  Each block goes to the device once (pinned memory, asynchronous
+copy on CUDA) and is standardized there and padded with the network's receptive radius
+(zeros = NaN after standardization, as the grid-edge patches of ``patches.nc`` are NaN).
+Tiles of ``tile x tile`` cells with that halo are cut as views, and the ``window``-day cubes
+of a tile are views too (``unfold`` over time): no input day is copied once per window.
+The number of day windows per forward pass comes from a memory budget.  Each tile's output
+is exactly what the network gives at the centre of a station patch (the network is unpadded
+in space).  Tiles outside the domain mask are skipped.  Blocks are written to the NetCDF
+file as they are done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +40,12 @@ __all__ = [
     "availability_key",
     "available_sources",
     "grid_inputs",
+    "PRECISIONS",
+    "precision_mode",
+    "day_windows",
+    "tile_slices",
+    "batch_days",
+    "predict_memory_mb",
     "predict_tiles",
     "predict_grid",
     "write_product",
@@ -132,43 +145,177 @@ def grid_inputs(
     return read
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def precision_mode(device: torch.device, precision: str = "fp32") -> Iterator[None]:
+    """Numerics of inference on ``device``: ``fp32``, ``tf32`` (CUDA tensor cores with a
+    10-bit mantissa in matrix products and convolutions) or ``bf16`` (autocast).
+
+    ``fp32`` switches TF32 *off* for the duration (PyTorch enables it for cuDNN
+    convolutions by default), so it is the reference the other two are compared with.
+    The previous flags are restored on exit.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError("precision 'tf32' needs a CUDA device")
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+def day_windows(block: torch.Tensor, window: int) -> torch.Tensor:
+    """The ``window``-day cubes of a ``(days, C, H, W)`` block as a view, no copy.
+
+    Returns ``(days - window + 1, window, C, H, W)``: cube ``d`` holds days
+    ``d .. d + window - 1``.  Built with ``unfold`` on whatever device ``block`` lives on,
+    so each input day is transferred once, not once per window it belongs to.
+    """
+    if block.shape[0] < window:
+        raise ValueError(f"a block of {block.shape[0]} days has no {window}-day window")
+    return block.unfold(0, window, 1).permute(0, 4, 1, 2, 3)
+
+
+def tile_slices(
+    nlat: int, nlon: int, tile: int, mask: np.ndarray | None = None
+) -> list[tuple[slice, slice]]:
+    """``tile x tile`` windows covering an ``nlat x nlon`` grid, row-major.
+
+    With ``mask`` (bool ``(nlat, nlon)``, True = inside the domain), tiles holding no
+    inside cell are left out: they are never predicted.
+    """
+    if tile < 1:
+        raise ValueError(f"tile must be >= 1 cell, got {tile}")
+    if mask is not None and mask.shape != (nlat, nlon):
+        raise ValueError(f"mask has shape {mask.shape}, the grid is {(nlat, nlon)}")
+    out = []
+    for i0 in range(0, nlat, tile):
+        for j0 in range(0, nlon, tile):
+            sl = (slice(i0, min(nlat, i0 + tile)), slice(j0, min(nlon, j0 + tile)))
+            if mask is None or mask[sl].any():
+                out.append(sl)
+    return out
+
+
+def batch_days(
+    model: FusionModel, tile_cells: int, budget_bytes: float, *, precision: str = "fp32"
+) -> int:
+    """Day windows per forward pass so that activations of one batch fit ``budget_bytes``.
+
+    ``tile_cells`` is the area of a tile *with* its halo.  The per-cell cost is the
+    network's own estimate (:meth:`~gridfuse.models.mpfm.MPFM.activation_bytes`), halved
+    for bf16.  At least one day.
+    """
+    per = model.nets[0].activation_bytes() * (0.5 if precision == "bf16" else 1.0)
+    return max(1, int(budget_bytes // (per * max(1, tile_cells))))
+
+
+def _free_bytes(dev: torch.device, mem_mb: float) -> float:
+    """Activation budget: ``mem_mb`` when given; on CUDA half of the free memory; else 1 GB."""
+    if mem_mb and mem_mb > 0:
+        return float(mem_mb) * 2**20
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return 0.5 * free
+    return float(2**30)
+
+
+def predict_memory_mb(
+    nlat: int,
+    nlon: int,
+    n_channels: int,
+    *,
+    time_block: int,
+    window: int,
+    radius: int,
+    budget_mb: float = 1024.0,
+    prefetch: bool = True,
+    device: str = "cpu",
+) -> float:
+    """Peak host memory (MB) of :func:`predict_grid` above the interpreter and the model.
+
+    One block of raw inputs is ``(time_block + window - 1) x n_channels`` grids.  On the
+    CPU the block being predicted is standardized in place (plus a copy of the log1p
+    channels, at most the block) and halo-padded (a second block), while the next one is
+    read (a third, with ``prefetch``); the activations stay within ``budget_mb``; the
+    output block is ``time_block`` grids.  On CUDA the host holds the raw blocks (pinned)
+    and the output only.  The cost model of the predict jobs uses this.
+    """
+    cells = (nlat + 2 * radius) * (nlon + 2 * radius)
+    block = (time_block + window - 1) * n_channels * cells * 4 / 2**20
+    out = time_block * nlat * nlon * 4 / 2**20
+    raw_blocks = 2 if prefetch else 1
+    if device == "cpu":
+        return (raw_blocks + 2) * block + budget_mb + 2 * out
+    return raw_blocks * block + 2 * out
+
+
 def predict_tiles(
     model: FusionModel,
-    xs: np.ndarray,
+    xs: torch.Tensor | np.ndarray,
     *,
     tile: int = 128,
     device: torch.device | str = "cpu",
-    batch_days: int = 8,
-) -> np.ndarray:
+    batch: int | None = None,
+    mask: np.ndarray | None = None,
+    precision: str = "fp32",
+    mem_mb: float = 0,
+) -> torch.Tensor:
     """Predict every cell of every day from a standardized, halo-padded, time-padded block.
 
     Parameters
     ----------
-    xs : ndarray ``(n_days + window - 1, C, nlat + 2r, nlon + 2r)``
+    xs : Tensor or ndarray ``(n_days + window - 1, C, nlat + 2r, nlon + 2r)``
         Standardized inputs with ``window // 2`` extra days at each end and a halo of the
-        model's radius ``r`` cells on every side.
+        model's radius ``r`` cells on every side, ideally already on ``device``.
+    batch : int, optional
+        Day windows per forward pass; default from the memory budget (:func:`batch_days`).
+    mask : bool ndarray ``(nlat, nlon)``, optional
+        Cells to predict (tiles without any are skipped); the others are NaN.
+    mem_mb : float
+        Activation budget in MB (0: half the free CUDA memory, or 1 GB on the CPU).
 
     Returns
     -------
-    ndarray ``(n_days, nlat, nlon)`` float32, mm/day.
+    Tensor ``(n_days, nlat, nlon)`` float32 on ``device``, mm/day.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
+    xs = torch.as_tensor(xs).to(dev)
     w, r = model.window, model.radius
     n_days = xs.shape[0] - w + 1
     nlat, nlon = xs.shape[2] - 2 * r, xs.shape[3] - 2 * r
-    out = np.empty((n_days, nlat, nlon), dtype="f4")
-    xt = torch.from_numpy(xs)
-    with torch.no_grad():
-        for i0 in range(0, nlat, tile):
-            i1 = min(nlat, i0 + tile)
-            for j0 in range(0, nlon, tile):
-                j1 = min(nlon, j0 + tile)
-                sub = xt[:, :, i0 : i1 + 2 * r, j0 : j1 + 2 * r]
-                for d0 in range(0, n_days, batch_days):
-                    d1 = min(n_days, d0 + batch_days)
-                    cubes = torch.stack([sub[d : d + w] for d in range(d0, d1)]).to(dev)
-                    out[d0:d1, i0:i1, j0:j1] = model.predict_standardized(cubes).cpu().numpy()
+    if batch is None:
+        edge = min(tile, max(nlat, nlon)) + 2 * r
+        batch = batch_days(model, edge * edge, _free_bytes(dev, mem_mb), precision=precision)
+    with torch.inference_mode(), precision_mode(dev, precision):
+        out = torch.full((n_days, nlat, nlon), float("nan"), dtype=torch.float32, device=dev)
+        for si, sj in tile_slices(nlat, nlon, tile, mask):
+            sub = xs[:, :, si.start : si.stop + 2 * r, sj.start : sj.stop + 2 * r]
+            cubes = day_windows(sub, w)
+            for d0 in range(0, n_days, batch):
+                d1 = min(n_days, d0 + batch)
+                out[d0:d1, si, sj] = model.predict_standardized(cubes[d0:d1]).float()
+        if mask is not None:
+            out[:, ~torch.as_tensor(mask, device=dev)] = float("nan")
     return out
+
+
+def _to_host(t: torch.Tensor) -> np.ndarray:
+    """A device tensor as a NumPy array (through pinned memory from CUDA)."""
+    if t.device.type == "cpu":
+        return t.numpy()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return host.numpy()
 
 
 def predict_grid(
@@ -179,36 +326,75 @@ def predict_grid(
     tile: int = 128,
     time_block: int = 16,
     device: str = "auto",
+    mask: np.ndarray | None = None,
+    precision: str = "fp32",
+    mem_mb: float = 0,
+    prefetch: bool = True,
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield ``(day_slice, values (n, nlat, nlon))`` blocks of the gridded prediction.
 
     ``read(days)`` returns raw inputs ``(n, C, nlat, nlon)`` in the model's channel order
     (see :func:`grid_inputs`); days outside the inputs' period must come back NaN.
+
+    Each block of ``time_block`` days (plus the ``window // 2`` days either side) is read
+    once, moved to the device once (through pinned memory, asynchronously, on CUDA) and
+    standardized and halo-padded there; the day windows are views of it
+    (:func:`day_windows`).  With ``prefetch`` the next block is read in a background thread
+    while this one is predicted, so at most two blocks of raw inputs are alive.
+    ``mask`` (True = inside) restricts the prediction; cells outside are NaN.
+    ``precision`` and ``mem_mb`` are as in :func:`predict_tiles`.
     """
     dev = resolve_device(device)
     for net in model.nets:
         net.to(dev).eval()
     days = pd.DatetimeIndex(days)
     h, r = model.window // 2, model.radius
-    t_start = time.perf_counter()
-    for k0 in range(0, len(days), time_block):
+    starts = list(range(0, len(days), time_block))
+
+    def load(k0: int) -> torch.Tensor:
         k1 = min(len(days), k0 + time_block)
         span = pd.date_range(days[k0] - pd.Timedelta(days=h), days[k1 - 1] + pd.Timedelta(days=h))
-        raw = read(span)
-        xs = model.standardizer.transform(raw, axis=1)
-        xs = np.pad(xs, ((0, 0), (0, 0), (r, r), (r, r)))
-        out = predict_tiles(model, xs, tile=tile, device=dev)
-        logger.info(
-            "predicted %s..%s (%d/%d days, %.0fs): mean %.3f mm/day, max %.1f",
-            days[k0].date(),
-            days[k1 - 1].date(),
-            k1,
-            len(days),
-            time.perf_counter() - t_start,
-            float(np.nanmean(out)),
-            float(np.nanmax(out)),
-        )
-        yield slice(k0, k1), out
+        raw = torch.from_numpy(np.ascontiguousarray(read(span), dtype="f4"))
+        return raw.pin_memory() if dev.type == "cuda" else raw
+
+    t_start, done = time.perf_counter(), 0
+    pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(starts) > 1 else None
+    try:
+        nxt = pool.submit(load, starts[0]) if pool else None
+        for i, k0 in enumerate(starts):
+            raw = nxt.result() if pool else load(k0)
+            if pool and i + 1 < len(starts):
+                nxt = pool.submit(load, starts[i + 1])
+            k1 = min(len(days), k0 + time_block)
+            xs = model.standardizer.transform_tensor(
+                raw.to(dev, non_blocking=True), dim=1, inplace=True
+            )
+            del raw
+            xs = torch.nn.functional.pad(xs, (r, r, r, r))
+            out = _to_host(
+                predict_tiles(
+                    model, xs, tile=tile, device=dev, mask=mask, precision=precision, mem_mb=mem_mb
+                )
+            )
+            del xs
+            done += k1 - k0
+            elapsed = time.perf_counter() - t_start
+            logger.info(
+                "predicted %s..%s (%d/%d days, %.0fs, %.0f cell-days/s): mean %.3f mm/day, "
+                "max %.1f",
+                days[k0].date(),
+                days[k1 - 1].date(),
+                k1,
+                len(days),
+                elapsed,
+                done * out[0].size / max(elapsed, 1e-9),
+                float(np.nanmean(out)) if np.isfinite(out).any() else float("nan"),
+                float(np.nanmax(out)) if np.isfinite(out).any() else float("nan"),
+            )
+            yield slice(k0, k1), out
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_product(

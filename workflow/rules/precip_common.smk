@@ -80,8 +80,25 @@ def pm_threads(product):
 
 
 def pm_predict_mem(product):
-    """Memory of a predict job: one time block of inputs (standardized copy) + outputs."""
+    """Memory (MB) of a predict job: the interpreter, torch and the model (1,000 MB) plus
+    the engine's peak (gridfuse.predict.predict_memory_mb: two raw blocks with the
+    prefetch, the standardized and padded block, activations, output), CPU case."""
+    from gridfuse.grid import Grid
+    from gridfuse.predict import predict_memory_mb
+
     c = pm_mpfm_cfg(product)
-    days = c["predict_days"] + pcfg(product)["samples"]["window_days"]
-    chans = len(sources(product)) + 3
-    return mem_for_cells(product, days=days * chans, factor=3.0) + 1000
+    g = Grid.from_config(pcfg(product)["grid"])
+    window = pcfg(product)["samples"]["window_days"]
+    sizes = {k: c[k] for k in ("conv_channels", "conv_kernel", "hidden", "lstm_kernel")}
+    radius = len(sizes["conv_channels"]) * (sizes["conv_kernel"] // 2) + len(
+        sizes["hidden"]
+    ) * (sizes["lstm_kernel"] // 2) * (window // 2 + 1)
+    return 1000 + predict_memory_mb(
+        g.shape[0],
+        g.shape[1],
+        len(sources(product)) + 3,
+        time_block=c["predict_days"],
+        window=window,
+        radius=radius,
+        budget_mb=c["predict_mem_mb"] or 1024,
+    )

@@ -74,6 +74,8 @@ rule predict_precip:
         tile=lambda wc: pm_mpfm_cfg(wc.product)["predict_tile"],
         days=lambda wc: pm_mpfm_cfg(wc.product)["predict_days"],
         device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
+        precision=lambda wc: pm_mpfm_cfg(wc.product)["predict_precision"],
+        mem_mb=lambda wc: pm_mpfm_cfg(wc.product)["predict_mem_mb"],
         cfg=lambda wc: pcfg(wc.product),
     script:
         "../scripts/predict_precip.py"

@@ -59,7 +59,16 @@ def read(span):
     return out
 
 
-blocks = predict_grid(model, read, days, tile=p.tile, time_block=p.days, device=p.device)
+blocks = predict_grid(
+    model,
+    read,
+    days,
+    tile=p.tile,
+    time_block=p.days,
+    device=p.device,
+    precision=p.precision,
+    mem_mb=p.mem_mb,
+)
 write_product(
     snakemake.output.product,
     blocks,

@@ -81,15 +81,22 @@ class ConvLSTMCell(nn.Module):
         (h, c) : State
             The new states, to pass to the next step.
         """
-        h_prev, c_prev = self.initial_state(x) if state is None else state
-        size = min(x.shape[-2], h_prev.shape[-2]), min(x.shape[-1], h_prev.shape[-1])
-        x = center_crop(x, *size)
-        h_prev = center_crop(h_prev, *size)
-        z = self.gates(torch.cat([x, h_prev], dim=1))
-        i, f, o, g = torch.split(z, self.hidden, dim=1)
-        k = self.shrink
-        c_prev = c_prev if k == 0 else center_crop(c_prev, size[0] - 2 * k, size[1] - 2 * k)
-        c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+        if state is None:
+            # zero states: only the input part of the gate kernel contributes, and c = i * g
+            w = self.gates.weight[:, : self.in_channels]
+            z = nn.functional.conv2d(x, w, self.gates.bias)
+            i, f, o, g = torch.split(z, self.hidden, dim=1)
+            c = torch.sigmoid(i) * torch.tanh(g)
+        else:
+            h_prev, c_prev = state
+            size = min(x.shape[-2], h_prev.shape[-2]), min(x.shape[-1], h_prev.shape[-1])
+            x = center_crop(x, *size)
+            h_prev = center_crop(h_prev, *size)
+            z = self.gates(torch.cat([x, h_prev], dim=1))
+            i, f, o, g = torch.split(z, self.hidden, dim=1)
+            k = self.shrink
+            c_prev = c_prev if k == 0 else center_crop(c_prev, size[0] - 2 * k, size[1] - 2 * k)
+            c = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
 

@@ -79,14 +79,39 @@ class MPFMConfig:
         return dataclasses.asdict(self)
 
 
+def _pointwise(conv: nn.Conv3d, x: Tensor) -> Tensor:
+    """A 1x1x1 ``Conv3d`` as matrix products over the channels of ``(B, C, T, H, W)``.
+
+    The same parameters as ``conv``; PyTorch's CPU ``Conv3d`` takes a slow im2col path
+    for this shape (and ``matmul`` a transposing one), a product per batch item does not.
+    Without autograd each item's product is written in place (``addmm(out=...)``).
+    """
+    b, c = x.shape[:2]
+    w = conv.weight.reshape(conv.out_channels, c)
+    xf = x.reshape(b, c, -1)
+    bias = conv.bias[:, None]
+    if torch.is_grad_enabled():
+        y = torch.baddbmm(bias, w.expand(b, -1, -1), xf)
+    else:  # under autocast the activations may be bf16: products in their dtype
+        w, bias = w.to(xf.dtype), bias.to(xf.dtype)
+        y = xf.new_empty((b, conv.out_channels, xf.shape[-1]))
+        for i in range(b):
+            torch.addmm(bias, w, xf[i], out=y[i])
+    return y.reshape(b, conv.out_channels, *x.shape[2:])
+
+
 class _TemporalAttention(nn.Module):
     """Multi-head self-attention over the time steps of every cell, with a residual.
 
     Works on ``(B, C, T, H, W)`` directly: pointwise (1x1x1) projections for queries, keys,
-    values and output, attention weights ``(B, heads, T, T, H, W)`` per cell.  There is no
-    layer normalization: normalizing over channels at each cell-day divides out the overall
-    amplitude of the features, i.e. the rain intensity the network has to regress (with it,
-    MPFM trained markedly worse than the 3D CNN alone on the demo).
+    values and output, attention weights ``(B, heads, T, T, H*W)`` per cell.  With days as
+    tokens there are only ``T x T`` (49) weights per cell and head, so the products are
+    accumulated one head-dimension (scores) or one key day (output) at a time with the
+    cells as the contiguous axis: memory-bound passes over large arrays instead of millions
+    of 7 x 8 matrix products.  There is no layer normalization: normalizing over channels
+    at each cell-day divides out the overall amplitude of the features, i.e. the rain
+    intensity the network has to regress (with it, MPFM trained markedly worse than the
+    3D CNN alone on the demo).
     """
 
     def __init__(self, channels: int, heads: int) -> None:
@@ -99,11 +124,18 @@ class _TemporalAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, t, h, w = x.shape
-        d = c // self.heads
-        q, k, v = self.qkv(x).reshape(b, 3, self.heads, d, t, h, w).unbind(1)
-        scores = torch.einsum("bndthw,bndshw->bntshw", q, k) * d**-0.5
-        att = torch.einsum("bntshw,bndshw->bndthw", scores.softmax(dim=3), v)
-        return x + self.out(att.reshape(b, c, t, h, w))
+        n, d = self.heads, c // self.heads
+        q, k, v = _pointwise(self.qkv, x).reshape(b, 3, n, d, t, h * w).unbind(1)
+        # scores[b, n, t, s, p] = sum_i q[b, n, i, t, p] k[b, n, i, s, p] / sqrt(d)
+        scores = q[:, :, 0, :, None] * k[:, :, 0, None]
+        for i in range(1, d):
+            scores.addcmul_(q[:, :, i, :, None], k[:, :, i, None])
+        weights = (scores * d**-0.5).softmax(dim=3)
+        # att[b, n, i, t, p] = sum_s weights[b, n, t, s, p] v[b, n, i, s, p]
+        att = weights[:, :, None, :, 0] * v[:, :, :, None, 0]
+        for j in range(1, t):
+            att.addcmul_(weights[:, :, None, :, j], v[:, :, :, None, j])
+        return x + _pointwise(self.out, att.reshape(b, c, t, h, w))
 
 
 class MPFM(nn.Module):
@@ -159,6 +191,44 @@ class MPFM(nn.Module):
         self.train(was_training)
         return (size - out.shape[-1]) // 2
 
+    def _cnn(self, x: Tensor) -> Tensor:
+        """The Conv3d blocks; in eval mode with each batch norm folded into its convolution
+        (the same affine map, one pass less over the largest activations)."""
+        if self.training:
+            return self.cnn(x)
+        mods = list(self.cnn)
+        for conv, bn in zip(mods[0::3], mods[1::3], strict=True):
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            weight = conv.weight * scale.reshape(-1, 1, 1, 1, 1)
+            bias = (conv.bias - bn.running_mean) * scale + bn.bias
+            x = torch.relu_(
+                nn.functional.conv3d(x, weight, bias, padding=conv.padding, stride=conv.stride)
+            )
+        return x
+
+    def activation_bytes(self) -> float:
+        """Peak bytes of activations per cell of a forward pass, per day window (float32).
+
+        A conservative count of the tensors alive at once in the most memory-hungry stage
+        (the input cube and the Conv3d blocks, the temporal attention, or one ConvLSTM
+        step with the kept forward state and the skip features), +25 %.  Inference sizes
+        its batches with it (``gridfuse.predict.batch_days``).
+        """
+        c = self.cfg
+        t, cin = c.window, c.in_channels
+        ch, conv = cin, 0.0
+        if c.use_cnn:
+            for out in c.conv_channels:
+                conv = max(conv, t * (ch + 2 * out))
+                ch = out
+        att = t * 7 * ch + 2 * c.attention_heads * t * t if c.use_attention else 0.0
+        lstm = 0.0
+        if c.use_lstm:
+            h = max(c.hidden)
+            lstm = 2 * t * ch + 2 * (ch + h) + 12 * h + 4 * h
+        head = ch + 2 * (c.hidden[-1] if c.use_lstm else 0) + 2 * c.head_hidden
+        return 4.0 * 1.25 * (t * cin + max(conv, att, lstm, head))
+
     def features(self, x: Tensor) -> Tensor:
         """Per-cell features at the centre day, ``(batch, F, H - 2r, W - 2r)``."""
         if x.ndim != 5:
@@ -171,7 +241,7 @@ class MPFM(nn.Module):
                 f"MPFM expects {self.cfg.window} days x {self.cfg.in_channels} channels, "
                 f"got {t} x {c}"
             )
-        z = self.cnn(x.transpose(1, 2))  # (B, C', T, H', W')
+        z = self._cnn(x.transpose(1, 2))  # (B, C', T, H', W')
         z = self.attention(z)
         if self.lstm is None:
             return z[:, :, t // 2]

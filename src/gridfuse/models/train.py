@@ -100,6 +100,35 @@ class Standardizer:
         np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         return np.moveaxis(out, -1, axis)
 
+    def transform_tensor(
+        self, x: torch.Tensor, dim: int = 1, *, inplace: bool = False
+    ) -> torch.Tensor:
+        """:meth:`transform` for a float32 tensor on any device (channels on ``dim``).
+
+        The same arithmetic as the NumPy path, in torch, so a block standardizes where it
+        is predicted; equal to :meth:`transform` within float32 rounding.  With
+        ``inplace`` (float32 input) ``x`` itself is overwritten and returned, so a large
+        block needs no second copy.
+        """
+        if x.shape[dim] != len(self.channels):
+            raise ValueError(
+                f"expected {len(self.channels)} channels {self.channels} on dim {dim}, "
+                f"got shape {tuple(x.shape)}"
+            )
+        x = x if inplace and x.dtype == torch.float32 else x.float().clone()
+        shape = [1] * x.ndim
+        shape[dim] = len(self.channels)
+        opts = {"device": x.device, "dtype": torch.float32}
+        logs = [i for i, f in enumerate(self.log1p) if f]
+        if logs:
+            idx = torch.tensor(logs, device=x.device)
+            sel = x.index_select(dim, idx)
+            x.index_copy_(dim, idx, torch.log1p(sel.clamp_min_(0.0)))
+            del sel
+        x.sub_(torch.tensor(self.mean, **opts).reshape(shape))
+        x.div_(torch.tensor(self.std, **opts).reshape(shape))
+        return torch.nan_to_num_(x, nan=0.0, posinf=0.0, neginf=0.0)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
