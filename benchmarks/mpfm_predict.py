@@ -36,7 +36,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gridfuse.models.mpfm import MPFM, MPFMConfig
 from gridfuse.models.train import FusionModel, Standardizer, TrainConfig, train_fusion
-from gridfuse.predict import batch_days, day_windows, predict_grid, predict_memory_mb
+from gridfuse.predict import (
+    CPU_BUDGET_MB,
+    batch_days,
+    day_windows,
+    predict_grid,
+    predict_memory_mb,
+)
 
 SOURCES = ["era5", "gsmap", "gldas", "imerg", "cmorph"]
 CHANNELS = SOURCES + ["elevation", "lat", "lon"]
@@ -158,7 +164,7 @@ def bench_cpu(bench: Bench, args) -> None:
         time_block=min(args.block, args.days),
         window=model.window,
         radius=model.radius,
-        budget_mb=1024.0,
+        budget_mb=CPU_BUDGET_MB,
     )
     bench.add(
         "cpu predict peak memory above start",
@@ -167,7 +173,7 @@ def bench_cpu(bench: Bench, args) -> None:
         est,
         "predict_memory_mb (the jobs' request)",
         higher_is_better=False,
-        batch_days=batch_days(model, (args.tile + 2 * model.radius) ** 2, 2**30),
+        batch_days=batch_days(model, (args.tile + 2 * model.radius) ** 2, CPU_BUDGET_MB * 2**20),
     )
     if args.train and not torch.cuda.is_available():
         bench_train(bench, args, "cpu")

@@ -84,7 +84,7 @@ def pm_predict_mem(product):
     the engine's peak (gridfuse.predict.predict_memory_mb: two raw blocks with the
     prefetch, the standardized and padded block, activations, output), CPU case."""
     from gridfuse.grid import Grid
-    from gridfuse.predict import predict_memory_mb
+    from gridfuse.predict import CPU_BUDGET_MB, predict_memory_mb
 
     c = pm_mpfm_cfg(product)
     g = Grid.from_config(pcfg(product)["grid"])
@@ -100,5 +100,5 @@ def pm_predict_mem(product):
         time_block=c["predict_days"],
         window=window,
         radius=radius,
-        budget_mb=c["predict_mem_mb"] or 1024,
+        budget_mb=c["predict_mem_mb"] or CPU_BUDGET_MB,
     )
