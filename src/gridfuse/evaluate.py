@@ -266,6 +266,60 @@ def deep_predictions(
     return out
 
 
+GAUGE_ONLY = ("idw", "ok")
+
+
+def gauge_predictions(
+    y: np.ndarray,
+    geo: Mapping[str, np.ndarray],
+    fit_stations: np.ndarray,
+    targets: np.ndarray,
+    names: Sequence[str] = GAUGE_ONLY,
+    *,
+    min_gauges: int = 3,
+) -> dict[str, np.ndarray]:
+    """Gauge-only predictions ``(station, time)`` at the ``targets``' cell centres.
+
+    Each of ``idw`` (power by leave-one-gauge-out CV) and ``ok`` (ordinary kriging,
+    climatological variogram) is fitted on the ``fit_stations`` only and interpolates their
+    daily values (:class:`gridfuse.gauges.GaugeInterpolator`); clipped at 0, NaN on days with
+    fewer than ``min_gauges`` reporting gauges.
+    """
+    from .gauges import GaugeInterpolator
+
+    fit = np.asarray(fit_stations, int)
+    targets = np.asarray(targets, int)
+    out = {}
+    for name in names:
+        gi = GaugeInterpolator(name, min_gauges=min_gauges)
+        gi.fit(geo["lat"][fit], geo["lon"][fit], y[fit].T)
+        p = np.full(y.shape, np.nan, dtype="f4")
+        p[targets] = gi.predict(
+            geo["lat"][fit],
+            geo["lon"][fit],
+            y[fit].T,
+            geo["centre_lat"][targets],
+            geo["centre_lon"][targets],
+        ).T
+        out[name] = np.maximum(p, 0.0)
+    return out
+
+
+def _stats_entries(scheme, preds, obs, stations, thresholds):
+    entries = []
+    for name, p in preds.items():
+        st = sufficient_stats(obs[stations], p[stations], thresholds)
+        entries.append((name, scheme, "all", st))
+        logger.info(
+            "%s %s: n=%d rmse=%.3f",
+            scheme,
+            name,
+            st["n"],
+            scores_from_stats(st, thresholds[0])["rmse"],
+        )
+    return entries
+
+
 def evaluate_stations(
     x: np.ndarray,
     y: np.ndarray,
@@ -276,25 +330,26 @@ def evaluate_stations(
     sources: Sequence[str],
     deep_models: Mapping[str, Mapping[str, object]],
     baselines: Sequence[str] = ("oora", "owa", "ievw", "rf", "lightgbm", "mlp"),
-    schemes: Sequence[str] = ("holdout", "site_cv"),
+    schemes: Sequence[str] = ("holdout",),
     truth: np.ndarray | None = None,
-    n_splits: int = 5,
-    site_cv_deep: Mapping[str, Mapping] | None = None,
     thresholds: Sequence[float] = (0.1, 1.0),
     seed: int = 0,
     threads: int = 1,
     params: Mapping[str, Mapping] | None = None,
     device: str = "auto",
+    geo: Mapping[str, np.ndarray] | None = None,
+    product: np.ndarray | None = None,
+    min_gauges: int = 3,
 ) -> pd.DataFrame:
-    """Statistics of every model at the stations, per scheme (a :func:`stats_frame`).
+    """Statistics of every model at the evaluation stations (a :func:`stats_frame`).
 
     Schemes: ``holdout`` (models fitted on the ``train`` stations scored at the
-    ``evaluation`` stations against their gauges), ``site_cv`` (k folds over the training
-    stations; baselines refitted per fold, networks retrained per fold only for those in
-    ``site_cv_deep``: ``{net: {"sizes": ..., "train": TrainConfig, "val_fraction": ...}}``),
-    ``osse_stations`` (the holdout predictions against the truth at the evaluation
-    stations' cells; needs ``truth (station, time)``).  Raw sources are models named by
-    their key.
+    ``evaluation`` stations against their gauges) and ``osse_stations`` (the same
+    predictions against the truth at the evaluation stations' cells; needs ``truth
+    (station, time)``).  Raw sources are models named by their key; ``idw``/``ok`` in
+    ``baselines`` are the gauge-only interpolations (need ``geo``); ``product (station,
+    time)``, when given, is scored as model ``product`` (the values of the product files).
+    ``site_cv`` is :func:`site_cv_fold`, one call per fold.
 
     Parameters
     ----------
@@ -304,9 +359,6 @@ def evaluate_stations(
     day_keys : ndarray of availability-set keys per day (:func:`day_set_keys`)
     deep_models : ``{net: {set_key: FusionModel}}`` trained on the train stations
     """
-    from .cv import SiteKFold
-    from .models.train import TrainConfig, split_validation, train_fusion
-
     channels = list(channels)
     roles = np.asarray(roles).astype(str)
     c = x.shape[2] // 2
@@ -314,93 +366,156 @@ def evaluate_stations(
     train_idx = np.flatnonzero(roles == "train")
     eval_idx = np.flatnonzero(roles == "evaluation")
     entries = []
-
-    def add(scheme, preds, obs, stations):
-        for name, p in preds.items():
-            st = sufficient_stats(obs[stations], p[stations], thresholds)
-            entries.append((name, scheme, "all", st))
-            logger.info(
-                "%s %s: n=%d rmse=%.3f",
-                scheme,
-                name,
-                st["n"],
-                scores_from_stats(st, thresholds[0])["rmse"],
-            )
-
-    def raw():
-        return {s: centre[..., channels.index(s)] for s in sources}
-
-    if {"holdout", "osse_stations"} & set(schemes):
-        preds = raw()
-        preds.update(
-            baseline_predictions(
-                centre,
-                y,
-                channels,
-                day_keys,
-                train_idx,
-                baselines,
-                seed=seed,
-                threads=threads,
-                params=params,
-            )
+    if not {"holdout", "osse_stations"} & set(schemes):
+        return stats_frame(entries)
+    preds = {s: centre[..., channels.index(s)] for s in sources}
+    tab = [b for b in baselines if b not in GAUGE_ONLY]
+    preds.update(
+        baseline_predictions(
+            centre,
+            y,
+            channels,
+            day_keys,
+            train_idx,
+            tab,
+            seed=seed,
+            threads=threads,
+            params=params,
         )
-        for net, models in deep_models.items():
-            preds[net] = deep_predictions(x, channels, day_keys, models, device=device)
-        if "holdout" in schemes:
-            add("holdout", preds, y, eval_idx)
-        if "osse_stations" in schemes:
-            if truth is None:
-                raise ValueError("osse_stations needs the truth at the stations")
-            add("osse_stations", preds, truth, eval_idx)
-
-    if "site_cv" in schemes:
-        oof = {**raw()}
-        oof.update({n: np.full(y.shape, np.nan, "f4") for n in baselines})
-        deep = dict(site_cv_deep or {})
-        oof.update({n: np.full(y.shape, np.nan, "f4") for n in deep})
-        splitter = SiteKFold(min(n_splits, train_idx.size), seed)
-        for k, (fit_pos, test_pos) in enumerate(splitter.split(train_idx, groups=train_idx)):
-            fit, test = train_idx[fit_pos], train_idx[test_pos]
-            logger.info(
-                "site_cv fold %d: %d fit stations, %d test stations", k, fit.size, test.size
-            )
-            fold = baseline_predictions(
-                centre,
-                y,
-                channels,
-                day_keys,
-                fit,
-                baselines,
-                seed=seed,
-                threads=threads,
-                params=params,
-            )
-            for n, p in fold.items():
-                oof[n][test] = p[test]
-            for net, spec in deep.items():
-                models = {}
-                for key in pd.unique(day_keys):
-                    srcs = key.split("-")
-                    chans = srcs + [s for s in channels if s not in sources]
-                    sel = [channels.index(ch) for ch in chans]
-                    val = split_validation(fit.size, spec.get("val_fraction", 0.2), seed + k)
-                    models[key], _ = train_fusion(
-                        x[..., sel],
-                        y,
-                        chans,
-                        fit[~val],
-                        fit[val],
-                        net=net,
-                        sizes=spec.get("sizes"),
-                        train=spec.get("train", TrainConfig()),
-                        log_channels=srcs,
-                    )
-                oof[net][test] = deep_predictions(
-                    x[test], channels, day_keys, models, device=device
-                )
-        add("site_cv", oof, y, train_idx)
+    )
+    gauge_only = [b for b in baselines if b in GAUGE_ONLY]
+    if gauge_only:
+        if geo is None:
+            raise ValueError(f"gauge-only baselines {gauge_only} need the station coordinates")
+        preds.update(
+            gauge_predictions(y, geo, train_idx, eval_idx, gauge_only, min_gauges=min_gauges)
+        )
+    for net, models in deep_models.items():
+        preds[net] = deep_predictions(x, channels, day_keys, models, device=device)
+    if product is not None:
+        preds["product"] = product
+    if "holdout" in schemes:
+        entries += _stats_entries("holdout", preds, y, eval_idx, thresholds)
+    if "osse_stations" in schemes:
+        if truth is None:
+            raise ValueError("osse_stations needs the truth at the stations")
+        entries += _stats_entries("osse_stations", preds, truth, eval_idx, thresholds)
     return stats_frame(entries)
+
+
+def site_cv_split(
+    roles: np.ndarray, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(fit, test)`` station indices of the site_cv folds over the training stations."""
+    from .cv import SiteKFold
+
+    train_idx = np.flatnonzero(np.asarray(roles).astype(str) == "train")
+    splitter = SiteKFold(min(n_splits, train_idx.size), seed)
+    return [(train_idx[f], train_idx[t]) for f, t in splitter.split(train_idx, groups=train_idx)]
+
+
+def site_cv_fold(
+    fold: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    roles: np.ndarray,
+    day_keys: np.ndarray,
+    *,
+    sources: Sequence[str],
+    geo: Mapping[str, np.ndarray],
+    baselines: Sequence[str] = (),
+    refit: Mapping[str, Mapping] | None = None,
+    product: bool = False,
+    n_splits: int = 5,
+    thresholds: Sequence[float] = (0.1, 1.0),
+    seed: int = 0,
+    threads: int = 1,
+    params: Mapping[str, Mapping] | None = None,
+    device: str = "auto",
+    min_gauges: int = 3,
+) -> pd.DataFrame:
+    """Statistics of one site_cv fold at its test stations (sum the folds for the scores).
+
+    Every model is refitted on the fold's fit stations only: the baselines, the gauge-only
+    interpolations, the networks in ``refit`` (``{net: {"sizes", "train", "val_fraction"}}``,
+    ``mpfm_g`` = MPFM with gauge channels), each as cross-fitted members, and with
+    ``product`` the product itself: its variant chosen by inner site CV within the fold
+    (:func:`gridfuse.gauge_fusion.build_product`; needs ``mpfm`` and ``mpfm_g`` in ``refit``)
+    and made at the test stations from the fold's fit gauges only.
+    """
+    from .gauge_fusion import build_product, product_at_stations, train_precip_network
+
+    channels = list(channels)
+    fit, test = site_cv_split(roles, n_splits, seed)[fold]
+    logger.info("site_cv fold %d: %d fit stations, %d test stations", fold, fit.size, test.size)
+    c = x.shape[2] // 2
+    centre = x[:, :, c, c, :]
+    preds = {s: centre[..., channels.index(s)] for s in sources}
+    tab = [b for b in baselines if b not in GAUGE_ONLY]
+    preds.update(
+        baseline_predictions(
+            centre, y, channels, day_keys, fit, tab, seed=seed, threads=threads, params=params
+        )
+    )
+    gauge_only = [b for b in baselines if b in GAUGE_ONLY]
+    preds.update(gauge_predictions(y, geo, fit, test, gauge_only, min_gauges=min_gauges))
+    refit = dict(refit or {})
+    if product and not {"mpfm", "mpfm_g"} <= set(refit):
+        raise ValueError("the product in site_cv needs mpfm and mpfm_g refitted per fold")
+    nets = {n: {} for n in refit}
+    for key in pd.unique(day_keys):
+        srcs = key.split("-")
+        chans = srcs + [s for s in channels if s not in sources]
+        sel = [channels.index(ch) for ch in chans]
+        for net, spec in refit.items():
+            nets[net][key], _ = train_precip_network(
+                net,
+                x[..., sel],
+                y,
+                chans,
+                srcs,
+                fit,
+                geo,
+                sizes=spec.get("sizes"),
+                train_cfg=spec["train"],
+                val_fraction=spec.get("val_fraction", 0.2),
+                min_gauges=min_gauges,
+                split_seed=seed + fold,
+            )
+    for net in refit:
+        if net == "mpfm_g":
+            continue
+        preds[net] = deep_predictions(x[test], channels, day_keys, nets[net], device=device)
+        full = np.full(y.shape, np.nan, "f4")
+        full[test] = preds[net]
+        preds[net] = full
+    if product:
+        prod = np.full(y.shape, np.nan, "f4")
+        for key in pd.unique(day_keys):
+            days = np.flatnonzero(day_keys == key)
+            srcs = key.split("-")
+            chans = srcs + [s for s in channels if s not in sources]
+            sel = [channels.index(ch) for ch in chans]
+            models = {n: nets[n][key] for n in ("mpfm", "mpfm_g")}
+            xs = x[..., sel]
+            spec = build_product(
+                models,
+                xs,
+                y,
+                chans,
+                geo,
+                fit,
+                days,
+                min_gauges=min_gauges,
+                csi_threshold=thresholds[0],
+                device=device,
+            )
+            logger.info("fold %d, set %s: product = %s + %s", fold, key, spec.net, spec.correction)
+            p = product_at_stations(spec, models, xs, y, chans, geo, fit, test, device=device)
+            prod[:, days] = p[:, days]
+        preds["product"] = prod
+    return stats_frame(_stats_entries("site_cv", preds, y, test, thresholds))
 
 
 def evaluate_grid(
@@ -421,6 +536,10 @@ def evaluate_grid(
 
 
 __all__ += [
+    "GAUGE_ONLY",
+    "gauge_predictions",
+    "site_cv_split",
+    "site_cv_fold",
     "day_set_keys",
     "baseline_predictions",
     "deep_predictions",

@@ -218,7 +218,17 @@ class PatchSampler:
     """
 
     def __init__(
-        self, x, y, window: int = 7, *, stations=None, times=None, channels=None, roles=None
+        self,
+        x,
+        y,
+        window: int = 7,
+        *,
+        stations=None,
+        times=None,
+        channels=None,
+        roles=None,
+        lat=None,
+        lon=None,
     ):
         x = np.asarray(x)
         y = np.asarray(y)
@@ -234,6 +244,9 @@ class PatchSampler:
         self.times = pd.DatetimeIndex(times) if times is not None else None
         self.channels = list(channels) if channels is not None else None
         self.roles = np.asarray(roles) if roles is not None else None
+        #: the stations' own coordinates (gauge positions), when known
+        self.lat = np.asarray(lat, dtype="f8") if lat is not None else None
+        self.lon = np.asarray(lon, dtype="f8") if lon is not None else None
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset, window: int | None = None) -> PatchSampler:
@@ -247,6 +260,8 @@ class PatchSampler:
             times=ds["time"].values,
             channels=[str(c) for c in ds["channel"].values],
             roles=ds["role"].values.astype(str) if "role" in ds.coords else None,
+            lat=ds["lat"].values if "lat" in ds.variables else None,
+            lon=ds["lon"].values if "lon" in ds.variables else None,
         )
 
     @classmethod
@@ -254,6 +269,25 @@ class PatchSampler:
         """Read ``patches.nc``; ``window`` defaults to the file's ``window_days``."""
         with read_netcdf(path) as ds:
             return cls.from_dataset(ds.load(), window)
+
+    def geo(self) -> dict[str, np.ndarray]:
+        """Coordinates for gauge fields: station ``ids``, ``lat``/``lon`` (the gauges'),
+        ``cell_lat``/``cell_lon`` ``(station, py, px)`` (patch cell centres, NaN outside the
+        grid) and ``centre_lat``/``centre_lon`` (each station's cell centre)."""
+        if self.lat is None or self.channels is None or "lat" not in self.channels:
+            raise ValueError("gauge fields need station coordinates and lat/lon channels")
+        r = self.x.shape[2] // 2
+        cl = self.x[:, 0, :, :, self.channels.index("lat")].astype("f8")
+        cn = self.x[:, 0, :, :, self.channels.index("lon")].astype("f8")
+        return {
+            "ids": np.asarray(self.stations).astype(str),
+            "lat": self.lat,
+            "lon": self.lon,
+            "cell_lat": cl,
+            "cell_lon": cn,
+            "centre_lat": cl[:, r, r],
+            "centre_lon": cn[:, r, r],
+        }
 
     @property
     def n_time(self) -> int:

@@ -4,7 +4,8 @@
 # no GLDAS); one network is trained per set needed by the period and chosen per year.
 # Set keys are the sources '-'-joined in config order, e.g. "era5-gsmap-imerg-cmorph".
 
-PM_NETS = ("mpfm", "cnn3d", "biconvlstm")
+# mpfm_g: MPFM with the gauge channels (the product's gauge-aware network)
+PM_NETS = ("mpfm", "mpfm_g", "cnn3d", "biconvlstm")
 
 
 def pm_products():
@@ -30,7 +31,7 @@ def pm_year_sets(product):
 
 def pm_nets(product):
     base = pcfg(product)["model"]["baselines"]["models"]
-    return ["mpfm"] + [n for n in PM_NETS[1:] if n in base]
+    return ["mpfm", "mpfm_g"] + [n for n in PM_NETS[2:] if n in base]
 
 
 def pm_model(product, net, key):
@@ -102,3 +103,34 @@ def pm_predict_mem(product):
         radius=radius,
         budget_mb=c["predict_mem_mb"] or CPU_BUDGET_MB,
     )
+
+
+def pm_spec(product, key):
+    return res(product, "model", "product", f"{key}.json")
+
+
+def pm_folds(product):
+    """site_cv fold statistics files (one job per fold), when site_cv is a scheme."""
+    c = pcfg(product)["cv"]
+    if "site_cv" not in c["schemes"]:
+        return []
+    return [
+        res(product, "evaluation", "site_cv", f"fold_{k}.csv")
+        for k in range(c["n_splits"])
+    ]
+
+
+def pm_baselines(product):
+    """Baselines fitted from station samples (not networks): linear, tabular, gauge-only."""
+    return [
+        m for m in pcfg(product)["model"]["baselines"]["models"] if m not in PM_NETS
+    ]
+
+
+def pm_refit(product):
+    """Networks refitted in every site_cv fold (the product needs mpfm and mpfm_g)."""
+    c = pcfg(product)["cv"]
+    nets = list(c["site_cv_deep"])
+    if c["site_cv_product"]:
+        nets += [n for n in ("mpfm", "mpfm_g") if n not in nets]
+    return nets

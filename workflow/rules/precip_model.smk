@@ -38,16 +38,54 @@ rule train_mpfm:
         sources=lambda wc: wc.set.split("-"),
         mpfm=lambda wc: pm_mpfm_cfg(wc.product),
         window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
         seed=config["seed"],
     script:
         "../scripts/train_mpfm.py"
 
 
-# The daily product of one year: tiled MPFM inference with the model of the year's set.
+# The product's variant (network, residual correction, wet threshold) of one
+# source-availability set, chosen by inner site CV on the training gauges.
+rule select_precip:
+    input:
+        patches=res("{product}", "samples", "patches.nc"),
+        mpfm=res("{product}", "model", "mpfm", "{set}.pt"),
+        mpfm_g=res("{product}", "model", "mpfm_g", "{set}.pt"),
+    output:
+        spec=res("{product}", "model", "product", "{set}.json"),
+    log:
+        res("{product}", "logs", "select_precip_{set}.log"),
+    wildcard_constraints:
+        product=pm_products(),
+        set=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: lambda wc: pm_threads(wc.product)
+    resources:
+        mem_mb=lambda wc, attempt: pm_train_mem(wc.product, attempt=attempt),
+        runtime=lambda wc, attempt: runtime_for(
+            10 + 2 * len(all_years(wc.product)), attempt
+        ),
+    params:
+        sources=lambda wc: wc.set.split("-"),
+        year_sets=lambda wc: pm_year_sets(wc.product),
+        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
+        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
+        device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
+    script:
+        "../scripts/select_precip.py"
+
+
+# The daily product of one year: the chosen variant of the year's set (tiled network
+# inference, residual correction from the training gauges, wet threshold).
 rule predict_precip:
     input:
         unpack(lambda wc: pm_downscaled(wc.product, wc.year)),
-        model=lambda wc: pm_model(wc.product, "mpfm", pm_set(wc.product, wc.year)),
+        mpfm=lambda wc: pm_model(wc.product, "mpfm", pm_set(wc.product, wc.year)),
+        mpfm_g=lambda wc: pm_model(wc.product, "mpfm_g", pm_set(wc.product, wc.year)),
+        spec=lambda wc: pm_spec(wc.product, pm_set(wc.product, wc.year)),
+        patches=res("{product}", "samples", "patches.nc"),
         static=res("{product}", "static.nc"),
     output:
         product=res("{product}", "product", "{year}.nc"),
@@ -81,7 +119,8 @@ rule predict_precip:
         "../scripts/predict_precip.py"
 
 
-# OSSE: every cell and day of one year against the truth (product, raw sources, linear merges).
+# OSSE: every cell and day of one year against the truth (product, raw sources, linear
+# merges, gauge-only interpolations).
 rule score_grid_precip:
     input:
         unpack(lambda wc: pm_downscaled(wc.product, wc.year)),
@@ -113,16 +152,72 @@ rule score_grid_precip:
             for m in ("oora", "owa", "ievw")
             if m in pcfg(wc.product)["model"]["baselines"]["models"]
         ],
+        gauge_only=lambda wc: [
+            m
+            for m in ("idw", "ok")
+            if m in pcfg(wc.product)["model"]["baselines"]["models"]
+        ],
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
         thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
     script:
         "../scripts/score_grid_precip.py"
 
 
-# scores.csv: every model, baseline and raw source in every scheme (holdout, site_cv, OSSE).
+# One site_cv fold: every model (and, with cv.site_cv_product, the product with its inner
+# selection) refitted on the fold's fit stations, scored at its test stations.
+rule cv_fold_precip:
+    input:
+        patches=res("{product}", "samples", "patches.nc"),
+    output:
+        stats=res("{product}", "evaluation", "site_cv", "fold_{fold}.csv"),
+    log:
+        res("{product}", "logs", "cv_fold_precip_{fold}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "cv_fold_precip_{fold}.tsv")
+    wildcard_constraints:
+        product=pm_products(),
+        fold=r"\d+",
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: lambda wc: pm_threads(wc.product)
+    resources:
+        mem_mb=lambda wc, attempt: pm_train_mem(
+            wc.product, copies=3.5, attempt=attempt
+        )
+        + 500,
+        runtime=lambda wc, attempt: runtime_for(
+            20 + 10 * len(all_years(wc.product)) * (1 + len(pm_refit(wc.product))),
+            attempt,
+        ),
+    params:
+        fold=lambda wc: int(wc.fold),
+        sources=lambda wc: sources(wc.product),
+        year_sets=lambda wc: pm_year_sets(wc.product),
+        baselines=lambda wc: pm_baselines(wc.product),
+        baseline_params=lambda wc: pcfg(wc.product)["model"]["baselines"],
+        refit=lambda wc: pm_refit(wc.product),
+        product=lambda wc: pcfg(wc.product)["cv"]["site_cv_product"],
+        n_splits=lambda wc: pcfg(wc.product)["cv"]["n_splits"],
+        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
+        mpfm=lambda wc: pm_mpfm_cfg(wc.product),
+        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
+        seed=config["seed"],
+    script:
+        "../scripts/cv_fold_precip.py"
+
+
+# scores.csv: every model, baseline and raw source in every scheme (holdout, site_cv, OSSE);
+# model `product` at held-out stations is read from the product files.
 rule cross_validate_precip:
     input:
         patches=res("{product}", "samples", "patches.nc"),
         models=lambda wc: pm_models(wc.product),
+        product=lambda wc: [
+            res(wc.product, "product", f"{y}.nc") for y in all_years(wc.product)
+        ],
+        folds=lambda wc: pm_folds(wc.product),
         grid=lambda wc: (
             [
                 res(wc.product, "evaluation", "grid", f"{y}.csv")
@@ -148,34 +243,28 @@ rule cross_validate_precip:
         "../../envs/gridfuse.yaml"
     threads: lambda wc: pm_threads(wc.product)
     resources:
-        # the patches, one fold's training copy and batches, the baselines' station samples
+        # the patches, the baselines' station samples, one year of product at a time
         mem_mb=lambda wc, attempt: pm_train_mem(
-            wc.product, copies=3.5, attempt=attempt
+            wc.product, copies=2.0, attempt=attempt
         )
-        + 500,
+        + mem_for_cells(wc.product, base_mb=0, factor=1.0),
         runtime=lambda wc, attempt: runtime_for(
-            40 + 10 * len(all_years(wc.product)), attempt
+            20 + 5 * len(all_years(wc.product)), attempt
         ),
     params:
         sources=lambda wc: sources(wc.product),
         year_sets=lambda wc: pm_year_sets(wc.product),
-        nets=lambda wc: pm_nets(wc.product),
-        baselines=lambda wc: [
-            m
-            for m in pcfg(wc.product)["model"]["baselines"]["models"]
-            if m not in PM_NETS
-        ],
+        baselines=lambda wc: pm_baselines(wc.product),
         baseline_params=lambda wc: pcfg(wc.product)["model"]["baselines"],
         schemes=lambda wc: [
             s
             for s in pcfg(wc.product)["cv"]["schemes"]
             if s in ("holdout", "site_cv") or is_synthetic(wc.product)
         ],
-        n_splits=lambda wc: pcfg(wc.product)["cv"]["n_splits"],
         thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
-        site_cv_deep=lambda wc: pcfg(wc.product)["cv"]["site_cv_deep"],
-        mpfm=lambda wc: pm_mpfm_cfg(wc.product),
         window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
+        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
+        device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
         seed=config["seed"],
     script:
         "../scripts/cross_validate_precip.py"

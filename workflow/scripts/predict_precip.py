@@ -1,37 +1,36 @@
-"""Daily precipitation product of one year by tiled MPFM inference.
+"""Daily precipitation product of one year: the variant chosen by inner site CV.
 
 Inputs: the downscaled files of the year's source-availability set (this year and its
-neighbours, for the day windows at the year's edges), ``static.nc`` and the year's model.
-Output: ``product/{year}.nc`` (CF, mm/day, float32, compressed, provenance attributes).
+neighbours, for the day windows at the year's edges), ``static.nc``, the year's networks
+``model/mpfm/{set}.pt`` and ``model/mpfm_g/{set}.pt``, the product spec
+``model/product/{set}.json`` and ``samples/patches.nc`` (the training gauges' values and
+positions).  Output: ``product/{year}.nc`` (CF, mm/day, float32, compressed, provenance).
 """
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
+from gridfuse.gauge_fusion import GridGaugeFields, ProductSpec, product_blocks
 from gridfuse.grid import Grid
 from gridfuse.io import read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.models.train import FusionModel
-from gridfuse.predict import (
-    YearlyFields,
-    available_sources,
-    grid_inputs,
-    predict_grid,
-    write_product,
-)
+from gridfuse.predict import YearlyFields, available_sources, grid_inputs, write_product
 
 logger = from_snakemake(snakemake)
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 grid = Grid.from_config(p.grid)
-model = FusionModel.load(snakemake.input.model)
+spec = ProductSpec.load(snakemake.input.spec)
+models = {"mpfm": FusionModel.load(snakemake.input.mpfm)}
+models["mpfm_g"] = FusionModel.load(snakemake.input.mpfm_g)
 srcs = list(p.sources)
-if model.meta.get("sources", srcs) != srcs:
-    raise ValueError(
-        f"{snakemake.input.model} was trained on {model.meta['sources']}, year needs {srcs}"
-    )
+for m in models.values():
+    if m.meta.get("sources", srcs) != srcs:
+        raise ValueError(f"{m.name} was trained on {m.meta['sources']}, year needs {srcs}")
 
 fields, this_year = {}, {}
 for s in srcs:
@@ -45,23 +44,41 @@ if available_sources(this_year) != srcs:
     )
 with read_netcdf(snakemake.input.static, load=True) as ds:
     static = {v: ds[v].values.astype("f4") for v in ds.data_vars if ds[v].ndim == 2}
+with read_netcdf(snakemake.input.patches) as ds:
+    train = ds["role"].values.astype(str) == "train"
+    g = {k: ds[k].values[train] for k in ("lat", "lon", "row", "col")}
+    gauge_values = ds["y"].values[train].T
+    gauge_times = pd.DatetimeIndex(ds["time"].values)
 
 start, end = pd.Timestamp(p.start), pd.Timestamp(p.end)
 days = pd.date_range(max(start, pd.Timestamp(p.year, 1, 1)), min(end, pd.Timestamp(p.year, 12, 31)))
 period = pd.date_range(start, end)
-read_all = grid_inputs(model.channels, fields, static, grid)
 
 
-def read(span):
-    """Inputs of the span; days outside the product period are missing (NaN)."""
-    out = read_all(span)
-    out[~span.isin(period)] = float("nan")
-    return out
+def read_inputs(channels):
+    """A reader of the channels; days outside the product period are missing (NaN)."""
+    read_all = grid_inputs(channels, fields, static, grid)
+
+    def read(span):
+        out = read_all(span)
+        out[~span.isin(period)] = np.nan
+        return out
+
+    return read
 
 
-blocks = predict_grid(
-    model,
-    read,
+gauges = GridGaugeFields(
+    g["lat"], g["lon"], gauge_values, gauge_times, grid, spec.gauge_power, spec.min_gauges
+)
+blocks = product_blocks(
+    spec,
+    models,
+    read_inputs,
+    gauges,
+    g["row"],
+    g["col"],
+    g["lat"],
+    g["lon"],
     days,
     tile=p.tile,
     time_block=p.days,
@@ -77,8 +94,8 @@ write_product(
     cfg=p.cfg,
     sources=srcs,
     attrs={
-        "model": "mpfm",
-        "model_file": str(snakemake.input.model),
-        "receptive_radius": model.radius,
+        "model": f"product: {spec.net} + {spec.correction} residual correction",
+        "wet_threshold_mm": spec.wet_threshold,
+        "model_files": f"{snakemake.input.mpfm} {snakemake.input.mpfm_g} {snakemake.input.spec}",
     },
 )

@@ -39,6 +39,8 @@ __all__ = [
     "split_validation",
     "net_sizes",
     "windows",
+    "member_folds",
+    "train_members",
 ]
 
 
@@ -365,6 +367,7 @@ def train_fusion(
     train: TrainConfig | None = None,
     log_channels: Sequence[str] = (),
     required_channels: Sequence[str] | None = None,
+    standardizer: Standardizer | None = None,
 ) -> tuple[FusionModel, pd.DataFrame]:
     """Train a fusion network (or an ensemble over seeds) on station-centred patch cubes.
 
@@ -390,6 +393,9 @@ def train_fusion(
     required_channels : sequence of str, optional
         A sample is used only where these channels are finite at the centre cell and day
         (default: all ``log_channels``).
+    standardizer : Standardizer, optional
+        Use this one (fitted by the caller on training stations) instead of fitting one on
+        ``fit_stations``.
 
     Returns
     -------
@@ -410,7 +416,7 @@ def train_fusion(
             f"got x {x.shape}, y {y.shape}"
         )
     dev = resolve_device(train.device)
-    std = Standardizer.fit(x[fit_stations], channels, log_channels)
+    std = standardizer or Standardizer.fit(x[fit_stations], channels, log_channels)
     probe = MPFM(MPFMConfig.variant(net, len(channels), **sizes))
     window, radius = probe.cfg.window, probe.radius
     xs = _prepare(x, std, window, radius)
@@ -587,3 +593,84 @@ def predict_stations(
         out = p if out is None else out + p
         net.cpu()
     return (out / len(model.nets)).reshape(x.shape[:2]).astype("f4")
+
+
+# ----------------------------------------------------------------------- cross-fitted members
+def member_folds(
+    n_stations: int, n_members: int, val_fraction: float, seed: int
+) -> list[np.ndarray]:
+    """Validation masks of the ensemble members: disjoint folds of the training stations.
+
+    The stations are shuffled with ``seed`` and cut into ``max(n_members, round(1 /
+    val_fraction))`` folds; member *k* holds out fold *k*.  With one station nothing is held
+    out.
+    """
+    n_folds = max(int(n_members), int(round(1.0 / val_fraction)))
+    order = np.random.default_rng(seed).permutation(n_stations)
+    folds = np.array_split(order, min(n_folds, max(1, n_stations)))
+    out = []
+    for k in range(n_members):
+        mask = np.zeros(n_stations, bool)
+        if n_stations > 1:
+            mask[folds[k % len(folds)]] = True
+        out.append(mask)
+    return out
+
+
+def train_members(
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    train_stations: np.ndarray,
+    *,
+    station_ids: Sequence[str],
+    val_fraction: float = 0.2,
+    extra=None,
+    extra_channels: Sequence[str] = (),
+    split_seed: int = 0,
+    **kw,
+) -> tuple[FusionModel, pd.DataFrame]:
+    """An ensemble of cross-fitted members, one per seed of ``train.seeds``.
+
+    Member *k* is trained by :func:`train_fusion` with fold *k* of :func:`member_folds` as its
+    validation (early-stopping) stations and the rest as fit stations, so its predictions
+    at its validation stations are out of sample (the inner site CV of
+    :func:`gridfuse.gauge_fusion.select_product`).  ``extra(fit_stations, loo)``, when given,
+    returns more input channels ``(station, time, py, px, k)`` made from the fit stations
+    only (gauge fields; a station's own value left out of its own patch when ``loo``); they
+    are appended as ``extra_channels``.  One standardizer, fitted on all training stations,
+    serves every member.  ``kw`` go to :func:`train_fusion` (``train`` with the seeds).
+    """
+    train = kw.pop("train", None) or TrainConfig()
+    train_stations = np.asarray(train_stations, int)
+    ids = [str(s) for s in station_ids]
+    chans = list(channels) + list(extra_channels)
+    log_channels = list(kw.pop("log_channels", ())) + list(extra_channels)
+    full = np.concatenate([x, extra(train_stations, True)], -1) if extra else x
+    std = Standardizer.fit(full[train_stations], chans, log_channels)
+    del full
+    masks = member_folds(train_stations.size, len(train.seeds), val_fraction, split_seed)
+    nets, volumes, members, curves, model = [], [], [], [], None
+    for seed, val in zip(train.seeds, masks, strict=True):
+        fit, vst = train_stations[~val], train_stations[val]
+        xx = np.concatenate([x, extra(fit, True)], -1) if extra else x
+        sub = dataclasses.replace(train, seeds=[seed])
+        m, curve = train_fusion(
+            xx, y, chans, fit, vst, train=sub, log_channels=log_channels, standardizer=std, **kw
+        )
+        del xx
+        model = model or m
+        nets += m.nets
+        volumes += m.volume
+        members.append(
+            {
+                "seed": seed,
+                "fit_stations": [ids[i] for i in fit],
+                "val_stations": [ids[i] for i in vst],
+                "best_val_rmse": float(curve["val_rmse"].min()) if len(curve) else None,
+            }
+        )
+        curves.append(curve)
+    model.nets, model.volume = nets, volumes
+    model.meta.update(seeds=list(train.seeds), members=members, train=dataclasses.asdict(train))
+    return model, pd.concat(curves, ignore_index=True)

@@ -1,0 +1,624 @@
+"""Gauge-aware precipitation fusion: gauge input channels, residual correction, wet/dry
+threshold, and the choice of the product's variant by inner site CV on training gauges.
+
+The product of a precipitation run is one of these **variants**, each a network and a
+post-processing step:
+
+- network ``mpfm`` (the sources and static layers only) or ``mpfm_g`` (the same network
+  with two more input channels: ``gauge_idw``, the IDW field of the day's training gauges,
+  and ``gauge_dist``, the distance in km to the nearest reporting training gauge;
+  :func:`patch_gauge_channels` on station patches, :class:`GridGaugeFields` on the grid);
+- residual correction ``none``, ``idw`` or ``ok``: the network's residuals at the training
+  gauges (gauge minus prediction at the gauge's cell) interpolated to every cell and added
+  back, as regression kriging does (:func:`correct`);
+- a wet-day threshold: values below it become 0 (rain occurrence), fitted on the same
+  inner-CV predictions to maximise the CSI at the first score threshold.
+
+**Inner site CV.** The networks are trained as cross-fitted members
+(:func:`gridfuse.models.train.train_members`): member *k* stops early on its own fold of
+the training gauges and never fits them, so its predictions there are out of sample, and
+its gauge channels come from the other training gauges only.  For each member,
+:func:`select_product` scores every variant at the member's validation gauges exactly as the
+product would be made (the residuals come from the member's fit gauges, the gauge channels
+from them too) and picks the variant with the lowest RMSE over all members' validation
+gauges.  Evaluation gauges and any OSSE truth never enter.
+
+**No leakage.** In a training sample a gauge's own value never enters its gauge channels
+(``loo``); held-out gauges are never among the sources of any field.
+
+**Bad input** (counted and logged): a day with fewer than ``min_gauges`` reporting training
+gauges has no gauge fields; the product then uses ``mpfm`` for that day and no residual
+correction (:func:`fallback_days`).  Duplicate coordinates are averaged for kriging; gauges
+outside the grid never reach ``patches.nc`` (:func:`gridfuse.samples.station_cells`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .gauges import GaugeInterpolator, distance_km, idw_apply, idw_weights, nearest_distance
+from .io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GAUGE_CHANNELS",
+    "CORRECTIONS",
+    "patch_gauge_channels",
+    "GridGaugeFields",
+    "fallback_days",
+    "correct",
+    "ProductSpec",
+    "member_predictions",
+    "select_product",
+    "network_at_stations",
+    "product_at_stations",
+    "build_product",
+    "fit_correction",
+    "train_precip_network",
+    "product_blocks",
+]
+
+GAUGE_CHANNELS = ("gauge_idw", "gauge_dist")
+CORRECTIONS = ("none", "idw", "ok")
+WET_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+
+
+# --------------------------------------------------------------------------- gauge fields
+def patch_gauge_channels(
+    y: np.ndarray,
+    st_lat: np.ndarray,
+    st_lon: np.ndarray,
+    cell_lat: np.ndarray,
+    cell_lon: np.ndarray,
+    sources: np.ndarray,
+    power: float,
+    *,
+    loo: bool = True,
+    min_gauges: int = 3,
+) -> np.ndarray:
+    """Gauge channels on every station's patch cells: ``(station, time, py, px, 2)``.
+
+    Parameters
+    ----------
+    y : ndarray ``(station, time)`` gauge values
+    st_lat, st_lon : ndarray ``(station,)`` gauge coordinates
+    cell_lat, cell_lon : ndarray ``(station, py, px)`` cell centres of each patch (NaN outside
+        the grid)
+    sources : ndarray of int
+        Stations whose values make the fields (the fit gauges).
+    power : float
+        IDW power.
+    loo : bool
+        Leave a station's own value out of the fields on its own patch.
+    min_gauges : int
+        Days with fewer reporting source gauges get NaN channels.
+    """
+    sources = np.asarray(sources, dtype=int)
+    n_st, n_t = y.shape
+    shape = cell_lat.shape[1:]
+    out = np.full((n_st, n_t, *shape, 2), np.nan, dtype="f4")
+    vals = y[sources].T  # (time, source)
+    for s in range(n_st):
+        cl, cn = cell_lat[s].ravel(), cell_lon[s].ravel()
+        inside = np.isfinite(cl) & np.isfinite(cn)
+        d = distance_km(cl[inside], cn[inside], st_lat[sources], st_lon[sources])
+        if loo:
+            d[:, sources == s] = np.inf
+        w = idw_weights(d, power)
+        w[~np.isfinite(d)] = 0.0
+        field_ = np.full((n_t, cl.size), np.nan, dtype="f4")
+        dist = np.full((n_t, cl.size), np.nan, dtype="f4")
+        field_[:, inside] = idw_apply(vals, w, min_gauges)
+        dist[:, inside] = nearest_distance(vals, d)
+        dist[~np.isfinite(field_)] = np.nan
+        out[s, ..., 0] = field_.reshape(n_t, *shape)
+        out[s, ..., 1] = dist.reshape(n_t, *shape)
+    return out
+
+
+class GridGaugeFields:
+    """Gauge channels on the whole grid from fixed gauges (the training gauges).
+
+    Parameters
+    ----------
+    lat, lon : gauge coordinates
+    values : ndarray ``(time, gauge)`` of the days ``times``
+    times : DatetimeIndex
+    grid : :class:`gridfuse.grid.Grid`
+    power, min_gauges : IDW power; days with fewer reporting gauges are NaN (fallback)
+    """
+
+    def __init__(self, lat, lon, values, times, grid, power: float, min_gauges: int = 3):
+        self.values = np.asarray(values, dtype="f4")
+        self.times = pd.DatetimeIndex(times)
+        self.grid = grid
+        self.min_gauges = int(min_gauges)
+        lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
+        self.d = distance_km(lat2, lon2, lat, lon).astype("f4")
+        self.w = idw_weights(self.d, power).astype("f4")
+
+    def day_values(self, days: pd.DatetimeIndex) -> np.ndarray:
+        """Gauge values ``(n, gauge)`` of the days (NaN for days outside the table)."""
+        pos = self.times.get_indexer(pd.DatetimeIndex(days))
+        out = np.full((len(days), self.values.shape[1]), np.nan, dtype="f4")
+        out[pos >= 0] = self.values[pos[pos >= 0]]
+        return out
+
+    def read(self, days: pd.DatetimeIndex) -> np.ndarray:
+        """``(n, 2, nlat, nlon)``: the IDW field and the nearest-gauge distance (km)."""
+        v = self.day_values(days)
+        f = idw_apply(v, self.w, self.min_gauges)
+        dist = nearest_distance(v, self.d)
+        dist[~np.isfinite(f)] = np.nan
+        return np.stack([f, dist], axis=1).reshape(len(days), 2, *self.grid.shape)
+
+
+def fallback_days(values: np.ndarray, min_gauges: int) -> np.ndarray:
+    """Boolean ``(time,)``: days with fewer than ``min_gauges`` reporting gauges."""
+    return np.isfinite(np.asarray(values)).sum(axis=1) < int(min_gauges)
+
+
+# --------------------------------------------------------------------------- correction
+def correct(
+    pred: np.ndarray,
+    resid: np.ndarray,
+    g_lat,
+    g_lon,
+    t_lat,
+    t_lon,
+    interp: GaugeInterpolator | None,
+    wet_threshold: float = 0.0,
+) -> np.ndarray:
+    """Residual-corrected, wet/dry-thresholded prediction ``(time, target)``.
+
+    ``pred (time, target)`` is the network's prediction at the targets, ``resid (time,
+    gauge)`` its residuals (gauge - prediction) at the gauges ``g_lat, g_lon``.  With an
+    ``interp``, the interpolated residuals are added (a day without enough gauges gets no
+    correction); the result is clipped at 0 and values below ``wet_threshold`` set to 0.
+    """
+    out = np.asarray(pred, dtype="f4").copy()
+    if interp is not None:
+        c = interp.predict(g_lat, g_lon, resid, t_lat, t_lon)
+        out += np.nan_to_num(c, nan=0.0)
+    np.maximum(out, 0.0, out=out)
+    if wet_threshold > 0:
+        out[out < wet_threshold] = 0.0
+    return out
+
+
+@dataclass
+class ProductSpec:
+    """The product's variant, its fitted residual interpolator and wet threshold."""
+
+    net: str = "mpfm"
+    correction: str = "none"
+    interp: dict | None = None
+    wet_threshold: float = 0.0
+    min_gauges: int = 3
+    gauge_power: float = 2.0
+    table: list = field(default_factory=list)
+
+    @property
+    def interpolator(self) -> GaugeInterpolator | None:
+        return GaugeInterpolator.from_dict(self.interp) if self.interp else None
+
+    def save(self, path) -> None:
+        with atomic_path(path, suffix=".json") as tmp:
+            Path(tmp).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path) -> ProductSpec:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+# --------------------------------------------------------------------------- selection
+def _with_gauges(x, y, st_lat, st_lon, cell_lat, cell_lon, sources, power, loo, min_gauges):
+    g = patch_gauge_channels(
+        y, st_lat, st_lon, cell_lat, cell_lon, sources, power, loo=loo, min_gauges=min_gauges
+    )
+    return np.concatenate([x, g], axis=-1)
+
+
+def member_predictions(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    geo: Mapping[str, np.ndarray],
+    stations: np.ndarray,
+    *,
+    device: str = "auto",
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each member's ``(fit, val, pred)``: its fit and validation station indices and its
+    predictions ``(station, time)`` at ``stations`` (NaN elsewhere), made as the product
+    would make them from the member's fit gauges only.
+
+    ``geo`` holds ``lat, lon`` (station) and ``cell_lat, cell_lon`` (patch cells).
+    """
+    from .models.train import FusionModel, predict_stations
+
+    ids = [str(s) for s in geo["ids"]]
+    members = model.meta.get("members")
+    if not members:
+        raise ValueError(f"{model.name}: no cross-fitted members recorded (meta 'members')")
+    out = []
+    gauge = any(c in GAUGE_CHANNELS for c in model.channels)
+    power = float(model.meta.get("gauge_power", 2.0))
+    min_g = int(model.meta.get("min_gauges", 3))
+    for k, m in enumerate(members):
+        fit = np.array([ids.index(s) for s in m["fit_stations"]], int)
+        val = np.array([ids.index(s) for s in m["val_stations"]], int)
+        single = FusionModel(
+            [model.nets[k]],
+            model.standardizer,
+            name=model.name,
+            target=model.target,
+            y_scale=model.y_scale,
+            volume=[model.volume[k]],
+            meta=model.meta,
+        )
+        xx, chans = x, list(channels)
+        if gauge:
+            xx = _with_gauges(
+                x[stations],
+                y[stations],
+                geo["lat"][stations],
+                geo["lon"][stations],
+                geo["cell_lat"][stations],
+                geo["cell_lon"][stations],
+                np.flatnonzero(np.isin(stations, fit)),
+                power,
+                False,
+                min_g,
+            )
+            chans = chans + list(GAUGE_CHANNELS)
+        else:
+            xx = x[stations]
+        pred = np.full(y.shape, np.nan, dtype="f4")
+        pred[stations] = predict_stations(single, xx, chans, device=device)
+        out.append((fit, val, pred))
+    return out
+
+
+def _score(obs, pred):
+    ok = np.isfinite(obs) & np.isfinite(pred)
+    return float(np.sqrt(np.mean((obs[ok] - pred[ok]) ** 2))) if ok.any() else np.inf
+
+
+def _csi(obs, pred, thr):
+    ok = np.isfinite(obs) & np.isfinite(pred)
+    eo, ep = obs[ok] >= thr, pred[ok] >= thr
+    h, m, f = np.sum(eo & ep), np.sum(eo & ~ep), np.sum(~eo & ep)
+    return h / (h + m + f) if h + m + f else 0.0
+
+
+def select_product(
+    members: Mapping[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    y: np.ndarray,
+    geo: Mapping[str, np.ndarray],
+    days: np.ndarray,
+    *,
+    min_gauges: int = 3,
+    csi_threshold: float = 0.1,
+    gauge_power: float = 2.0,
+) -> ProductSpec:
+    """Choose the network, residual correction and wet threshold by inner site CV.
+
+    ``members``: ``{net: member_predictions(...)}`` (the same folds for every net); only the
+    ``days`` (indices) are scored.  Returns the chosen :class:`ProductSpec` whose residual
+    interpolator is fitted on all training gauges' residuals of the chosen network is left
+    to :func:`fit_correction` (the inner fits here use each member's fit gauges only).
+    """
+    lat, lon = geo["lat"], geo["lon"]
+    clat, clon = geo["centre_lat"], geo["centre_lon"]
+    rows, oof = [], {}
+    for net, mem in members.items():
+        for corr in CORRECTIONS:
+            pred_all = np.full(y.shape, np.nan, dtype="f4")
+            for fit, val, pred in mem:
+                p = pred[val][:, days].T  # (time, val)
+                if corr == "none":
+                    c = correct(p, None, None, None, None, None, None)
+                else:
+                    resid = (y[fit] - pred[fit])[:, days].T
+                    interp = GaugeInterpolator(corr, min_gauges=min_gauges)
+                    interp.fit(lat[fit], lon[fit], resid)
+                    c = correct(p, resid, lat[fit], lon[fit], clat[val], clon[val], interp)
+                pred_all[np.ix_(val, days)] = c.T
+            oof[(net, corr)] = pred_all
+            obs = y[:, days]
+            rows.append({"net": net, "correction": corr, "rmse": _score(obs, pred_all[:, days])})
+    table = pd.DataFrame(rows)
+    best = table.loc[table["rmse"].idxmin()]
+    chosen = oof[(best["net"], best["correction"])][:, days]
+    obs = y[:, days]
+    csi = {t: _csi(obs, np.where(chosen < t, 0.0, chosen), csi_threshold) for t in WET_THRESHOLDS}
+    wet = max(csi, key=lambda t: (round(csi[t], 6), -t))
+    logger.info(
+        "inner site CV (RMSE at %d validation gauges):\n%s\nchosen: %s + %s correction, "
+        "wet threshold %.2f mm/day (CSI@%g %.3f, without %.3f)",
+        int(np.isfinite(chosen).any(axis=1).sum()),
+        table.round(4).to_string(index=False),
+        best["net"],
+        best["correction"],
+        wet,
+        csi_threshold,
+        csi[wet],
+        csi[0.0],
+    )
+    return ProductSpec(
+        net=str(best["net"]),
+        correction=str(best["correction"]),
+        wet_threshold=float(wet),
+        min_gauges=int(min_gauges),
+        gauge_power=float(gauge_power),
+        table=table.to_dict("records"),
+    )
+
+
+def fit_correction(spec: ProductSpec, lat, lon, resid) -> ProductSpec:
+    """Fit the chosen residual interpolator on the training gauges' residuals (time, gauge)."""
+    if spec.correction != "none":
+        interp = GaugeInterpolator(spec.correction, min_gauges=spec.min_gauges)
+        spec.interp = interp.fit(lat, lon, resid).to_dict()
+    return spec
+
+
+def network_at_stations(
+    spec: ProductSpec,
+    models: Mapping[str, object],
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    geo: Mapping[str, np.ndarray],
+    fit: np.ndarray,
+    stations: np.ndarray,
+    *,
+    device: str = "auto",
+) -> np.ndarray:
+    """The chosen network's prediction ``(station, time)`` at ``stations`` (NaN elsewhere),
+    gauge fields from the ``fit`` gauges (the product's own, not left-one-out), and the
+    network without gauge inputs on fallback days."""
+    from .models.train import predict_stations
+
+    stations = np.asarray(stations, int)
+    out = np.full(y.shape, np.nan, dtype="f4")
+    base = predict_stations(models["mpfm"], x[stations], channels, device=device)
+    pred = base
+    if spec.net == "mpfm_g":
+        xx = _with_gauges(
+            x[stations],
+            y[stations],
+            geo["lat"][stations],
+            geo["lon"][stations],
+            geo["cell_lat"][stations],
+            geo["cell_lon"][stations],
+            np.flatnonzero(np.isin(stations, fit)),
+            spec.gauge_power,
+            False,
+            spec.min_gauges,
+        )
+        pred = predict_stations(
+            models["mpfm_g"], xx, list(channels) + list(GAUGE_CHANNELS), device=device
+        )
+        fb = fallback_days(y[fit].T, spec.min_gauges)
+        if fb.any():
+            logger.info(
+                "%d days with fewer than %d reporting gauges: the model without gauge inputs",
+                int(fb.sum()),
+                spec.min_gauges,
+            )
+            pred[:, fb] = base[:, fb]
+    out[stations] = pred
+    return out
+
+
+def product_at_stations(
+    spec: ProductSpec,
+    models: Mapping[str, object],
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    geo: Mapping[str, np.ndarray],
+    fit: np.ndarray,
+    targets: np.ndarray,
+    *,
+    device: str = "auto",
+) -> np.ndarray:
+    """The product's values ``(station, time)`` at the ``targets`` (NaN elsewhere), made from
+    the ``fit`` gauges exactly as the gridded product is (same networks, fields, correction,
+    threshold and fallback days)."""
+    both = np.union1d(fit, targets)
+    pred = network_at_stations(spec, models, x, y, channels, geo, fit, both, device=device)
+    resid = (y[fit] - pred[fit]).T
+    out = np.full(y.shape, np.nan, dtype="f4")
+    out[targets] = correct(
+        pred[targets].T,
+        resid,
+        geo["lat"][fit],
+        geo["lon"][fit],
+        geo["centre_lat"][targets],
+        geo["centre_lon"][targets],
+        spec.interpolator,
+        spec.wet_threshold,
+    ).T
+    return out
+
+
+def build_product(
+    models: Mapping[str, object],
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    geo: Mapping[str, np.ndarray],
+    train: np.ndarray,
+    days: np.ndarray,
+    *,
+    min_gauges: int = 3,
+    csi_threshold: float = 0.1,
+    device: str = "auto",
+) -> ProductSpec:
+    """Choose the variant by inner site CV (:func:`select_product`) and fit its residual
+    interpolator on the training gauges' residuals of the chosen network (made as the
+    product makes them).  ``models``: ``{"mpfm": ..., "mpfm_g": ...}`` (either may be
+    absent except ``mpfm``), trained as cross-fitted members on ``train`` stations."""
+    train = np.asarray(train, int)
+    members = {
+        n: member_predictions(m, x, y, channels, geo, train, device=device)
+        for n, m in models.items()
+    }
+    power = float(models["mpfm_g"].meta.get("gauge_power", 2.0)) if "mpfm_g" in models else 2.0
+    spec = select_product(
+        members,
+        y,
+        geo,
+        days,
+        min_gauges=min_gauges,
+        csi_threshold=csi_threshold,
+        gauge_power=power,
+    )
+    pred = network_at_stations(spec, models, x, y, channels, geo, train, train, device=device)
+    resid = (y[train] - pred[train])[:, days].T
+    return fit_correction(spec, geo["lat"][train], geo["lon"][train], resid)
+
+
+def train_precip_network(
+    net: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    channels: Sequence[str],
+    sources: Sequence[str],
+    train: np.ndarray,
+    geo: Mapping[str, np.ndarray],
+    *,
+    sizes: dict,
+    train_cfg,
+    val_fraction: float = 0.2,
+    min_gauges: int = 3,
+    split_seed: int = 0,
+):
+    """Train ``mpfm``/``cnn3d``/``biconvlstm`` or ``mpfm_g`` (MPFM with gauge channels) as
+    cross-fitted members on the ``train`` stations.  For ``mpfm_g`` the IDW power of the
+    gauge field is chosen by leave-one-gauge-out CV on the training gauges."""
+    from .gauges import choose_idw_power
+    from .models.train import train_members
+
+    train = np.asarray(train, int)
+    extra, extra_ch, meta = None, (), {}
+    if net == "mpfm_g":
+        d = distance_km(geo["lat"][train], geo["lon"][train], geo["lat"][train], geo["lon"][train])
+        power, _ = choose_idw_power(y[train].T, d)
+
+        def extra(fit, loo):
+            return patch_gauge_channels(
+                y,
+                geo["lat"],
+                geo["lon"],
+                geo["cell_lat"],
+                geo["cell_lon"],
+                fit,
+                power,
+                loo=loo,
+                min_gauges=min_gauges,
+            )
+
+        extra_ch, meta = GAUGE_CHANNELS, {"gauge_power": power, "min_gauges": min_gauges}
+    model, curve = train_members(
+        x,
+        y,
+        channels,
+        train,
+        station_ids=geo["ids"],
+        val_fraction=val_fraction,
+        extra=extra,
+        extra_channels=extra_ch,
+        split_seed=split_seed,
+        net="mpfm" if net == "mpfm_g" else net,
+        sizes=sizes,
+        train=train_cfg,
+        log_channels=list(sources),
+        required_channels=list(sources),
+    )
+    model.name = net
+    model.meta.update(meta, net=net, sources=list(sources))
+    return model, curve
+
+
+def product_blocks(
+    spec: ProductSpec,
+    models: Mapping[str, object],
+    read_inputs,
+    gauges: GridGaugeFields,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    days: pd.DatetimeIndex,
+    **predict_kw,
+):
+    """Yield ``(day_slice, values)`` blocks of the product on the grid.
+
+    ``read_inputs(channels)`` returns a reader ``days -> (n, C, nlat, nlon)`` of those
+    (source and static) channels; ``gauges`` gives the gauge channels and the training
+    gauges' values, which sit at grid cells ``rows, cols`` and coordinates ``lat, lon``.
+    The chosen network predicts the blocks (:func:`gridfuse.predict.predict_grid`); on
+    fallback days (too few reporting gauges) ``mpfm`` predicts instead; then the residuals
+    at the gauges' cells are interpolated and added, and the wet threshold applied
+    (:func:`correct`), exactly as :func:`product_at_stations` does at stations.
+    """
+    from .predict import predict_grid
+
+    days = pd.DatetimeIndex(days)
+    net = models[spec.net]
+    base_ch = [c for c in net.channels if c not in GAUGE_CHANNELS]
+    if spec.net == "mpfm_g":
+        if net.channels[len(base_ch) :] != list(GAUGE_CHANNELS):
+            raise ValueError(f"{spec.net}: gauge channels must come last, got {net.channels}")
+        read_base = read_inputs(base_ch)
+
+        def read(span):
+            return np.concatenate([read_base(span), gauges.read(span)], axis=1)
+
+    else:
+        read = read_inputs(base_ch)
+    fb = fallback_days(gauges.day_values(days), spec.min_gauges)
+    if fb.any():
+        logger.warning(
+            "%d of %d days have fewer than %d reporting training gauges: no gauge fields or "
+            "residual correction there%s",
+            int(fb.sum()),
+            len(days),
+            spec.min_gauges,
+            ", the model without gauge inputs predicts them" if spec.net == "mpfm_g" else "",
+        )
+    interp = spec.interpolator
+    nlat, nlon = gauges.grid.shape
+    clat, clon = np.meshgrid(gauges.grid.lat, gauges.grid.lon, indexing="ij")
+    for sl, block in predict_grid(net, read, days, **predict_kw):
+        block = np.array(block, dtype="f4")
+        bdays = days[sl]
+        bfb = fb[sl]
+        if spec.net == "mpfm_g" and bfb.any():
+            base_read = read_inputs(models["mpfm"].channels)
+            for sub, vals in predict_grid(models["mpfm"], base_read, bdays[bfb], **predict_kw):
+                block[np.flatnonzero(bfb)[sub]] = vals
+        resid = gauges.day_values(bdays) - block[:, rows, cols]
+        out = correct(
+            block.reshape(len(bdays), -1),
+            resid,
+            lat,
+            lon,
+            clat.ravel(),
+            clon.ravel(),
+            interp,
+            spec.wet_threshold,
+        )
+        yield sl, out.reshape(len(bdays), nlat, nlon)
