@@ -60,7 +60,10 @@ def test_pipeline_scores_on_real_data(realdata, tmp_path):
     # every gauge in 3 leave-stations-out folds, MPFM retrained in each (tiny training)
     p["stations"]["evaluation"] = {"count": 0}
     p["model"]["mpfm"].update(epochs=1, patience=1, samples_per_epoch=300)
-    p["model"]["baselines"] = {"models": ["owa", "rf_mep"], "rf_mep": {"n_estimators": 30}}
+    p["model"]["baselines"] = {
+        "models": ["owa", "rf_mep", "idw", "ok"],
+        "rf_mep": {"n_estimators": 30},
+    }
     p["cv"].update(schemes=["site_cv"], n_splits=3, site_cv_deep=["mpfm"])
     path = tmp_path / "valparaiso.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -74,7 +77,9 @@ def test_pipeline_scores_on_real_data(realdata, tmp_path):
     scores = pd.read_csv(tmp_path / target)
     head = scores[(scores["scheme"] == "site_cv") & (scores["subset"] == "all")]
     table = head.pivot_table(index="model", columns="metric", values="value")
-    assert {"mpfm", "owa", "rf_mep", "chirps", "persiann"} <= set(table.index)
+    assert {"mpfm", "owa", "rf_mep", "chirps", "persiann", "idw", "ok", "product"} <= set(
+        table.index
+    )
     n = head.groupby("model")["n"].max()
     assert n["chirps"] == n["persiann"] == 8125  # 34 gauges x 243 days minus 137 gaps
     # raw products at the gauge cells: the independent LOGO numbers of the brief
@@ -85,3 +90,8 @@ def test_pipeline_scores_on_real_data(realdata, tmp_path):
     assert table.loc["rf_mep", "rmse"] < table.loc["persiann", "rmse"]
     assert table.loc["rf_mep", "cc"] > table.loc["persiann", "cc"]
     assert math.isfinite(table.loc["mpfm", "rmse"]) and math.isfinite(table.loc["mpfm", "kge"])
+    # the gauges themselves: interpolating them beats both raw products on this dense
+    # network, and the product (residual-corrected) is at least as good as the raw products
+    assert table.loc["idw", "rmse"] < table.loc["persiann", "rmse"]
+    assert table.loc["product", "rmse"] < table.loc["persiann", "rmse"]
+    assert n["product"] == n["chirps"]  # no NaN holes: every gauge-day has a product value

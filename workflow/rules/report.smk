@@ -108,7 +108,7 @@ rule report_scores:
         runtime=lambda wc, attempt: runtime_for(5, attempt),
     params:
         first=lambda wc: (
-            ["mpfm", "cnn3d", "biconvlstm"]
+            ["product", "mpfm", "cnn3d", "biconvlstm"]
             if rp_kind(wc.product) == "precip"
             else ["lightgbm", "lightgbm_plain", "rf_ps", "lstm"]
         ),

@@ -23,7 +23,7 @@ if p.kind == "so2":
 else:
     stations = pd.read_csv(inp.stations, dtype={"station": str})
     obs = pd.read_parquet(inp.observations)
-    fields = {"mpfm (product)": read_days(inp.product, p.variable)}
+    fields = {"product": read_days(inp.product, p.variable)}
     for key in inp.keys():
         if key.startswith("src_"):
             fields[key.removeprefix("src_")] = read_days(inp[key], p.variable)
