@@ -242,3 +242,27 @@ def test_select_product_prefers_the_better_network():
         {"mpfm": [(fit, val, bad)], "mpfm_g": [(fit, val, good)]}, y, geo, np.arange(40)
     )
     assert spec.net == "mpfm_g"
+
+
+def test_too_few_gauges_for_fields_trains_and_falls_back():
+    """Three training gauges: leave-one-out fields have two sources (< min_gauges 3), so the
+    gauge channels are empty; training and the product still work (logged), no NaN."""
+    x, y, ch, geo = _world()
+    train = np.arange(3)
+    cfg = TrainConfig(epochs=1, samples_per_epoch=32, batch_size=16, seeds=[0], device="cpu")
+    sizes = {
+        "window": 3,
+        "conv_channels": [4],
+        "hidden": [4],
+        "head_hidden": 4,
+        "attention_heads": 1,
+    }
+    models = {
+        net: train_precip_network(
+            net, x, y, ch, ["src"], train, geo, sizes=sizes, train_cfg=cfg, val_fraction=0.34
+        )[0]
+        for net in ("mpfm", "mpfm_g")
+    }
+    spec = ProductSpec(net="mpfm_g", correction="ok", gauge_power=2.0, min_gauges=4)
+    out = product_at_stations(spec, models, x, y, ch, geo, train, np.arange(3, 10), device="cpu")
+    assert np.isfinite(out[3:]).all()

@@ -65,8 +65,19 @@ class Standardizer:
     std: list[float]
 
     @classmethod
-    def fit(cls, x: np.ndarray, channels: Sequence[str], log_channels: Sequence[str] = ()):
-        """Fit on ``x`` with channels on the last axis (training samples only)."""
+    def fit(
+        cls,
+        x: np.ndarray,
+        channels: Sequence[str],
+        log_channels: Sequence[str] = (),
+        optional: Sequence[str] = (),
+    ):
+        """Fit on ``x`` with channels on the last axis (training samples only).
+
+        A channel without any finite value is an error, except for ``optional`` channels
+        (gauge fields of a network with too few gauges): they get mean 0 and std 1, i.e.
+        they stay 0 (missing) after standardization, logged.
+        """
         x = np.asarray(x)
         if x.shape[-1] != len(channels):
             raise ValueError(f"x has {x.shape[-1]} channels on its last axis, names: {channels}")
@@ -77,6 +88,11 @@ class Standardizer:
             v = v[np.isfinite(v)]
             if flags[i]:
                 v = np.log1p(np.maximum(v, 0.0))
+            if v.size == 0 and channels[i] in set(optional):
+                logger.warning("channel %r has no finite training values; left at 0", channels[i])
+                mean.append(0.0)
+                std.append(1.0)
+                continue
             if v.size == 0:
                 raise ValueError(f"channel {channels[i]!r} has no finite training values")
             s = float(v.std())
@@ -647,7 +663,7 @@ def train_members(
     chans = list(channels) + list(extra_channels)
     log_channels = list(kw.pop("log_channels", ())) + list(extra_channels)
     full = np.concatenate([x, extra(train_stations, True)], -1) if extra else x
-    std = Standardizer.fit(full[train_stations], chans, log_channels)
+    std = Standardizer.fit(full[train_stations], chans, log_channels, optional=extra_channels)
     del full
     masks = member_folds(train_stations.size, len(train.seeds), val_fraction, split_seed)
     nets, volumes, members, curves, model = [], [], [], [], None
