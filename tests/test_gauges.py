@@ -136,6 +136,10 @@ def test_correct_adds_residuals_clips_and_thresholds():
     out = correct(pred, -resid, lat, lon, lat[:3], lon[:3], gi, wet_threshold=0.1)
     assert (out == 0).all()
     assert np.allclose(correct(pred, None, None, None, None, None, None, 0.1), [[1, 1, 0]])
+    # blended half and half with a gauge-only field; where that is missing the fused value
+    g = np.array([[3.0, np.nan, -1.0]])
+    out = correct(pred, None, None, None, None, None, None, 0.0, g, 0.5)
+    assert np.allclose(out, [[2.0, 1.0, 0.025]])
 
 
 def test_fallback_days_and_grid_fields():
@@ -220,7 +224,7 @@ def test_product_never_sees_the_held_out_gauge():
 
     spec = build_product(models, x, y, ch, geo, train, np.arange(40), device="cpu")
     assert spec.net in ("mpfm", "mpfm_g") and spec.correction in ("none", "idw", "ok")
-    assert len(spec.table) == 6
+    assert len(spec.table) == 2 * 3 * 7  # nets x corrections x (unblended + 2 x 3 blends)
     spec = ProductSpec(**{**spec.__dict__, "net": "mpfm_g", "correction": "idw"})
     spec.interp = GaugeInterpolator("idw").to_dict()
     targets = np.array([8, 9])

@@ -1,5 +1,6 @@
 """Tiled prediction I/O, score statistics, and the precipitation workflow end to end."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -186,6 +187,14 @@ def test_workflow_test_precip_end_to_end(test_workflow):
     assert {"mpfm", "cnn3d", "biconvlstm", "oora", "owa", "ievw", "rf", "lightgbm", "mlp"} <= models
     assert {"era5", "gsmap", "gldas", "imerg", "cmorph"} <= models
     assert {"holdout", "site_cv", "osse_grid", "osse_stations"} <= set(scores["scheme"])
+    # the product and the gauge-only interpolations in every scheme
+    for scheme in ("holdout", "site_cv", "osse_grid", "osse_stations"):
+        have = set(scores.loc[scores.scheme == scheme, "model"])
+        assert {"product", "idw", "ok"} <= have, (scheme, sorted(have))
+    spec = json.loads(
+        (res / "model" / "product" / "era5-gsmap-gldas-imerg-cmorph.json").read_text()
+    )
+    assert spec["net"] in ("mpfm", "mpfm_g") and spec["correction"] in ("none", "idw", "ok")
     for year in (2019, 2020):
         ds = io.read_netcdf(res / "product" / f"{year}.nc", load=True)
         assert ds["precip"].dtype == np.float32 and float(ds["precip"].min()) >= 0

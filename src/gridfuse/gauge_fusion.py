@@ -68,6 +68,8 @@ __all__ = [
 
 GAUGE_CHANNELS = ("gauge_idw", "gauge_dist")
 CORRECTIONS = ("none", "idw", "ok")
+#: weights of the fused estimate when blended with the gauge-only interpolation
+BLENDS = (1.0, 0.75, 0.5, 0.25)
 WET_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
 
@@ -176,19 +178,27 @@ def correct(
     t_lon,
     interp: GaugeInterpolator | None,
     wet_threshold: float = 0.0,
+    gauge_only: np.ndarray | None = None,
+    blend: float = 1.0,
 ) -> np.ndarray:
-    """Residual-corrected, wet/dry-thresholded prediction ``(time, target)``.
+    """Residual-corrected, blended, wet/dry-thresholded prediction ``(time, target)``.
 
     ``pred (time, target)`` is the network's prediction at the targets, ``resid (time,
     gauge)`` its residuals (gauge - prediction) at the gauges ``g_lat, g_lon``.  With an
     ``interp``, the interpolated residuals are added (a day without enough gauges gets no
-    correction); the result is clipped at 0 and values below ``wet_threshold`` set to 0.
+    correction); the result is clipped at 0.  With ``blend < 1`` it is averaged with the
+    gauge-only interpolation ``gauge_only (time, target)`` (weights ``blend`` and ``1 -
+    blend``; where that is missing the fused value stays).  Values below ``wet_threshold``
+    are then set to 0.
     """
     out = np.asarray(pred, dtype="f4").copy()
     if interp is not None:
         c = interp.predict(g_lat, g_lon, resid, t_lat, t_lon)
         out += np.nan_to_num(c, nan=0.0)
     np.maximum(out, 0.0, out=out)
+    if blend < 1.0 and gauge_only is not None:
+        g = np.maximum(np.where(np.isfinite(gauge_only), gauge_only, out), 0.0)
+        out = (blend * out + (1.0 - blend) * g).astype("f4")
     if wet_threshold > 0:
         out[out < wet_threshold] = 0.0
     return out
@@ -204,11 +214,21 @@ class ProductSpec:
     wet_threshold: float = 0.0
     min_gauges: int = 3
     gauge_power: float = 2.0
+    gauge_method: str = "ok"
+    blend: float = 1.0
+    gauge_interp: dict | None = None
     table: list = field(default_factory=list)
 
     @property
     def interpolator(self) -> GaugeInterpolator | None:
         return GaugeInterpolator.from_dict(self.interp) if self.interp else None
+
+    @property
+    def gauge_interpolator(self) -> GaugeInterpolator | None:
+        """The gauge-only interpolator blended in (None when ``blend`` is 1)."""
+        if self.blend >= 1.0 or not self.gauge_interp:
+            return None
+        return GaugeInterpolator.from_dict(self.gauge_interp)
 
     def save(self, path) -> None:
         with atomic_path(path, suffix=".json") as tmp:
@@ -310,15 +330,28 @@ def select_product(
     csi_threshold: float = 0.1,
     gauge_power: float = 2.0,
 ) -> ProductSpec:
-    """Choose the network, residual correction and wet threshold by inner site CV.
+    """Choose the network, residual correction, blend and wet threshold by inner site CV.
 
     ``members``: ``{net: member_predictions(...)}`` (the same folds for every net); only the
-    ``days`` (indices) are scored.  Returns the chosen :class:`ProductSpec` whose residual
-    interpolator is fitted on all training gauges' residuals of the chosen network is left
-    to :func:`fit_correction` (the inner fits here use each member's fit gauges only).
+    ``days`` (indices) are scored.  Every (network, correction) is scored at each member's
+    validation gauges, also blended with a gauge-only interpolation (``idw``/``ok`` of the
+    member's fit gauges) with fused weight ``BLENDS``; the lowest RMSE wins, then the wet
+    threshold that maximises the CSI at ``csi_threshold``.  The returned spec's
+    interpolators are fitted later on all training gauges (:func:`fit_correction`).
     """
     lat, lon = geo["lat"], geo["lon"]
     clat, clon = geo["centre_lat"], geo["centre_lon"]
+    obs = y[:, days]
+    folds = next(iter(members.values()))
+    gauge_only = {}
+    for method in CORRECTIONS[1:]:
+        g_all = np.full(y.shape, np.nan, dtype="f4")
+        for fit, val, _ in folds:
+            gi = GaugeInterpolator(method, min_gauges=min_gauges)
+            gi.fit(lat[fit], lon[fit], y[fit][:, days].T)
+            g = gi.predict(lat[fit], lon[fit], y[fit][:, days].T, clat[val], clon[val])
+            g_all[np.ix_(val, days)] = g.T
+        gauge_only[method] = g_all[:, days]
     rows, oof = [], {}
     for net, mem in members.items():
         for corr in CORRECTIONS:
@@ -333,42 +366,59 @@ def select_product(
                     interp.fit(lat[fit], lon[fit], resid)
                     c = correct(p, resid, lat[fit], lon[fit], clat[val], clon[val], interp)
                 pred_all[np.ix_(val, days)] = c.T
-            oof[(net, corr)] = pred_all
-            obs = y[:, days]
-            rows.append({"net": net, "correction": corr, "rmse": _score(obs, pred_all[:, days])})
+            fused = pred_all[:, days]
+            for method, g in gauge_only.items():
+                for blend in BLENDS:
+                    if blend == 1.0 and method != CORRECTIONS[1]:
+                        continue  # the unblended variant once
+                    b = correct(fused, None, None, None, None, None, None, 0.0, g, blend)
+                    b[~np.isfinite(fused)] = np.nan
+                    key = (net, corr, method if blend < 1 else "none", blend)
+                    oof[key] = b
+                    rows.append(
+                        dict(zip(("net", "correction", "gauge", "blend"), key, strict=True))
+                        | {"rmse": _score(obs, b)}
+                    )
     table = pd.DataFrame(rows)
     best = table.loc[table["rmse"].idxmin()]
-    chosen = oof[(best["net"], best["correction"])][:, days]
-    obs = y[:, days]
+    key = (best["net"], best["correction"], best["gauge"], float(best["blend"]))
+    chosen = oof[key]
     csi = {t: _csi(obs, np.where(chosen < t, 0.0, chosen), csi_threshold) for t in WET_THRESHOLDS}
     wet = max(csi, key=lambda t: (round(csi[t], 6), -t))
     logger.info(
         "inner site CV (RMSE at %d validation gauges):\n%s\nchosen: %s + %s correction, "
-        "wet threshold %.2f mm/day (CSI@%g %.3f, without %.3f)",
+        "blend %.2f with %s; wet threshold %.2f mm/day (CSI@%g %.3f, without %.3f)",
         int(np.isfinite(chosen).any(axis=1).sum()),
         table.round(4).to_string(index=False),
-        best["net"],
-        best["correction"],
+        *key[:2],
+        key[3],
+        key[2],
         wet,
         csi_threshold,
         csi[wet],
         csi[0.0],
     )
     return ProductSpec(
-        net=str(best["net"]),
-        correction=str(best["correction"]),
+        net=str(key[0]),
+        correction=str(key[1]),
         wet_threshold=float(wet),
         min_gauges=int(min_gauges),
         gauge_power=float(gauge_power),
+        gauge_method=str(key[2]) if key[3] < 1 else "ok",
+        blend=float(key[3]),
         table=table.to_dict("records"),
     )
 
 
-def fit_correction(spec: ProductSpec, lat, lon, resid) -> ProductSpec:
-    """Fit the chosen residual interpolator on the training gauges' residuals (time, gauge)."""
+def fit_correction(spec: ProductSpec, lat, lon, resid, values=None) -> ProductSpec:
+    """Fit the chosen residual interpolator on the training gauges' residuals ``(time,
+    gauge)`` and, for a blend, the gauge-only interpolator on their ``values``."""
     if spec.correction != "none":
         interp = GaugeInterpolator(spec.correction, min_gauges=spec.min_gauges)
         spec.interp = interp.fit(lat, lon, resid).to_dict()
+    if spec.blend < 1.0 and values is not None:
+        gi = GaugeInterpolator(spec.gauge_method, min_gauges=spec.min_gauges)
+        spec.gauge_interp = gi.fit(lat, lon, values).to_dict()
     return spec
 
 
@@ -440,6 +490,16 @@ def product_at_stations(
     pred = network_at_stations(spec, models, x, y, channels, geo, fit, both, device=device)
     resid = (y[fit] - pred[fit]).T
     out = np.full(y.shape, np.nan, dtype="f4")
+    gi = spec.gauge_interpolator
+    g = None
+    if gi is not None:
+        g = gi.predict(
+            geo["lat"][fit],
+            geo["lon"][fit],
+            y[fit].T,
+            geo["centre_lat"][targets],
+            geo["centre_lon"][targets],
+        )
     out[targets] = correct(
         pred[targets].T,
         resid,
@@ -449,6 +509,8 @@ def product_at_stations(
         geo["centre_lon"][targets],
         spec.interpolator,
         spec.wet_threshold,
+        g,
+        spec.blend,
     ).T
     return out
 
@@ -487,7 +549,7 @@ def build_product(
     )
     pred = network_at_stations(spec, models, x, y, channels, geo, train, train, device=device)
     resid = (y[train] - pred[train])[:, days].T
-    return fit_correction(spec, geo["lat"][train], geo["lon"][train], resid)
+    return fit_correction(spec, geo["lat"][train], geo["lon"][train], resid, y[train][:, days].T)
 
 
 def train_precip_network(
@@ -599,7 +661,7 @@ def product_blocks(
             spec.min_gauges,
             ", the model without gauge inputs predicts them" if spec.net == "mpfm_g" else "",
         )
-    interp = spec.interpolator
+    interp, ginterp = spec.interpolator, spec.gauge_interpolator
     nlat, nlon = gauges.grid.shape
     clat, clon = np.meshgrid(gauges.grid.lat, gauges.grid.lon, indexing="ij")
     for sl, block in predict_grid(net, read, days, **predict_kw):
@@ -610,7 +672,9 @@ def product_blocks(
             base_read = read_inputs(models["mpfm"].channels)
             for sub, vals in predict_grid(models["mpfm"], base_read, bdays[bfb], **predict_kw):
                 block[np.flatnonzero(bfb)[sub]] = vals
-        resid = gauges.day_values(bdays) - block[:, rows, cols]
+        values = gauges.day_values(bdays)
+        resid = values - block[:, rows, cols]
+        g = ginterp.predict(lat, lon, values, clat.ravel(), clon.ravel()) if ginterp else None
         out = correct(
             block.reshape(len(bdays), -1),
             resid,
@@ -620,5 +684,7 @@ def product_blocks(
             clon.ravel(),
             interp,
             spec.wet_threshold,
+            g,
+            spec.blend,
         )
         yield sl, out.reshape(len(bdays), nlat, nlon)
