@@ -25,6 +25,11 @@ include: "workflow/rules/so2_model.smk"
 include: "workflow/rules/report.smk"
 
 
+# Temporaries of jobs killed in an earlier run (see README, "Resuming an interrupted run").
+onstart:
+    remove_stale_temporaries()
+
+
 # Build the outputs of every product for its configured period.
 rule all:
     default_target: True

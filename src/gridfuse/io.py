@@ -1,29 +1,43 @@
 """Atomic readers and writers for CF NetCDF4 and (cloud-optimized) GeoTIFF.
 
-Every writer writes to a temporary name in the destination folder and renames it into
-place, so a killed job never leaves a file that looks complete.  NetCDF files carry CF
-metadata and provenance attributes (``gridfuse_version``, ``config_hash``, ``sources``).
+Every writer writes to a temporary name in the destination folder (``.<name>.gftmp.*``)
+and renames it into place, so a killed job never leaves a file that looks complete; the
+temporaries a killed job leaves behind are found and removed by
+:func:`remove_stale_temporaries`.  Outputs get the permissions of the process umask.
+
+NetCDF files follow CF-1.8 (checked with the IOOS compliance checker in the tests): the
+product variable of each kind carries the attributes of :mod:`gridfuse.kinds`; gridded
+variables point to a ``crs`` grid mapping (EPSG:4326, read by GDAL and rioxarray); a time
+axis of product days has ``time_bnds`` giving each day's UTC window
+(:func:`day_bounds`); coordinates have no ``_FillValue``; ``history`` is appended to, and
+carries no wall-clock time unless asked for, so the same inputs give the same bytes.
+Provenance attributes: ``gridfuse_version``, ``config_hash``, ``sources``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import gzip
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from . import __version__
 from .grid import Grid
+from .kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +45,10 @@ __all__ = [
     "atomic_path",
     "config_hash",
     "provenance",
+    "history_line",
+    "crs_attrs",
+    "day_bounds",
+    "cf_dataset",
     "write_netcdf",
     "write_netcdf_blocks",
     "read_netcdf",
@@ -38,24 +56,22 @@ __all__ = [
     "is_absent",
     "write_geotiff",
     "read_geotiff",
+    "gzip_file",
+    "remove_stale_temporaries",
     "CF_VARIABLES",
+    "CRS_VARIABLE",
+    "TIME_UNITS",
 ]
 
-# CF metadata for the variables gridfuse writes (name -> attrs).
-CF_VARIABLES: dict[str, dict[str, str]] = {
-    "precip": {
-        "units": "mm day-1",
-        "standard_name": "lwe_precipitation_rate",
-        "long_name": "daily precipitation total",
-        "cell_methods": "time: sum",
-    },
-    "so2": {
-        "units": "ug m-3",
-        "standard_name": "mass_concentration_of_sulfur_dioxide_in_air",
-        "long_name": "daily mean surface SO2 concentration (298 K reference state)",
-        "cell_methods": "time: mean",
-    },
-}
+# CF metadata of the product variable of every kind (variable name -> attrs).
+CF_VARIABLES: dict[str, dict[str, str]] = {k.variable: k.cf_attrs for k in KINDS.values()}
+CRS_VARIABLE = "crs"
+TIME_UNITS = "days since 1970-01-01"
+CALENDAR = "proleptic_gregorian"
+# marker in the names of the temporaries of atomic_path (see remove_stale_temporaries)
+TMP_MARKER = ".gftmp."
+_TMP_RE = re.compile(r"^\..+\.gftmp\.[A-Za-z0-9_]+")
+_umask_lock = threading.Lock()
 
 
 def config_hash(cfg: Mapping | None) -> str:
@@ -64,37 +80,113 @@ def config_hash(cfg: Mapping | None) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def provenance(cfg: Mapping | None = None, sources: Iterable[str] = (), **extra) -> dict:
-    """Global attributes recording how a file was made."""
+def history_line(what: str = "", *, timestamp: bool = False) -> str:
+    """One line of a CF ``history`` attribute: ``gridfuse <version>: <what>``.
+
+    No wall-clock time by default, so that the same inputs give byte-identical files;
+    ``timestamp=True`` prefixes the UTC time of the call (CF's usual form).
+    """
+    line = f"gridfuse {__version__}" + (f": {what}" if what else "")
+    if timestamp:
+        line = f"{_dt.datetime.now(_dt.UTC):%Y-%m-%dT%H:%M:%SZ} {line}"
+    return line
+
+
+def provenance(
+    cfg: Mapping | None = None,
+    sources: Iterable[str] = (),
+    *,
+    history: str | None = None,
+    what: str = "",
+    timestamp: bool = False,
+    **extra,
+) -> dict:
+    """Global attributes recording how a file was made.
+
+    ``history`` (an earlier file's, or None) gets :func:`history_line` appended as a new
+    line, as CF asks, instead of being replaced; ``what`` (what the step did) also makes
+    the ``title``.
+    """
+    line = history_line(what, timestamp=timestamp)
     attrs = {
         "Conventions": "CF-1.8",
+        "title": f"gridfuse: {what}" if what else "gridfuse output",
         "gridfuse_version": __version__,
         "config_hash": config_hash(cfg),
         "sources": ", ".join(sources),
-        "history": f"{_dt.datetime.now(_dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by gridfuse {__version__}",
+        "history": f"{history.rstrip()}\n{line}" if history else line,
     }
-    attrs.update({k: (v if isinstance(v, (int, float)) else str(v)) for k, v in extra.items()})
+    attrs.update({k: _attr_value(v) for k, v in extra.items()})
     return attrs
+
+
+def _attr_value(v):
+    return v if isinstance(v, (int, float, np.integer, np.floating)) else str(v)
+
+
+def _umask() -> int:
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched.  The
+    temporary is named ``.<name>.gftmp.<random><suffix>`` (so that stale ones of a killed
+    process can be found); the renamed file gets the umask's permissions (``mkstemp``
+    alone would leave it readable by its owner only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}{TMP_MARKER}", suffix=suffix or ".tmp", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        mode = 0o777 if tmp.is_dir() else 0o666
+        os.chmod(tmp, mode & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def remove_stale_temporaries(root: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries (:func:`atomic_path`) that killed jobs left under ``root``.
+
+    Call it only while no job writes under ``root`` (the workflow does at start, holding
+    Snakemake's lock on the working directory).  Returns the removed paths.
+    """
+    root = Path(root)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for folder, dirs, files in os.walk(root):
+        for name in files + dirs:
+            if _TMP_RE.match(name):
+                p = Path(folder) / name
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+                removed.append(p)
+        dirs[:] = [d for d in dirs if not _TMP_RE.match(d)]
+    if removed:
+        logger.warning(
+            "removed %d temporary file(s) left by interrupted jobs under %s (first: %s)",
+            len(removed),
+            root,
+            removed[0],
+        )
+    return sorted(removed)
 
 
 def _chunks(shape: tuple[int, ...], dims: tuple[str, ...]) -> tuple[int, ...]:
@@ -109,6 +201,102 @@ def _chunks(shape: tuple[int, ...], dims: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
+# ---------------------------------------------------------------------- CF pieces
+@functools.cache
+def crs_attrs() -> dict:
+    """Attributes of the ``crs`` grid-mapping variable: EPSG:4326 for CF, GDAL and pyproj.
+
+    CF's ``latitude_longitude`` mapping with the WGS 84 ellipsoid, ``crs_wkt`` (CF 1.7+,
+    read by rioxarray) and the same WKT as ``spatial_ref`` (read by GDAL's netCDF driver).
+    """
+    from pyproj import CRS
+
+    crs = CRS.from_epsg(4326)
+    attrs = {k: v for k, v in crs.to_cf().items() if k != "geographic_crs_name"}
+    attrs["crs_wkt"] = crs.to_wkt()
+    attrs["spatial_ref"] = attrs["crs_wkt"]
+    attrs["epsg_code"] = "EPSG:4326"
+    return {k: _attr_value(v) for k, v in attrs.items()}
+
+
+def day_bounds(days, utc_start_hour: int) -> np.ndarray:
+    """UTC window of each product day, ``(n, 2)`` in days since 1970-01-01.
+
+    Day D runs from hour H (``utc_start_hour``) of D-1 to H of D when H > 0 (e.g. 12: the
+    CMA 20:00-20:00 Beijing-time day), and is the UTC day D when H = 0.
+    """
+    h = int(utc_start_hour)
+    if not 0 <= h <= 23:
+        raise ValueError(f"utc_start_hour must be 0..23, got {utc_start_hour}")
+    d = (pd.DatetimeIndex(days).normalize() - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    start = np.asarray(d, dtype="f8") + (h / 24.0 - 1.0 if h > 0 else 0.0)
+    return np.stack([start, start + 1.0], axis=1)
+
+
+def _day_comment(utc_start_hour: int) -> str:
+    return (
+        f"product day: the UTC window in time_bnds (the day starts at {int(utc_start_hour):02d}"
+        " UTC); the time value is 00:00 UTC of the day's date"
+    )
+
+
+def _is_gridded(var: xr.DataArray) -> bool:
+    return "lat" in var.dims and "lon" in var.dims
+
+
+def cf_dataset(
+    ds: xr.Dataset, *, utc_start_hour: int | None = None, drop_cell_methods: bool = False
+) -> tuple[xr.Dataset, dict]:
+    """The CF form of ``ds`` and its NetCDF encoding (see the module docstring).
+
+    Adds the kind attributes to product variables (unless set), coordinate attributes, the
+    ``crs`` grid mapping for gridded variables and, with ``utc_start_hour``, ``time_bnds``.
+    """
+    # the grid mapping and time bounds of an input file are made anew
+    ds = ds.drop_vars([CRS_VARIABLE, "time_bnds", "time_bounds"], errors="ignore").copy()
+    for name, var in ds.data_vars.items():
+        for k, v in CF_VARIABLES.get(str(name), {}).items():
+            var.attrs.setdefault(k, v)
+        if drop_cell_methods:
+            var.attrs.pop("cell_methods", None)
+    for c, sn, axis in (("lat", "latitude", "Y"), ("lon", "longitude", "X")):
+        if c in ds.coords:
+            ds[c].attrs.setdefault("standard_name", sn)
+            ds[c].attrs.setdefault("long_name", sn)
+            ds[c].attrs.setdefault("units", f"degrees_{'north' if c == 'lat' else 'east'}")
+            ds[c].attrs.setdefault("axis", axis)
+    encoding: dict[str, dict] = {}
+    if "time" in ds.coords:
+        ds["time"].attrs.update(standard_name="time", axis="T")
+        ds["time"].attrs.pop("bounds", None)
+        encoding["time"] = {
+            "units": TIME_UNITS,
+            "calendar": CALENDAR,
+            "dtype": "float64",
+            "_FillValue": None,
+        }
+        if utc_start_hour is not None and ds.sizes["time"]:
+            bnds = day_bounds(ds["time"].values, utc_start_hour)
+            # as datetimes, so that xarray encodes them in the units of time (CF: bounds
+            # share their coordinate's units and calendar)
+            epoch = np.datetime64("1970-01-01T00:00:00", "ns")
+            stamps = epoch + np.round(bnds * 86400e9).astype("i8").astype("timedelta64[ns]")
+            ds["time_bnds"] = (("time", "nv"), stamps)
+            ds["time"].attrs["bounds"] = "time_bnds"
+            ds["time"].attrs["comment"] = _day_comment(utc_start_hour)
+            encoding["time_bnds"] = {"dtype": "float64", "_FillValue": None}
+    gridded = [n for n, v in ds.data_vars.items() if _is_gridded(v)]
+    if gridded:
+        ds[CRS_VARIABLE] = xr.DataArray(np.int32(0), attrs=crs_attrs())
+        encoding[CRS_VARIABLE] = {"_FillValue": None}
+        for n in gridded:
+            ds[n].attrs["grid_mapping"] = CRS_VARIABLE
+    for c in ds.coords:
+        if c != "time" and np.issubdtype(ds[c].dtype, np.number):
+            encoding.setdefault(str(c), {})["_FillValue"] = None
+    return ds, encoding
+
+
 def write_netcdf(
     ds: xr.Dataset | xr.DataArray,
     path: str | os.PathLike,
@@ -117,43 +305,34 @@ def write_netcdf(
     sources: Iterable[str] = (),
     complevel: int = 4,
     attrs: Mapping | None = None,
+    utc_start_hour: int | None = None,
+    what: str = "",
+    timestamp: bool = False,
 ) -> Path:
     """Write a dataset as compressed, time-chunked CF NetCDF4, atomically.
 
     Float variables are stored as float32 with NaN fill; variables named in
-    :data:`CF_VARIABLES` get their CF attributes unless already set.
+    :data:`CF_VARIABLES` get their CF attributes unless already set.  Pass
+    ``utc_start_hour`` (the product's ``day_window``) for a time axis of product days:
+    it becomes ``time_bnds``.  The dataset's own ``history`` is appended to (``what`` says
+    what this step did); ``timestamp`` adds the wall-clock time to that line.
     """
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name or "data")
-    ds = ds.copy()
-    for name, var in ds.data_vars.items():
-        for k, v in CF_VARIABLES.get(str(name), {}).items():
-            var.attrs.setdefault(k, v)
-    if "time" in ds.coords:
-        ds["time"].attrs.setdefault("standard_name", "time")
-    for c, sn in (("lat", "latitude"), ("lon", "longitude")):
-        if c in ds.coords:
-            ds[c].attrs.setdefault("standard_name", sn)
-            ds[c].attrs.setdefault("units", f"degrees_{'north' if c == 'lat' else 'east'}")
-    ds.attrs.update(provenance(cfg, sources))
+    history = ds.attrs.get("history")
+    ds, encoding = cf_dataset(ds, utc_start_hour=utc_start_hour)
+    ds.attrs.update(provenance(cfg, sources, history=history, what=what, timestamp=timestamp))
     if attrs:
-        ds.attrs.update(
-            {k: (v if isinstance(v, (int, float)) else str(v)) for k, v in attrs.items()}
-        )
-    encoding = {}
+        ds.attrs.update({k: _attr_value(v) for k, v in attrs.items() if k != "history"})
     for name, var in ds.data_vars.items():
+        if name in (CRS_VARIABLE, "time_bnds"):
+            continue
         enc: dict = {}
         if var.ndim:
             enc.update(zlib=True, complevel=complevel, chunksizes=_chunks(var.shape, var.dims))
         if np.issubdtype(var.dtype, np.floating):
             enc.update(dtype="float32", _FillValue=np.float32(np.nan))
         encoding[name] = enc
-    if "time" in ds.coords:
-        encoding["time"] = {
-            "units": "days since 1970-01-01",
-            "calendar": "proleptic_gregorian",
-            "dtype": "float64",
-        }
     path = Path(path)
     with atomic_path(path, suffix=".nc") as tmp:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
@@ -166,7 +345,7 @@ def write_netcdf(
 def write_netcdf_blocks(
     path: str | os.PathLike,
     name: str,
-    blocks: Iterable[tuple[slice, np.ndarray]],
+    blocks: Iterable[tuple],
     *,
     times,
     lat: np.ndarray,
@@ -175,68 +354,61 @@ def write_netcdf_blocks(
     sources: Iterable[str] = (),
     complevel: int = 4,
     attrs: Mapping | None = None,
+    utc_start_hour: int | None = None,
+    flag_sources: Sequence[str] | None = None,
+    what: str = "",
+    timestamp: bool = False,
 ) -> Path:
     """Write a ``(time, lat, lon)`` variable block by block, atomically, as CF NetCDF4.
 
     The file is laid out as :func:`write_netcdf` lays it out (float32, NaN fill, zlib,
-    one-day chunks, CF attributes of :data:`CF_VARIABLES`, provenance), but only one block
-    is in memory at a time: ``blocks`` yields ``(time slice, array (days, lat, lon))``.
-    Every day must be written once; a day left unwritten is an error.
+    one-day chunks, CF attributes of :data:`CF_VARIABLES`, ``crs`` grid mapping,
+    ``time_bnds`` with ``utc_start_hour``, provenance), but only one block is in memory at a
+    time: ``blocks`` yields ``(time slice, array (days, lat, lon))``.  With
+    ``flag_sources`` the file also holds the quality layer
+    :data:`gridfuse.quality.QUALITY_VARIABLE` (bit i = ``flag_sources[i]`` had data) and
+    ``blocks`` yields ``(time slice, values, flags)``, flags from
+    :func:`gridfuse.quality.source_flags`.  Every day must be written once; a day left
+    unwritten is an error.
     """
     import netCDF4
+
+    from .quality import QUALITY_VARIABLE, flag_attrs
 
     times = np.asarray(times, dtype="datetime64[ns]")
     lat = np.asarray(lat, dtype="f8")
     lon = np.asarray(lon, dtype="f8")
     shape = (times.size, lat.size, lon.size)
     written = np.zeros(times.size, dtype=bool)
+    fattrs = flag_attrs(flag_sources, name) if flag_sources is not None else None
     path = Path(path)
     with atomic_path(path, suffix=".nc") as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            for dim, n in zip(("time", "lat", "lon"), shape):
-                nc.createDimension(dim, n)
-            t = nc.createVariable("time", "f8", ("time",))
-            t.setncatts(
-                {
-                    "units": "days since 1970-01-01",
-                    "calendar": "proleptic_gregorian",
-                    "standard_name": "time",
-                    "axis": "T",
-                }
+            qvar, var = _create_blocks_file(
+                nc, name, times, lat, lon, complevel, utc_start_hour, fattrs, QUALITY_VARIABLE
             )
-            t[:] = (times - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
-            for c, values, sn, axis in (
-                ("lat", lat, "latitude", "Y"),
-                ("lon", lon, "longitude", "X"),
-            ):
-                v = nc.createVariable(c, "f8", (c,))
-                units = f"degrees_{'north' if c == 'lat' else 'east'}"
-                v.setncatts({"units": units, "standard_name": sn, "long_name": sn, "axis": axis})
-                v[:] = values
-            var = nc.createVariable(
-                name,
-                "f4",
-                ("time", "lat", "lon"),
-                zlib=True,
-                complevel=complevel,
-                chunksizes=_chunks(shape, ("time", "lat", "lon")),
-                fill_value=np.float32(np.nan),
-            )
-            var.setncatts(CF_VARIABLES.get(name, {}))
-            glob = provenance(cfg, sources)
+            glob = provenance(cfg, sources, what=what, timestamp=timestamp)
             if attrs:
-                glob.update(
-                    {k: (v if isinstance(v, (int, float)) else str(v)) for k, v in attrs.items()}
-                )
+                glob.update({k: _attr_value(v) for k, v in attrs.items() if k != "history"})
             nc.setncatts(glob)
-            for ts, block in blocks:
-                block = np.asarray(block, dtype="f4")
+            for item in blocks:
+                ts, block = item[0], np.asarray(item[1], dtype="f4")
                 n = len(range(*ts.indices(times.size)))
-                if block.shape != (n, lat.size, lon.size):
+                want = (n, lat.size, lon.size)
+                if block.shape != want:
                     raise ValueError(
                         f"{path}: block for days {ts.start}..{ts.stop} of {name} has shape "
-                        f"{block.shape}; expected {(n, lat.size, lon.size)}"
+                        f"{block.shape}; expected {want}"
                     )
+                if qvar is not None:
+                    flags = np.asarray(item[2]) if len(item) > 2 else None
+                    if flags is None or flags.shape != want:
+                        raise ValueError(
+                            f"{path}: flag_sources {list(flag_sources)} given, but the flags "
+                            f"for days {ts.start}..{ts.stop} have shape "
+                            f"{None if flags is None else flags.shape}; expected {want}"
+                        )
+                    qvar[ts] = flags.astype(qvar.dtype)
                 var[ts] = block
                 written[ts] = True
         if not written.all():
@@ -248,8 +420,59 @@ def write_netcdf_blocks(
     return path
 
 
+def _create_blocks_file(nc, name, times, lat, lon, complevel, utc_start_hour, fattrs, qname):
+    """Dimensions, coordinates, ``crs``, ``time_bnds`` and the (empty) variables of a
+    :func:`write_netcdf_blocks` file; returns ``(quality variable or None, variable)``."""
+    shape = (times.size, lat.size, lon.size)
+    for dim, n in zip(("time", "lat", "lon"), shape):
+        nc.createDimension(dim, n)
+    t = nc.createVariable("time", "f8", ("time",))
+    t.setncatts({"units": TIME_UNITS, "calendar": CALENDAR, "standard_name": "time", "axis": "T"})
+    t[:] = (times - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+    if utc_start_hour is not None and times.size:
+        nc.createDimension("nv", 2)
+        tb = nc.createVariable("time_bnds", "f8", ("time", "nv"))
+        tb[:] = day_bounds(times, utc_start_hour)
+        t.setncatts({"bounds": "time_bnds", "comment": _day_comment(utc_start_hour)})
+    for c, values, sn, axis in (("lat", lat, "latitude", "Y"), ("lon", lon, "longitude", "X")):
+        v = nc.createVariable(c, "f8", (c,))
+        units = f"degrees_{'north' if c == 'lat' else 'east'}"
+        v.setncatts({"units": units, "standard_name": sn, "long_name": sn, "axis": axis})
+        v[:] = values
+    crs = nc.createVariable(CRS_VARIABLE, "i4", ())
+    crs.setncatts(crs_attrs())
+    crs.assignValue(0)
+    chunks = _chunks(shape, ("time", "lat", "lon"))
+    var = nc.createVariable(
+        name,
+        "f4",
+        ("time", "lat", "lon"),
+        zlib=True,
+        complevel=complevel,
+        chunksizes=chunks,
+        fill_value=np.float32(np.nan),
+    )
+    var.setncatts({**CF_VARIABLES.get(name, {}), "grid_mapping": CRS_VARIABLE})
+    if fattrs is None:
+        return None, var
+    q = nc.createVariable(
+        qname,
+        fattrs["flag_masks"].dtype,
+        ("time", "lat", "lon"),
+        zlib=True,
+        complevel=complevel,
+        chunksizes=chunks,
+    )
+    q.setncatts({**fattrs, "grid_mapping": CRS_VARIABLE})
+    var.setncattr("ancillary_variables", qname)
+    return q, var
+
+
 def read_netcdf(path: str | os.PathLike, *, load: bool = False, **kwargs) -> xr.Dataset:
-    """Open a gridfuse NetCDF file; errors name the file."""
+    """Open a gridfuse NetCDF file; errors name the file.
+
+    ``crs`` and ``time_bnds`` come back as coordinates, so ``data_vars`` holds the data.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -257,6 +480,10 @@ def read_netcdf(path: str | os.PathLike, *, load: bool = False, **kwargs) -> xr.
         ds = xr.open_dataset(path, engine="netcdf4", **kwargs)
     except Exception as err:  # netCDF4 raises OSError/RuntimeError with terse messages
         raise OSError(f"{path}: cannot be read as NetCDF ({err})") from err
+    # the grid mapping and the time bounds describe the data; they are not data
+    aux = [v for v in (CRS_VARIABLE, "time_bnds") if v in ds.data_vars]
+    if aux:
+        ds = ds.set_coords(aux)
     return ds.load() if load else ds
 
 
@@ -335,13 +562,26 @@ def write_geotiff(
                 tags = {"gridfuse_version": __version__, **(tags or {})}
                 dst.update_tags(**{k: str(v) for k, v in tags.items()})
             if gz:
-                with open(tif, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as out:
-                    shutil.copyfileobj(src, out)
+                gzip_file(tif, tmp)
         finally:
             if gz:
                 with contextlib.suppress(FileNotFoundError):
                     tif.unlink()
     return final
+
+
+def gzip_file(src: str | os.PathLike, dst: str | os.PathLike, compresslevel: int = 6) -> Path:
+    """Gzip ``src`` into ``dst`` with a reproducible header: no file name, time 0.
+
+    (``gzip.open`` records the output's name and the current time, so the same raster
+    gzipped twice would differ in its bytes.)
+    """
+    with open(src, "rb") as fin, open(dst, "wb") as raw:
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
+        ) as out:
+            shutil.copyfileobj(fin, out)
+    return Path(dst)
 
 
 def read_geotiff(path: str | os.PathLike) -> xr.DataArray:

@@ -415,16 +415,20 @@ def write_product(
     sources: Sequence[str] = (),
     attrs: Mapping | None = None,
     complevel: int = 4,
+    utc_start_hour: int | None = None,
+    flag_sources: Sequence[str] | None = None,
 ) -> Path:
     """Write a ``(time, lat, lon)`` CF NetCDF4 product block by block, atomically.
 
     The layout of :func:`gridfuse.io.write_netcdf_blocks` (float32, zlib, one-day chunks of
-    up to 512 x 512 cells, CF and provenance attributes) on the product ``grid``.
+    up to 512 x 512 cells, CF and provenance attributes, ``time_bnds`` of the day window
+    ``utc_start_hour``) on the product ``grid``.  With ``flag_sources`` the blocks are
+    ``(slice, values, flags)`` and the file gets the quality layer (:mod:`gridfuse.quality`).
     """
     return write_netcdf_blocks(
         path,
         variable,
-        ((sl, np.asarray(v, dtype="f4")) for sl, v in blocks),
+        ((b[0], np.asarray(b[1], dtype="f4"), *b[2:]) for b in blocks),
         times=pd.DatetimeIndex(days).values,
         lat=grid.lat,
         lon=grid.lon,
@@ -432,4 +436,7 @@ def write_product(
         sources=sources,
         attrs=attrs,
         complevel=complevel,
+        utc_start_hour=utc_start_hour,
+        flag_sources=flag_sources,
+        what="MPFM prediction",
     )

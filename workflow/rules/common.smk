@@ -168,6 +168,14 @@ def check_raw_inputs():
 
 check_raw_inputs()
 
+
+def remove_stale_temporaries():
+    """Delete the temporaries (.<name>.gftmp.*) that killed jobs left under results/."""
+    from gridfuse.io import remove_stale_temporaries as remove
+
+    remove(RESULTS)  # logs what it removed
+
+
 # ---------------------------------------------------------------------------------------
 # Target registry: each stage file registers the outputs `rule all` should build, per
 # product kind, as templates with {product} and optionally {year}.

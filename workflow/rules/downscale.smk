@@ -37,6 +37,7 @@ rule downscale:
         method=lambda wc: pcfg(wc.product)["downscale"]["method"],
         variable_methods=lambda wc: pcfg(wc.product)["downscale"]["variable_methods"],
         time_block=lambda wc: pcfg(wc.product)["downscale"]["time_block"],
+        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
     script:
         "../scripts/downscale.py"
 

@@ -47,5 +47,7 @@ else:
             },
             sources=[p.source],
             attrs={"regrid_method": p.method, "regridded_from": src},
+            utc_start_hour=p.utc_start_hour,
+            what=f"regridded ({p.method}) from {src}",
         )
         daily.close()

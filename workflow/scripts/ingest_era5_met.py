@@ -26,5 +26,11 @@ else:
     bbox = Grid.from_config(job["grid"]).padded(job["source"]["margin"]).bounds
     ds = era5_met.read_met_daily(files, days, job["utc_start_hour"], bbox=bbox)
     write_netcdf(
-        ds, out, cfg=job, sources=["era5_met"], attrs={"days_missing": ds.attrs["days_missing"]}
+        ds,
+        out,
+        cfg=job,
+        sources=["era5_met"],
+        attrs={"days_missing": ds.attrs["days_missing"]},
+        utc_start_hour=job["utc_start_hour"],
+        what=f"era5_met {year}: hourly fields to product days",
     )

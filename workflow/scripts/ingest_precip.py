@@ -42,4 +42,6 @@ else:
         cfg=p.source_cfg,
         sources=[source],
         attrs={"days_missing": missing, "source_format": p.format, "year": year},
+        utc_start_hour=p.utc_start_hour,
+        what=f"{source} {year}: {p.format} files to product days",
     )

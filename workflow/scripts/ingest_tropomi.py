@@ -41,4 +41,12 @@ else:
         cloud_max=src["cloud_max"],
         column_min=src["column_min"],
     )
-    write_netcdf(ds, out, cfg=job, sources=["tropomi"], attrs=ds.attrs)
+    write_netcdf(
+        ds,
+        out,
+        cfg=job,
+        sources=["tropomi"],
+        attrs=ds.attrs,
+        utc_start_hour=job["utc_start_hour"],
+        what=f"tropomi {year}: L2 orbits binned to product days",
+    )

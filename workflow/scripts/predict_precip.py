@@ -93,6 +93,7 @@ write_product(
     days,
     cfg=p.cfg,
     sources=srcs,
+    utc_start_hour=p.cfg["day_window"]["utc_start_hour"],
     attrs={
         "model": f"product: {spec.net} + {spec.correction} residual correction",
         "wet_threshold_mm": spec.wet_threshold,

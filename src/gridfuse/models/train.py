@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import json
 import logging
 import time
@@ -331,8 +332,12 @@ class FusionModel:
     def save(self, path: str | Path, sidecar: str | Path | None = None) -> Path:
         """Write weights to ``path`` (.pt) and a JSON sidecar (default: same stem, .json)."""
         path = Path(path)
+        # saved through a buffer: torch.save names the archive's folder after the file, and
+        # the temporary's random name would make the same model differ in its bytes
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)
         with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(self.state(), tmp)
+            tmp.write_bytes(buf.getvalue())
         info = {k: v for k, v in self.state().items() if k != "weights"}
         info["n_networks"] = len(self.nets)
         info["radius"] = self.radius

@@ -64,7 +64,8 @@ ATTRS = {
     "v10": ("m s-1", "northward_wind", "10 m northward wind, daily mean"),
     "ws": ("m s-1", "wind_speed", "10 m wind speed, daily mean of hourly speeds"),
     "wd": ("degree", "wind_from_direction", "10 m wind direction (from) of the daily mean wind"),
-    "tp": ("mm day-1", "lwe_thickness_of_precipitation_amount", "total precipitation, daily sum"),
+    # a daily total in mm/day is the day's mean rate (an amount would be in mm)
+    "tp": ("mm day-1", "lwe_precipitation_rate", "total precipitation (daily total)"),
 }
 
 

@@ -566,7 +566,13 @@ def synthesize_precip(
         da = grid.template(ydays, name="precip")
         da.values[:] = arr
         path = raw / "truth" / f"{y}.nc"
-        write_netcdf(da.to_dataset(), path, attrs={"synthetic_seed": seed, "kind": "OSSE truth"})
+        write_netcdf(
+            da.to_dataset(),
+            path,
+            attrs={"synthetic_seed": seed, "kind": "OSSE truth"},
+            utc_start_hour=window.utc_start_hour,
+            what="OSSE truth",
+        )
         truth_files[y] = str(path)
     # sources: errors on daily values, then the sub-daily split and the files (one
     # process per source when threads > 1: writing many small files is the slow part)

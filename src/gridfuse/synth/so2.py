@@ -898,7 +898,14 @@ def synthesize_so2(
             name="so2",
         )
         path = raw / "truth" / f"{year}.nc"
-        write_netcdf(da, path, cfg={"seed": seed, "knobs": knobs.__dict__}, sources=["synthetic"])
+        write_netcdf(
+            da,
+            path,
+            cfg={"seed": seed, "knobs": knobs.__dict__},
+            sources=["synthetic"],
+            utc_start_hour=int(utc_start_hour),
+            what="OSSE truth",
+        )
         truth_files[str(year)] = os.path.relpath(path, raw)
 
     def by_year(paths, key):
