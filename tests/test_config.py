@@ -21,27 +21,47 @@ def _load(name="config.yaml"):
 
 
 def _walk(schema, path="$"):
-    """Yield (path, subschema) for every property in the schema (following local $refs)."""
+    """Yield (path, subschema, raw) for every property in the schema, following local $refs,
+    ``allOf`` members and the ``then`` branches of the kind conditionals (whose own property
+    entries only refine keys documented at the base, so they are descended, not yielded)."""
     defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
 
     def resolve(s):
         while isinstance(s, dict) and "$ref" in s:
-            s = defs[s["$ref"].split("/")[-1]]
+            s = {**defs[s["$ref"].split("/")[-1]], **{k: v for k, v in s.items() if k != "$ref"}}
         return s
 
-    stack = [(path, schema)]
+    stack = [(path, schema, False)]
     while stack:
-        p, s = stack.pop()
+        p, s, refine = stack.pop()
         s = resolve(s)
         if not isinstance(s, dict):
             continue
         for k, sub in s.get("properties", {}).items():
-            stack.append((f"{p}.{k}", sub))
-            yield f"{p}.{k}", resolve(sub), sub
+            stack.append((f"{p}.{k}", sub, False))
+            if not refine:
+                yield f"{p}.{k}", resolve(sub), sub
+        for member in s.get("allOf", []):
+            stack.append((p, member, False))
+            if isinstance(member, dict) and "then" in member:
+                stack.append((p, member["then"], True))
         if isinstance(s.get("additionalProperties"), dict):
-            stack.append((f"{p}.*", s["additionalProperties"]))
+            stack.append((f"{p}.*", s["additionalProperties"], False))
         if isinstance(s.get("items"), dict):
-            stack.append((f"{p}[]", s["items"]))
+            stack.append((f"{p}[]", s["items"], False))
+
+
+def test_walk_reaches_the_kind_sections():
+    paths = {p for p, _, _ in _walk(yaml.safe_load(SCHEMA.read_text()))}
+    for p in (
+        "$.products.*.model.mpfm.epochs",
+        "$.products.*.model.lightgbm.num_leaves",
+        "$.products.*.stations.qc.harmonize_date",
+        "$.products.*.cv.thresholds",
+        "$.products.*.synthetic.so2.n_stations",
+        "$.products.*.samples.patch",
+    ):
+        assert p in paths, p
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "configs/test.yaml"])

@@ -10,6 +10,22 @@ from gridfuse.sources.registry import get_format
 
 validate(config, "../schemas/config.schema.yaml")
 
+
+def check_config_semantics():
+    """What the schema cannot say: real dates, end >= start, an enabled product, ..."""
+    import yaml
+    from gridfuse.config import ConfigError, check_config
+
+    with open(workflow.source_path("../schemas/config.schema.yaml")) as f:
+        schema = yaml.safe_load(f)
+    try:
+        check_config(config, schema)
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+
+
+check_config_semantics()
+
 RESULTS = config["results"]
 PRODUCTS = {k: v for k, v in config["products"].items() if v.get("enabled", True)}
 
@@ -178,12 +194,16 @@ def remove_stale_temporaries():
 
 # ---------------------------------------------------------------------------------------
 # Target registry: each stage file registers the outputs `rule all` should build, per
-# product kind, as templates with {product} and optionally {year}.
-TARGETS = {"precip": [], "so2": []}
+# product kind, as templates with {product} and optionally {year}, or as functions
+# product -> paths.
+from gridfuse.kinds import KINDS
+
+TARGETS = {kind: [] for kind in KINDS}
 
 
 def register_target(kind, template, when=None):
-    """Add an output template for products of ``kind``; ``when(product)`` may exclude it."""
+    """Add an output template (or a function product -> list of paths) for products of
+    ``kind``; ``when(product)`` may exclude it."""
     TARGETS[kind].append((template, when))
 
 
@@ -193,7 +213,9 @@ def all_targets(wildcards=None):
         for template, when in TARGETS[c["kind"]]:
             if when is not None and not when(product):
                 continue
-            if "{year}" in template:
+            if callable(template):
+                out += list(template(product))
+            elif "{year}" in template:
                 out += [
                     template.format(product=product, year=y, results=RESULTS)
                     for y in years(product)

@@ -300,6 +300,9 @@ ruleorder: export_geotiff_precip > so2_predict
 
 
 register_target("precip", "{results}/{product}/evaluation/scores.csv")
+# the models are targets too: a model deleted (e.g. by a kill while it was retrained) is
+# rebuilt, and then everything made from it, instead of "Nothing to be done"
+register_target("precip", pm_models)
 register_target(
     "precip",
     "{results}/{product}/product/{year}.nc",

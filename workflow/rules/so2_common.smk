@@ -27,7 +27,9 @@ def so2_model_files(product):
 def so2_osse_inputs(product):
     """OSSE inputs of cross_validate: the product and the truth; with osse baselines also
     the fields the baselines' gridded predictions need."""
-    if not is_synthetic(product):
+    # also asked for precip products while Snakemake weighs this rule against
+    # cross_validate_precip (ruleorder); their cv section has no so2 keys
+    if pcfg(product)["kind"] != "so2" or not is_synthetic(product):
         return {}
     out = {
         "products": [res(product, "product", f"{y}.nc") for y in years(product)],

@@ -209,3 +209,9 @@ for _t in (
         _t,
         when=lambda p: workflow.is_rule("downscale") or not is_synthetic(p),
     )
+# the model is a target too: deleted, it is rebuilt with everything made from it
+register_target(
+    "so2",
+    lambda p: list(so2_model_files(p).values()),
+    when=lambda p: workflow.is_rule("downscale") or not is_synthetic(p),
+)
