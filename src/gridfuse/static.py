@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from .grid import Grid
+from .kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,8 @@ LAYERS: dict[str, tuple[str, str, str, str]] = {
     "population": ("population", "count", "km-2", "population density (persons per km2)"),
     "road_density": ("road_density", "density", "km km-2", "road length per area"),
 }
-# layers a product kind uses (the synthetic demo writes exactly these)
-KIND_LAYERS = {
-    "precip": ("dem",),
-    "so2": ("dem", "landcover", "ndvi", "population", "road_density"),
-}
+# layers a product kind uses (the synthetic demo writes exactly these): from the kind spec
+KIND_LAYERS = {name: spec.static_layers for name, spec in KINDS.items()}
 QUANTITIES = ("continuous", "categorical", "count", "density")
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON = 111_320.0

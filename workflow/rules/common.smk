@@ -468,13 +468,13 @@ def days_in_year(product, year):
 
 def static_layers(product):
     """Layer key -> {path, ...} of a product: the demo's synthetic GeoTIFFs or the config."""
-    from gridfuse.static import KIND_LAYERS
+    from gridfuse.kinds import get_kind
 
     if is_synthetic(product):
-        kind = pcfg(product)["kind"]
+        kind = get_kind(pcfg(product)["kind"])
         return {
             k: {"path": res(product, "raw", "static", f"{k}.tif")}
-            for k in KIND_LAYERS[kind]
+            for k in kind.static_layers
         }
     out = {}
     for key, spec in pcfg(product)["static"].items():

@@ -1,7 +1,8 @@
 # Helpers of the report rules (report.smk): inputs per product kind, report years.
+from gridfuse.kinds import KINDS
 
-
-RP_VARIABLE = {"precip": "precip", "so2": "so2"}
+# product variable of each kind (from the kind spec)
+RP_VARIABLE = {name: spec.variable for name, spec in KINDS.items()}
 
 
 def rp_kind(product):

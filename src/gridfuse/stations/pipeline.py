@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridfuse.kinds import get_kind
 from gridfuse.stations import cma, cnemc, generic, wide
 from gridfuse.stations.qc import (
     QCLog,
@@ -280,8 +281,9 @@ def ingest(
     Parameters
     ----------
     kind : {"precip", "so2"}
-        Product kind: precipitation is summed over the day (mm/day), zeros are never
-        "stuck"; SO2 is averaged (ug/m3 at 298 K) and non-positive values are removed.
+        Product kind; its station rules (:class:`gridfuse.kinds.StationRules`) decide:
+        precipitation is summed over the day (mm/day), zeros are never "stuck"; SO2 is
+        averaged (ug/m3 at 298 K) and non-positive values are removed.
     fmt : str
         Reader key in :data:`READERS` (``cma_daily``, ``cma_hourly``, ``generic_csv``, ``cnemc``).
     path : path
@@ -319,8 +321,7 @@ def ingest(
     qc_table : DataFrame
         ``check, station, n, detail``.
     """
-    if kind not in ("precip", "so2"):
-        raise ValueError(f"kind must be 'precip' or 'so2', got {kind!r}")
+    rules = get_kind(kind).stations  # aggregation and QC rules of the kind
     if fmt not in READERS:
         raise ValueError(f"unknown station format {fmt!r}; registered: {sorted(READERS)}")
     q = {**QC_DEFAULTS, **dict(qc or {})}
@@ -352,19 +353,19 @@ def ingest(
     stations = check_duplicate_stations(stations, log)
     stations, values = check_coordinates(stations, values, log)
     stations, values = check_inside_grid(stations, values, grid, log)
-    ignore_zero = kind == "precip"
-    if kind == "so2":
+    ignore_zero = rules.stuck_ignores_zero
+    if rules.drop_non_positive:
         values = check_non_positive(values, log, "concentrations")
-    harmonize = kind == "so2" and bool(q["harmonize_298k"])
+    harmonize = rules.reference_298k and bool(q["harmonize_298k"])
     change = pd.Timestamp(q["harmonize_date"])  # Beijing-time file day
     if obs.hourly:
         # stuck runs are looked for in the values as reported, before any unit conversion
         values = check_stuck(values, int(q["stuck_hours"]), log, ignore_zero, "hours")
         if harmonize:
             values = cnemc.harmonize_298k(values, log, change - pd.Timedelta(hours=BEIJING_OFFSET))
-        hi = q["max_hourly_value"] if kind == "precip" else q["max_value"]
+        hi = q[rules.hourly_max_key]
         values = check_range(values, q["min_value"], hi, log, "hourly values")
-        how = "sum" if kind == "precip" else "mean"
+        how = rules.aggregation
         hours = values.notna().to_numpy()
         values, n_valid = hourly_to_daily(
             values, req.utc_start_hour, how, int(q["min_valid_hours"])
