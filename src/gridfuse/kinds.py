@@ -63,6 +63,9 @@ class KindSpec:
         writes exactly these.
     model_family : str
         Family of the main model: ``mpfm`` (network fusion) or ``lightgbm`` (tabular).
+    models : tuple of str
+        ``scores.csv`` names of the product (precip: ``product``, the published variant), the
+        main model and its model baselines, in the order reports list them first.
     geotiff_template : str
         Name of a day's GeoTIFF, formatted with ``day`` (a date).
     """
@@ -76,6 +79,7 @@ class KindSpec:
     stations: StationRules
     static_layers: tuple[str, ...]
     model_family: str
+    models: tuple[str, ...]
     geotiff_template: str = field(default="{variable}_{day:%Y%m%d}.tif")
 
     @property
@@ -112,6 +116,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         static_layers=("dem",),
         model_family="mpfm",
+        models=("product", "mpfm", "cnn3d", "biconvlstm"),
     ),
     "so2": KindSpec(
         name="so2",
@@ -129,6 +134,7 @@ KINDS: dict[str, KindSpec] = {
         ),
         static_layers=("dem", "landcover", "ndvi", "population", "road_density"),
         model_family="lightgbm",
+        models=("lightgbm", "lightgbm_plain", "rf_ps", "lstm"),
     ),
 }
 

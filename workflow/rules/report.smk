@@ -107,11 +107,7 @@ rule report_scores:
         mem_mb=lambda wc, attempt: retry(1000, attempt),
         runtime=lambda wc, attempt: runtime_for(5, attempt),
     params:
-        first=lambda wc: (
-            ["product", "mpfm", "cnn3d", "biconvlstm"]
-            if rp_kind(wc.product) == "precip"
-            else ["lightgbm", "lightgbm_plain", "rf_ps", "lstm"]
-        ),
+        first=lambda wc: list(KINDS[rp_kind(wc.product)].models),
         title=lambda wc: f"{wc.product}: scores",
     script:
         "../scripts/report_scores.py"
