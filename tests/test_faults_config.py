@@ -286,3 +286,42 @@ def test_rewriting_gives_identical_bytes(tmp_path):
         time.sleep(1.1)
     for a, b in zip(*paths):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+_FULL_DISK = """
+import resource, signal, sys
+import numpy as np
+import pandas as pd
+from gridfuse import io
+from gridfuse.grid import Grid
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))  # a nearly full disk
+g = Grid(100.0, 30.0, 101.0, 31.0, 0.01)
+da = g.template(pd.date_range("2020-01-01", periods=3), name="precip")
+da.values[:] = np.random.default_rng(0).random(da.shape)
+try:
+    io.{call}
+except OSError as err:
+    print("ERROR", err)
+"""
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "write_netcdf(da, sys.argv[1], utc_start_hour=0)",
+        'write_netcdf_blocks(sys.argv[1], "precip", [(slice(0, 3), da.values)], '
+        "times=da.time.values, lat=g.lat, lon=g.lon)",
+    ],
+    ids=["write_netcdf", "write_netcdf_blocks"],
+)
+def test_full_disk_error_names_the_file(tmp_path, call):
+    out = tmp_path / "daily" / "2020.nc"
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK.replace("{call}", call), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f"ERROR {out}: writing the NetCDF file failed" in proc.stdout, proc.stdout + proc.stderr
+    assert not out.exists() and list(out.parent.iterdir()) == []

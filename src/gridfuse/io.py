@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import functools
 import gzip
 import hashlib
@@ -189,6 +190,24 @@ def remove_stale_temporaries(root: str | os.PathLike) -> list[Path]:
     return sorted(removed)
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO}
+
+
+@contextlib.contextmanager
+def _naming_write_errors(path: Path) -> Iterator[None]:
+    """Re-raise the terse errors of a failed NetCDF write (``NetCDF: HDF error``, ENOSPC)
+    as an OSError naming the file being written."""
+    try:
+        yield
+    except (RuntimeError, OSError) as err:
+        netcdf = isinstance(err, RuntimeError) and "NetCDF:" in str(err)
+        system = isinstance(err, OSError) and err.errno in _WRITE_ERRNOS
+        if not (netcdf or system) or str(path) in str(err):
+            raise
+        msg = f"{path}: writing the NetCDF file failed ({err}); disk full, quota or permissions?"
+        raise (OSError(err.errno, msg) if system else OSError(msg)) from err
+
+
 def _chunks(shape: tuple[int, ...], dims: tuple[str, ...]) -> tuple[int, ...]:
     out = []
     for n, d in zip(shape, dims):
@@ -334,7 +353,7 @@ def write_netcdf(
             enc.update(dtype="float32", _FillValue=np.float32(np.nan))
         encoding[name] = enc
     path = Path(path)
-    with atomic_path(path, suffix=".nc") as tmp:
+    with atomic_path(path, suffix=".nc") as tmp, _naming_write_errors(path):
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
     logger.info(
         "wrote %s (%s)", path, ", ".join(f"{k}{tuple(v.shape)}" for k, v in ds.data_vars.items())
@@ -383,7 +402,7 @@ def write_netcdf_blocks(
     fattrs = flag_attrs(flag_sources, name) if flag_sources is not None else None
     path = Path(path)
     with atomic_path(path, suffix=".nc") as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+        with _naming_write_errors(path), netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             qvar, var = _create_blocks_file(
                 nc, name, times, lat, lon, complevel, utc_start_hour, fattrs, QUALITY_VARIABLE
             )
