@@ -335,3 +335,14 @@ def test_workflow_netcdf_files_are_cf_with_crs(test_workflow):
                 assert ds["time"].attrs.get("bounds") == "time_bnds", k
         with rasterio.open(f"netcdf:{p}:{var}") as src:
             assert src.crs is not None and src.crs.to_epsg() == 4326, k
+
+
+def test_npz_is_reproducible_and_loads(tmp_path):
+    a = {"perm": np.arange(10, dtype="i8")[::-1], "shape": np.array([2, 5]), "seed": 3}
+    io.save_npz(tmp_path / "a.npz", **a)
+    time.sleep(2.1)  # zip member times have a 2 s resolution
+    io.save_npz(tmp_path / "b.npz", **a)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as z:
+        np.testing.assert_array_equal(z["perm"], a["perm"])
+        assert int(z["seed"]) == 3

@@ -58,6 +58,7 @@ __all__ = [
     "write_geotiff",
     "read_geotiff",
     "gzip_file",
+    "save_npz",
     "remove_stale_temporaries",
     "CF_VARIABLES",
     "CRS_VARIABLE",
@@ -601,6 +602,24 @@ def gzip_file(src: str | os.PathLike, dst: str | os.PathLike, compresslevel: int
         ) as out:
             shutil.copyfileobj(fin, out)
     return Path(dst)
+
+
+def save_npz(file, compress: bool = True, **arrays) -> None:
+    """:func:`numpy.savez_compressed` with reproducible bytes.
+
+    NumPy stamps each member of the zip archive with the current time, so the same arrays
+    saved twice differ; here every member gets the zip epoch (1980-01-01).  ``file`` is a
+    path or a binary file object; :func:`numpy.load` reads the result.
+    """
+    import zipfile
+
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(file, "w", compression=mode) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = mode
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def read_geotiff(path: str | os.PathLike) -> xr.DataArray:

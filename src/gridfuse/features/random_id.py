@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import save_npz
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["RandomID"]
@@ -68,7 +70,7 @@ class RandomID:
         """Store shape, seed and the permutation (``.npz``)."""
         path = Path(path)
         with open(path, "wb") as f:
-            np.savez_compressed(f, perm=self.perm, shape=np.array(self.shape), seed=self.seed)
+            save_npz(f, perm=self.perm, shape=np.array(self.shape), seed=self.seed)
         return path
 
     @classmethod

@@ -32,7 +32,7 @@ from .. import __version__
 from ..cv import RegionHoldout
 from ..features.table import TECHNIQUES, FeatureBuilder, FeatureConfig, open_dynamic, tile_frame
 from ..grid import Grid
-from ..io import atomic_path, read_netcdf
+from ..io import atomic_path, read_netcdf, save_npz
 from ..metrics import SCORE_COLUMNS, score_frame
 
 logger = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class SO2Model:
         with atomic_path(d / "model.txt") as tmp:
             self.booster.save_model(str(tmp))
         with atomic_path(d / "features.npz") as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **self.builder.state())
+            save_npz(f, **self.builder.state())
         meta = {
             "name": self.name,
             "estimator": self.estimator,

@@ -582,7 +582,11 @@ def write_era5(
                         member = tmp.with_name(tmp.name + f".{step}.nc")
                         try:
                             _write_new(member, ds[names])
-                            zf.write(member, f"data_stream-oper_stepType-{step}.nc")
+                            # a fixed member time: the same data give the same bytes
+                            info = zipfile.ZipInfo(
+                                f"data_stream-oper_stepType-{step}.nc", (1980, 1, 1, 0, 0, 0)
+                            )
+                            zf.writestr(info, member.read_bytes())
                         finally:
                             member.unlink(missing_ok=True)
     else:

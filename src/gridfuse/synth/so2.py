@@ -30,7 +30,6 @@ background (对照点) sites in the countryside, as real CNEMC networks have.  E
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import os
@@ -918,7 +917,6 @@ def synthesize_so2(
         "product": product,
         "kind": "so2",
         "seed": seed,
-        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "grid": list(grid.bounds) + [grid.res],
         "period": [str(start), str(end)],
         "utc_start_hour": int(utc_start_hour),
