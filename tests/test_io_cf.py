@@ -254,6 +254,17 @@ def test_source_flags_from_a_raw_block():
     assert dec["a"][0, 0, 0] == np.False_ and dec["b"][1].sum() == 0
 
 
+def test_flags_from_fields_need_every_field_of_a_source():
+    t = np.array([[1.0, np.nan]])
+    met = {"t2m": np.array([[1.0, 1.0]]), "blh": np.array([[np.nan, 1.0]])}
+    f = quality.flags_from_fields(
+        {"so2_column": t, **met}, {"tropomi": ["so2_column"], "era5_met": ["t2m", "blh"]}
+    )
+    assert f.tolist() == [[0b01, 0b10]]
+    with pytest.raises(ValueError, match=r"fields \['u10'\]"):
+        quality.flags_from_fields(met, {"era5_met": ["t2m", "u10"]})
+
+
 def test_source_flags_errors_name_what_is_wrong():
     raw = np.ones((1, 2, 1, 1))
     with pytest.raises(ValueError, match=r"\['c'\] are not among the channels"):

@@ -27,6 +27,7 @@ __all__ = [
     "flag_attrs",
     "source_flags",
     "flags_from_valid",
+    "flags_from_fields",
     "decode",
 ]
 
@@ -136,6 +137,28 @@ def source_flags(
         raise ValueError(f"sources {missing} are not among the channels {channels}")
     valid = {s: np.isfinite(np.take(raw, channels.index(s), axis=axis)) for s in names}
     return flags_from_valid(valid, names)
+
+
+def flags_from_fields(
+    fields: Mapping[str, np.ndarray], groups: Mapping[str, Sequence[str]]
+) -> np.ndarray:
+    """Bitmask from named raw fields, a source being valid where all its fields are finite.
+
+    ``groups`` maps each source (bit order) to the fields it provides, e.g.
+    ``{"tropomi": ["so2_column"], "era5_met": ["t2m", "blh", "u10", "v10"]}``.
+    """
+    missing = sorted({f for fs in groups.values() for f in fs} - set(fields))
+    if missing:
+        raise ValueError(f"fields {missing} of the sources {dict(groups)} were not given")
+    valid = {}
+    for source, names in groups.items():
+        if not names:
+            raise ValueError(f"source {source!r} names no field")
+        ok = np.isfinite(np.asarray(fields[names[0]]))
+        for n in names[1:]:
+            ok &= np.isfinite(np.asarray(fields[n]))
+        valid[source] = ok
+    return flags_from_valid(valid, list(groups))
 
 
 def decode(flags: np.ndarray, meanings: str | Sequence[str]) -> dict[str, np.ndarray]:
