@@ -261,6 +261,8 @@ def test_flags_from_fields_need_every_field_of_a_source():
         {"so2_column": t, **met}, {"tropomi": ["so2_column"], "era5_met": ["t2m", "blh"]}
     )
     assert f.tolist() == [[0b01, 0b10]]
+    absent = quality.flags_from_fields(met, {"tropomi": [], "era5_met": ["t2m"]})
+    assert absent.tolist() == [[0b10, 0b10]]
     with pytest.raises(ValueError, match=r"fields \['u10'\]"):
         quality.flags_from_fields(met, {"era5_met": ["t2m", "u10"]})
 

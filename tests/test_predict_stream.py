@@ -123,9 +123,20 @@ def test_streamed_prediction_equals_in_memory(tmp_path):
         geotiff_dir=tmp_path / "tif",
         cfg={"k": 1},
         sources=["tropomi"],
+        utc_start_hour=16,
+        flag_groups={"tropomi": ["so2_column"], "era5_met": ["t2m", "blh"]},
     )
-    got = read_netcdf(out, load=True)["so2"]
+    ds = read_netcdf(out, load=True)
+    got = ds["so2"]
     np.testing.assert_array_equal(got.values, ref.values)
+    # the quality layer: bit 0 where the TROPOMI column was valid, bit 1 for ERA5 met
+    flags = ds["source_flags"].values
+    col = dyn["so2_column"].transpose("time", "lat", "lon").values
+    met = np.isfinite(dyn["t2m"].values) & np.isfinite(dyn["blh"].values)
+    np.testing.assert_array_equal(flags & 1, np.isfinite(col).astype("i1"))
+    np.testing.assert_array_equal(flags >> 1 & 1, met.astype("i1"))
+    assert ds["source_flags"].attrs["flag_meanings"] == "tropomi_valid era5_met_valid"
+    assert "time_bnds" in ds.coords
     np.testing.assert_array_equal(got["time"].values, ref["time"].values)
     np.testing.assert_allclose(got["lat"].values, GRID.lat)
     assert len(list((tmp_path / "tif").glob("so2_*.tif"))) == 5

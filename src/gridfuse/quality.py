@@ -145,15 +145,20 @@ def flags_from_fields(
     """Bitmask from named raw fields, a source being valid where all its fields are finite.
 
     ``groups`` maps each source (bit order) to the fields it provides, e.g.
-    ``{"tropomi": ["so2_column"], "era5_met": ["t2m", "blh", "u10", "v10"]}``.
+    ``{"tropomi": ["so2_column"], "era5_met": ["t2m", "blh", "u10", "v10"]}``; a source
+    with no field (every file of it an absent marker) is never valid.
     """
     missing = sorted({f for fs in groups.values() for f in fs} - set(fields))
     if missing:
         raise ValueError(f"fields {missing} of the sources {dict(groups)} were not given")
+    if not fields:
+        raise ValueError("no field given")
+    shape = np.shape(next(iter(fields.values())))
     valid = {}
     for source, names in groups.items():
         if not names:
-            raise ValueError(f"source {source!r} names no field")
+            valid[source] = np.zeros(shape, dtype=bool)
+            continue
         ok = np.isfinite(np.asarray(fields[names[0]]))
         for n in names[1:]:
             ok &= np.isfinite(np.asarray(fields[n]))

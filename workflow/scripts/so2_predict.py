@@ -17,9 +17,14 @@ logger = from_snakemake(snakemake)
 p = snakemake.params
 model = SO2Model.load(Path(snakemake.input.txt).parent)
 model.settings.threads = snakemake.threads
-dynamic = open_dynamic(
-    [read_netcdf(f) for f in snakemake.input.dynamic], model.features.dynamic, model.grid
-)
+files = [read_netcdf(f) for f in snakemake.input.dynamic]
+dynamic = open_dynamic(files, model.features.dynamic, model.grid)
+# quality layer: the model's dynamic variables of each source (downscaled/<source>/<year>.nc)
+groups = {}
+for f, ds in zip(snakemake.input.dynamic, files):
+    groups.setdefault(Path(f).parent.name, [])
+    groups[Path(f).parent.name] += [v for v in ds.data_vars if v in model.features.dynamic]
+groups = {s: sorted(set(vs)) for s, vs in groups.items()}
 dynamic = dynamic.sel(time=slice(p.start, p.end))
 static = read_netcdf(snakemake.input.static)
 
@@ -36,4 +41,6 @@ predict_year_to_netcdf(
     gzip=p.gzip,
     cfg=p.cfg,
     sources=p.sources,
+    utc_start_hour=p.cfg["day_window"]["utc_start_hour"],
+    flag_groups=groups,
 )
