@@ -174,3 +174,19 @@ def test_demo_dry_run_builds_dag():
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_schema_defaults_of_code_sections_are_generated():
+    """Sections marked x-defaults-from take their defaults from the dataclasses (one place)."""
+    from gridfuse.config import sync_schema_defaults
+
+    text = SCHEMA.read_text()
+    assert "x-defaults-from: [gridfuse.synth.so2:SO2Knobs]" in text
+    synced, changes = sync_schema_defaults(text)
+    assert changes == [], f"run: python -m gridfuse.config {SCHEMA}\n" + "\n".join(changes)
+    stale = text.replace(
+        "n_stations: {type: integer, minimum: 1, default: 60,",
+        "n_stations: {type: integer, minimum: 1, default: 61,",
+    )
+    fixed, changes = sync_schema_defaults(stale)
+    assert changes == ["so2.n_stations: 61 -> 60"] and fixed == text

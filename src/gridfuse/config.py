@@ -12,10 +12,20 @@ once.
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["ConfigError", "check_config", "config_problems"]
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "check_config",
+    "config_problems",
+    "dataclass_defaults",
+    "sync_schema_defaults",
+]
 
 
 class ConfigError(ValueError):
@@ -148,3 +158,96 @@ def check_config(cfg: Mapping, schema: Mapping | None = None) -> None:
     problems = config_problems(cfg, schema)
     if problems:
         raise ConfigError("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+# ---------------------------------------------------------------------- defaults from code
+# A schema section marked ``x-defaults-from: [module:Class, ...]`` takes the ``default`` of
+# each of its keys that is a field of one of those dataclasses from the dataclass: the code
+# holds the default, the schema's copy is generated (``python -m gridfuse.config FILE``) and
+# a test fails when it is stale.
+_MARK = re.compile(r"^(?P<indent>\s*)x-defaults-from:\s*\[(?P<specs>[^\]]*)\]\s*$")
+_PROP = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][A-Za-z0-9_]*): \{(?P<body>.*)\}\s*$")
+_DEFAULT = re.compile(r"default: (?P<value>.*?)(?=, description:)")
+
+
+def dataclass_defaults(spec: str) -> dict[str, Any]:
+    """``{field: default}`` of the dataclass ``module:Class`` (fields without one left out)."""
+    import dataclasses
+    import importlib
+
+    module, _, name = spec.strip().partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _flow(value: Any) -> str:
+    """A YAML flow scalar/sequence for a default (JSON is valid YAML)."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def sync_schema_defaults(text: str) -> tuple[str, list[str]]:
+    """The schema text with the defaults of ``x-defaults-from`` sections taken from code.
+
+    Returns the new text and one line per changed default (``section.key: old -> new``).
+    Only one-line ``key: {..., default: X, description: ...}`` entries are rewritten; a
+    default equal in value is left as written.
+    """
+    lines = text.split("\n")
+    changes: list[str] = []
+    for i, line in enumerate(lines):
+        m = _MARK.match(line)
+        if not m:
+            continue
+        indent = len(m.group("indent"))
+        defaults: dict[str, Any] = {}
+        for spec in m.group("specs").split(","):
+            if spec.strip():
+                defaults.update(dataclass_defaults(spec))
+        section = lines[i - 1].strip().rstrip(":") if i else "?"
+        j = i + 1
+        while j < len(lines) and (
+            not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) >= indent
+        ):
+            p = _PROP.match(lines[j])
+            if p and len(p.group("indent")) == indent + 2 and p.group("key") in defaults:
+                d = _DEFAULT.search(p.group("body"))
+                key, new = p.group("key"), defaults[p.group("key")]
+                if d is None:
+                    raise ValueError(
+                        f"schema line {j + 1}: {key} has no 'default: ..., description:'"
+                    )
+                old = yaml.safe_load(d.group("value"))
+                if old != (list(new) if isinstance(new, tuple) else new):
+                    lines[j] = lines[j].replace(d.group(0), f"default: {_flow(new)}", 1)
+                    changes.append(f"{section}.{key}: {d.group('value')} -> {_flow(new)}")
+            j += 1
+    return "\n".join(lines), changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gridfuse.config SCHEMA [--check]``: write (or check) the code defaults."""
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("schema", type=Path)
+    ap.add_argument("--check", action="store_true", help="exit 1 if a default is stale")
+    args = ap.parse_args(argv)
+    text, changes = sync_schema_defaults(args.schema.read_text())
+    for c in changes:
+        print(c)
+    if args.check:
+        return 1 if changes else 0
+    if changes:
+        args.schema.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

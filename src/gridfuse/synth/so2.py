@@ -59,7 +59,8 @@ _REF_BLH, _REF_WS = 800.0, 2.5
 
 @dataclass
 class SO2Knobs:
-    """The ``synthetic.so2`` config knobs (defaults as in the schema)."""
+    """The ``synthetic.so2`` config knobs; the schema's defaults are generated from these
+    (``x-defaults-from``, :func:`gridfuse.config.sync_schema_defaults`)."""
 
     seed: int | None = None
     n_stations: int = 60
