@@ -130,6 +130,24 @@ def test_region_holdout_boxes(table):
     assert not se[tested].any()
     with pytest.raises(ValueError, match="west < east"):
         RegionHoldout({"bad": (113, 37, 112, 38)})
+    # a named region with no station is an error naming its key
+    with pytest.raises(ValueError, match=r"cv\.regions\.empty"):
+        list(RegionHoldout({**regions, "empty": (100, 0, 101, 1)}).split_named(table))
+
+
+def test_region_holdout_polygons(table):
+    # a polygon region (boundary inclusive) holds out the stations inside it
+    tri = [(111.5, 37.0), (113.5, 37.0), (111.5, 39.0)]
+    cv = RegionHoldout({"tri": tri, "rest": (111.0, 36.0, 114.0, 40.0)})
+    named = list(cv.split_named(table))
+    assert [n for n, _, _ in named] == ["tri", "rest"]
+    te = table.iloc[named[0][2]]
+    assert ((te.lon - 111.5) + (te.lat - 37.0) <= 2.0).all()
+    rest = table.iloc[named[1][2]]
+    assert ((rest.lon - 111.5) + (rest.lat - 37.0) > 2.0).all()
+    _check_partition([(tr, te) for _, tr, te in named], len(table))
+    with pytest.raises(ValueError, match="polygon ring"):
+        RegionHoldout({"bad": [(1, 2), (3, 4)]})
 
 
 def test_region_holdout_blocks(table):

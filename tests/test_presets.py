@@ -131,6 +131,8 @@ def make_raw_tree(cfg: dict, root: Path) -> dict[str, int]:
         for layer in product.get("static", {}).values():
             touch(root / (layer["path"] if isinstance(layer, dict) else layer))
         counts["static"] = len(product.get("static", {}))
+        if product.get("mask", {}).get("path"):
+            touch(root / product["mask"]["path"])
     return counts
 
 
@@ -333,10 +335,10 @@ BOUNDS = {
     },
     "china_so2": {
         "ingest_stations": {"mem_mb": (500, 8000)},
-        "so2_predict": {"mem_mb": (1000, 16_000), "runtime": (120, 24 * 60)},
-        "so2_train": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
-        "so2_cross_validate": {"mem_mb": (4000, 64_000), "runtime": (120, 24 * 60)},
-        "so2_ablation": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
+        "predict_so2": {"mem_mb": (1000, 16_000), "runtime": (120, 24 * 60)},
+        "train_so2": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
+        "cross_validate_fold_so2": {"mem_mb": (4000, 64_000), "runtime": (30, 24 * 60)},
+        "ablation_variant_so2": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
     },
 }
 

@@ -198,12 +198,90 @@ def test_so2_workflow_on_test_config(test_workflow):
     ab = pd.read_csv(res / "evaluation" / "ablation.csv")
     assert {"full", "no_random_id", "no_spatial", "no_convolution"} <= set(ab["variant"])
     assert set(ab.loc[ab.scheme == "osse_grid", "variant"]) == set(ab["variant"])
+    # one CV job per scheme x fold (region: per named region), one per ablation variant
+    folds = sorted(
+        p.relative_to(res / "evaluation" / "so2_cv").as_posix()
+        for p in (res / "evaluation" / "so2_cv").glob("*/*.parquet")
+    )
+    assert folds == sorted(
+        [f"sample_cv/{k}.parquet" for k in range(3)]
+        + [f"site_cv/{k}.parquet" for k in range(3)]
+        + [f"block_cv/{k}.parquet" for k in range(2)]
+        + ["region/west.parquet", "region/east.parquet"]
+    )
+    # sample_cv refits only the configured model (cv.so2_models)
+    sample = scores[(scores.scheme == "sample_cv")]
+    assert set(sample["model"]) == {"lightgbm"}
+    assert set(scores.loc[scores.scheme == "region", "subset"]) == {"all", "west", "east"}
+    # the domain mask: cells outside are NaN in the NetCDF, nodata in the GeoTIFFs, and
+    # absent from the osse_grid scores
+    from gridfuse.mask import read_mask
+
+    mask = read_mask(res / "mask.nc")
+    assert 0 < mask.sum() < mask.size
     so2 = read_netcdf(res / "product" / "2018.nc")["so2"]
-    assert so2.sizes["time"] == 24 and np.isfinite(so2.values).all()
+    assert so2.sizes["time"] == 24
+    assert np.isfinite(so2.values[:, mask]).all() and np.isnan(so2.values[:, ~mask]).all()
     tifs = sorted((res / "product" / "geotiff" / "2018").glob("so2_*.tif.gz"))
     assert len(tifs) == 24 and tifs[0].name == "so2_20180820.tif.gz"
     back = read_geotiff(tifs[0])
     np.testing.assert_allclose(np.asarray(back.values).squeeze(), so2.values[0], rtol=1e-6)
+    assert np.isnan(np.asarray(back.values).squeeze()[~mask]).all()
+    assert (osse["n"] % int(mask.sum()) == 0).all()
+    assert set(osse["n"]) == {int(mask.sum()) * (osse["n"].iloc[0] // int(mask.sum()))}
+
+
+def test_masked_prediction_skips_outside_cells(data, fitted):
+    # cells outside the domain are NaN and never built; inside, the values are unchanged,
+    # with tiles run side by side on threads
+    dyn, st, _ = data
+    dyn = dyn.isel(time=slice(0, 4))
+    mask = np.zeros(GRID.shape, bool)
+    mask[2:9, 3:] = True
+    mask[-1, 0] = True
+    full = np.concatenate([b for _, b in predict_blocks(fitted, dyn, st, tile=6, time_block=3)])
+    masked = np.concatenate(
+        [b for _, b in predict_blocks(fitted, dyn, st, tile=6, time_block=3, mask=mask, threads=3)]
+    )
+    assert np.isnan(masked[:, ~mask]).all()
+    np.testing.assert_array_equal(masked[:, mask], full[:, mask])
+    from gridfuse.models.so2 import tiles
+
+    ny, nx = GRID.shape
+    assert len(list(tiles(ny, nx, 6, mask))) < len(list(tiles(ny, nx, 6)))
+
+
+def test_fold_jobs_equal_one_process(data):
+    # the per-fold jobs recompute the same folds: together they are cross_validate's output
+    from gridfuse.cv import RegionHoldout
+    from gridfuse.models.so2 import cross_validate_fold, scheme_folds
+
+    frame = data[2]
+    lon = frame["lon"].to_numpy()
+    mid = float(np.median(lon))
+    cv_cfg = {
+        "n_splits": 3,
+        "regions": {
+            "west": [lon.min() - 1, 0, mid, 90],
+            "east": [[mid, 0], [lon.max() + 1, 0], [lon.max() + 1, 90], [mid, 90]],
+        },
+    }
+    models = {n: (lambda n=n: make_model(n, CFG, GRID, SETTINGS)) for n in ("lightgbm_plain",)}
+    splitters = {"site_cv": SiteKFold(3, seed=0), "region": RegionHoldout(cv_cfg["regions"])}
+    whole = cross_validate(frame, models, splitters, history=frame)
+    parts = [
+        cross_validate_fold(frame, models, s, splitters[s], k, history=frame)
+        for s in splitters
+        for k in scheme_folds(s, cv_cfg)
+    ]
+    assert scheme_folds("region", cv_cfg) == ["west", "east"]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    with pytest.raises(ValueError, match="no fold"):
+        cross_validate_fold(frame, models, "site_cv", splitters["site_cv"], 7)
+    with pytest.raises(ValueError, match=r"regions \['nowhere'\] hold no station"):
+        cross_validate_fold(
+            frame, models, "region", RegionHoldout({"nowhere": [0, 0, 1, 1]}), "nowhere"
+        )
 
 
 def test_osse_baseline_scores_known_answers(data):

@@ -9,9 +9,9 @@ Each ``split`` yields ``(train_index, test_index)`` integer arrays into the rows
   the fewest rows so far, so folds are balanced in rows.
 - :class:`BlockKFold`: spatial blocks of ``block_size`` degrees (lon/lat from ``X``); folds
   are sets of whole blocks, assigned like stations (cf. verde's ``BlockKFold``).
-- :class:`RegionHoldout`: one region held out per fold. Regions are named bounding boxes or,
-  when none are given, the spatial blocks of ``block_size`` degrees. Rows outside every region
-  are always in the training part.
+- :class:`RegionHoldout`: one region held out per fold. Regions are named bounding boxes or
+  polygons or, when none are given, the spatial blocks of ``block_size`` degrees. Rows outside
+  every region are always in the training part; a named region holding no row is an error.
 
 Coordinates are taken from ``X``: a DataFrame with ``lon`` and ``lat`` columns, or an array
 whose first two columns are lon and lat.
@@ -208,9 +208,10 @@ class RegionHoldout(_FoldSplitter):
 
     Parameters
     ----------
-    regions : mapping name -> (west, south, east, north), optional
-        Named bounding boxes (degrees; west/south inclusive, east/north exclusive). A row
-        in several boxes belongs to the first. Empty or None: use blocks instead.
+    regions : mapping name -> box or polygon, optional
+        Named regions: a box ``(west, south, east, north)`` in degrees (west/south inclusive,
+        east/north exclusive) or a polygon ring ``[(lon, lat), ...]`` (boundary inclusive).
+        A row in several regions belongs to the first. Empty or None: use blocks instead.
     block_size : float, optional
         With no ``regions``: every non-empty block of this size is a region (named
         ``block_<id>``), ordered by a seeded shuffle.
@@ -220,25 +221,33 @@ class RegionHoldout(_FoldSplitter):
     Notes
     -----
     ``n_splits`` (and ``names``) are known after the first ``split``/``fold_of`` call when
-    regions are blocks; with boxes they are fixed. A box holding no rows yields an empty test
-    set and is skipped by ``split``.
+    regions are blocks; with named regions they are fixed. A named region that holds no row
+    raises ``ValueError`` naming it (a fold with nothing to test is a configuration error).
     """
 
     def __init__(
         self,
-        regions: Mapping[str, Sequence[float]] | None = None,
+        regions: Mapping[str, Sequence] | None = None,
         block_size: float | None = None,
         seed: int = 0,
     ):
+        from .mask import geometry_from_config
+
         if not regions and not block_size:
             raise ValueError("RegionHoldout needs regions (named boxes) or a block_size")
-        self.regions = {k: tuple(map(float, v)) for k, v in (regions or {}).items()}
-        for name, box in self.regions.items():
-            if len(box) != 4 or box[0] >= box[2] or box[1] >= box[3]:
-                raise ValueError(
-                    f"region {name!r}: expected (west, south, east, north) with west < east "
-                    f"and south < north; found {box}"
-                )
+        self.regions: dict[str, tuple[float, ...] | dict] = {}
+        for name, value in (regions or {}).items():
+            v = list(value)
+            if len(v) == 4 and all(isinstance(x, (int, float, np.number)) for x in v):
+                box = tuple(map(float, v))
+                if box[0] >= box[2] or box[1] >= box[3]:
+                    raise ValueError(
+                        f"region {name!r}: expected (west, south, east, north) with west < east "
+                        f"and south < north; found {box}"
+                    )
+                self.regions[name] = box
+            else:
+                self.regions[name] = geometry_from_config(v, f"region {name!r}")
         self.block_size = block_size
         self.seed = int(seed)
         self.names: list[str] = list(self.regions)
@@ -246,12 +255,25 @@ class RegionHoldout(_FoldSplitter):
 
     def fold_of(self, X, groups=None) -> np.ndarray:
         """Region number per row; -1 for rows outside every region."""
+        from .mask import points_inside
+
         lon, lat = lonlat_of(X)
         fold = np.full(len(lon), -1, dtype=np.int64)
         if self.regions:
-            for k, (w, s, e, n) in enumerate(self.regions.values()):
-                inside = (fold < 0) & (lon >= w) & (lon < e) & (lat >= s) & (lat < n)
-                fold[inside] = k
+            for k, region in enumerate(self.regions.values()):
+                if isinstance(region, dict):
+                    inside = points_inside(region, lon, lat)
+                else:
+                    w, s, e, n = region
+                    inside = (lon >= w) & (lon < e) & (lat >= s) & (lat < n)
+                fold[(fold < 0) & inside] = k
+            empty = [n for k, n in enumerate(self.names) if not (fold == k).any()]
+            if empty:
+                keys = ", ".join(f"cv.regions.{n}" for n in empty)
+                raise ValueError(
+                    f"regions {empty} hold no station of the {len(lon)} rows; move or drop "
+                    f"them (config: {keys})"
+                )
             return fold
         ids = block_ids(lon, lat, float(self.block_size))
         uniq = np.unique(ids)
@@ -263,14 +285,8 @@ class RegionHoldout(_FoldSplitter):
         return rank[np.searchsorted(uniq, ids)]
 
     def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        fold = self.fold_of(X, groups)
-        idx = np.arange(len(fold))
-        for k in range(self.n_splits):
-            test = fold == k
-            if not test.any():
-                logger.warning("region %s holds no rows; skipped", self.names[k])
-                continue
-            yield idx[~test], idx[test]
+        for _, tr, te in self.split_named(X, y, groups):
+            yield tr, te
 
     def split_named(self, X, y=None, groups=None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """Like :meth:`split`, with the region's name first."""

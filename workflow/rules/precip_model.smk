@@ -5,10 +5,6 @@
 include: "precip_common.smk"
 
 
-ruleorder: predict_precip > so2_predict
-ruleorder: cross_validate_precip > so2_cross_validate
-
-
 # One network (mpfm or a deep baseline) for one source-availability set, on training stations.
 rule train_mpfm:
     input:
@@ -294,9 +290,6 @@ rule export_geotiff_precip:
         gzip=lambda wc: pcfg(wc.product)["outputs"]["gzip"],
     script:
         "../scripts/export_geotiff_precip.py"
-
-
-ruleorder: export_geotiff_precip > so2_predict
 
 
 register_target("precip", "{results}/{product}/evaluation/scores.csv")

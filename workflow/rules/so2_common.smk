@@ -1,4 +1,28 @@
-# Input functions and paths of the 'so2_model' stage (kept apart from its rules).
+# Input functions, params and resources of the 'so2_model' stage (kept apart from its rules).
+#
+# Every SO2 rule constrains {product} to the so2 products (so2_products()), so no ruleorder
+# against the precip rules that write the same file names is needed. Each rule gets only the
+# settings it reads (changing a SHAP or prediction setting re-runs nothing upstream).
+
+SO2_SCHEMES = ("sample_cv", "site_cv", "block_cv", "region")
+# Keys of model.features that shape the station feature table (the rest only change the
+# model's feature matrix: switches, random IDs, convolution).
+SO2_TABLE_FEATURES = (
+    "dynamic",
+    "static",
+    "sizes",
+    "spatial_variables",
+    "static_sizes",
+    "spatial_static",
+    "upwind_km",
+    "upwind_static",
+    "upwind_size",
+    "wind",
+)
+
+
+def so2_products():
+    return "|".join(products_of("so2")) or "NO_PRODUCT"
 
 
 def so2_dynamic(product, year=None):
@@ -10,7 +34,27 @@ def so2_dynamic(product, year=None):
 
 
 def so2_features(product):
+    """The model's feature settings (all of model.features, with the master seed)."""
     return {**pcfg(product)["model"]["features"], "seed": config["seed"]}
+
+
+def so2_table_features(product):
+    """The feature settings the station feature table depends on."""
+    f = pcfg(product)["model"]["features"]
+    return {k: f[k] for k in SO2_TABLE_FEATURES if k in f}
+
+
+def so2_model_cfg(product, models=("lightgbm",)):
+    """The estimator sections of model that ``models`` read (lightgbm, rf_ps, lstm)."""
+    m = pcfg(product)["model"]
+    out = {}
+    if any(n.startswith("lightgbm") for n in models):
+        out["lightgbm"] = m["lightgbm"]
+    if "rf_ps" in models:
+        out["rf_ps"] = m["rf_ps"]
+    if "lstm" in models:
+        out["lstm"] = m["lstm"]
+    return out
 
 
 def so2_model_files(product):
@@ -24,34 +68,148 @@ def so2_model_files(product):
     }
 
 
-def so2_osse_inputs(product):
-    """OSSE inputs of cross_validate: the product and the truth; with osse baselines also
-    the fields the baselines' gridded predictions need."""
-    # also asked for precip products while Snakemake weighs this rule against
-    # cross_validate_precip (ruleorder); their cv section has no so2 keys
-    if pcfg(product)["kind"] != "so2" or not is_synthetic(product):
-        return {}
-    out = {
-        "products": [res(product, "product", f"{y}.nc") for y in years(product)],
-        "truth": [res(product, "truth", f"{y}.nc") for y in years(product)],
-    }
-    if pcfg(product)["cv"]["so2_osse_baselines"]:
+def so2_cv(product):
+    return pcfg(product)["cv"]
+
+
+def so2_schemes(product):
+    return list(so2_cv(product)["so2_schemes"])
+
+
+def so2_scheme_models(product, scheme):
+    from gridfuse.models.so2 import scheme_models
+
+    return scheme_models(
+        scheme, so2_cv(product), pcfg(product)["model"]["so2_baselines"]
+    )
+
+
+def so2_folds(product, scheme):
+    """Fold labels of a scheme (numbers, or region names), from the config alone."""
+    from gridfuse.models.so2 import scheme_folds
+
+    try:
+        return scheme_folds(scheme, so2_cv(product))
+    except ValueError as err:
+        raise WorkflowError(f"products.{product}.{err}")
+
+
+def so2_scheme_cfg(product, scheme):
+    """The cv settings one scheme reads."""
+    c = so2_cv(product)
+    keys = {
+        "sample_cv": ("n_splits",),
+        "site_cv": ("n_splits",),
+        "block_cv": ("block_size", "block_splits"),
+        "region": ("regions",),
+    }[scheme]
+    return {k: c[k] for k in keys}
+
+
+def so2_fold_files(product):
+    return [
+        res(product, "evaluation", "so2_cv", s, f"{k}.parquet")
+        for s in so2_schemes(product)
+        for k in so2_folds(product, s)
+    ]
+
+
+def so2_osse_models(product):
+    """Models scored osse_grid (synthetic products only): the full model from its product,
+    the baselines (with cv.so2_osse_baselines) gridded for it."""
+    if not is_synthetic(product):
+        return []
+    base = pcfg(product)["model"]["so2_baselines"]
+    return ["lightgbm"] + (list(base) if so2_cv(product)["so2_osse_baselines"] else [])
+
+
+def so2_grid_inputs(product, model):
+    """Inputs of one model's osse_grid scores: the product (full model) or the fields the
+    baseline's gridded prediction needs; the truth; the domain mask."""
+    out = {"truth": [res(product, "truth", f"{y}.nc") for y in years(product)]}
+    if model == "lightgbm":
+        out["products"] = [res(product, "product", f"{y}.nc") for y in years(product)]
+    else:
         out["dynamic"] = so2_dynamic(product)
         out["static"] = res(product, "static.nc")
-    return out
+        out["table"] = res(product, "samples", "so2_stations.parquet")
+    return {**out, **mask_input(product)}
+
+
+def so2_variants(product):
+    """Ablation variants of the configured features (full, no_<t>, with_<t>)."""
+    from gridfuse.features import FeatureConfig
+    from gridfuse.models.so2 import ablation_variants
+
+    return list(ablation_variants(FeatureConfig.from_dict(so2_features(product))))
 
 
 def so2_ablation_osse_inputs(product):
-    """OSSE inputs of the ablation (every variant gridded): fields, static layers, truth."""
-    if not (is_synthetic(product) and pcfg(product)["cv"]["so2_osse_ablation"]):
+    """OSSE inputs of an ablation variant (every variant gridded): fields, static layers,
+    truth, the domain mask."""
+    if not (is_synthetic(product) and so2_cv(product)["so2_osse_ablation"]):
         return {}
     return {
         "dynamic": so2_dynamic(product),
         "static": res(product, "static.nc"),
         "truth": [res(product, "truth", f"{y}.nc") for y in years(product)],
+        **mask_input(product),
     }
+
+
+def so2_ablation_cfg(product):
+    c = so2_cv(product)
+    out = {
+        "ablation_schemes": c["ablation_schemes"],
+        "so2_osse_every": c["so2_osse_every"],
+    }
+    for s in c["ablation_schemes"]:
+        out.update(so2_scheme_cfg(product, s))
+    return out
+
+
+def so2_provenance(product):
+    """The config sections a product file's values depend on (hashed into its provenance)."""
+    c = pcfg(product)
+    keys = ("kind", "grid", "period", "day_window", "sources", "stations", "static")
+    out = {k: c[k] for k in keys if k in c}
+    out["mask"] = c.get("mask", {})
+    out["downscale"] = c.get("downscale", {})
+    out["model"] = {"features": so2_features(product), **so2_model_cfg(product)}
+    return out
 
 
 def so2_days(product):
     start, end = period(product)
     return (end - start).days + 1
+
+
+def so2_fold_rows(product, scheme):
+    """Training rows of one fold: the station-days less the held-out share."""
+    folds = max(1, len(so2_folds(product, scheme)))
+    share = 0.5 if scheme == "region" else 1 - 1 / folds
+    return station_days(product) * share
+
+
+def so2_fold_mem(product, scheme, attempt=1):
+    """Memory (MB) of one CV fold: the table copies and, with rf_ps, its forest."""
+    forest = "rf_ps" in so2_scheme_models(product, scheme)
+    return so2_fit_mem(product, forest=forest, attempt=attempt)
+
+
+def so2_fold_runtime(product, scheme, threads, attempt=1):
+    """Runtime (min) of one CV fold: each of the scheme's models fitted once.
+
+    Seconds per station-day and thread measured on the demo (per fold, 10 folds of all
+    four models: 0.0075; train of the full model: 0.002)."""
+    models = so2_scheme_models(product, scheme)
+    per_row = 0.002 * sum(1 for m in models if m.startswith("lightgbm"))
+    per_row += 0.002 * ("rf_ps" in models) + 0.0035 * ("lstm" in models)
+    return so2_fit_runtime(product, per_row, threads, attempt)
+
+
+def so2_variant_runtime(product, threads, attempt=1):
+    """Runtime (min) of one ablation variant: its LightGBM fitted in every fold of the
+    ablation schemes."""
+    folds = sum(len(so2_folds(product, s)) for s in so2_cv(product)["ablation_schemes"])
+    return so2_fit_runtime(product, 0.002 * folds, threads, attempt)

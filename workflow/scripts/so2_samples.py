@@ -20,19 +20,22 @@ from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.models.so2 import with_coords
 
-logger = from_snakemake(snakemake)
-grid = Grid.from_config(snakemake.params.grid)
-cfg = FeatureConfig.from_dict(snakemake.params.features)
 
-dynamic = open_dynamic([read_netcdf(p) for p in snakemake.input.dynamic], cfg.dynamic, grid)
-static = read_netcdf(snakemake.input.static)
-stations = pd.read_csv(snakemake.input.stations, dtype={"station": str})
-daily = pd.read_parquet(snakemake.input.daily)
+def main() -> None:
+    logger = from_snakemake(snakemake)
+    inp = snakemake.input
+    grid = Grid.from_config(snakemake.params.grid)
+    cfg = FeatureConfig.from_dict(snakemake.params.features)
+    dynamic = open_dynamic([read_netcdf(p) for p in inp.dynamic], cfg.dynamic, grid)
+    static = read_netcdf(inp.static)
+    stations = pd.read_csv(inp.stations, dtype={"station": str})
+    daily = pd.read_parquet(inp.daily)
+    pixels = station_pixels(stations, grid)
+    frame = station_frame(dynamic, static, pixels, cfg, time_block=16)
+    frame = with_coords(attach_values(frame, daily, pixels), grid)
+    with atomic_path(snakemake.output.table, suffix=".parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    logger.info("wrote %s: %d rows x %d columns", snakemake.output.table, *frame.shape)
 
-pixels = station_pixels(stations, grid)
-frame = station_frame(dynamic, static, pixels, cfg, time_block=16)
-frame = with_coords(attach_values(frame, daily, pixels), grid)
 
-with atomic_path(snakemake.output.table, suffix=".parquet") as tmp:
-    frame.to_parquet(tmp, index=False)
-logger.info("wrote %s: %d rows x %d columns", snakemake.output.table, *frame.shape)
+main()

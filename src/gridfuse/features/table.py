@@ -478,10 +478,13 @@ def tile_frame(
     time_slice: slice,
     row_slice: slice,
     col_slice: slice,
+    inside: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Sample frame of every pixel of a tile (rows ``row_slice`` x cols ``col_slice``) and days.
 
-    Neighbourhood means read a halo of ``max(sizes) // 2`` cells (dynamic fields) and
+    With ``inside`` (bool ``(rows, cols)``: the domain mask on the tile) only the pixels
+    inside are kept (rows stay day-major, then row-major pixels). Neighbourhood means read a
+    halo of ``max(sizes) // 2`` cells (dynamic fields) and
     ``max(static_sizes) // 2`` cells (static layers) around the tile, so they equal those of
     the whole field (and of :func:`station_frame`).
     """
@@ -540,6 +543,11 @@ def tile_frame(
                 s = static[name].isel(lat=slice(a0, a1), lon=slice(b0, b1)).values
                 m = neighbourhood_mean(np.asarray(s, np.float32), cfg.upwind_size)
                 out[f"{name}_up{d:g}"] = m[ur - a0, uc - b0].ravel()
+    if inside is not None:
+        if inside.shape != (nr, nc):
+            raise ValueError(f"inside mask of {inside.shape} for a tile of {(nr, nc)} cells")
+        keep = np.tile(np.asarray(inside, bool).ravel(), nt)
+        out = {k: v[keep] for k, v in out.items()}
     return pd.DataFrame(out)
 
 

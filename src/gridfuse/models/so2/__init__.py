@@ -1,0 +1,65 @@
+"""The SO2 model family (Method A): the estimator and its baselines
+(:mod:`~gridfuse.models.so2.estimator`), their evaluation (:mod:`~gridfuse.models.so2.evaluation`)
+and the gridded prediction (:mod:`~gridfuse.models.so2.prediction`)."""
+
+from .estimator import (
+    DEFAULT_LIGHTGBM,
+    MODEL_NAMES,
+    SMALL_TABLE,
+    ModelSettings,
+    SO2Model,
+    fit_lightgbm,
+    make_model,
+)
+from .evaluation import (
+    ablation,
+    ablation_table,
+    ablation_variant_scores,
+    ablation_variants,
+    cross_validate,
+    cross_validate_fold,
+    fold_predictions,
+    gather_scores,
+    observed,
+    open_osse_inputs,
+    osse_baseline_scores,
+    osse_grid_scores,
+    scheme_folds,
+    scheme_models,
+    scores_from_oof,
+    so2_splitters,
+    with_coords,
+)
+from .prediction import predict_blocks, predict_tile, predict_year, predict_year_to_netcdf, tiles
+
+__all__ = [
+    "MODEL_NAMES",
+    "DEFAULT_LIGHTGBM",
+    "SMALL_TABLE",
+    "ModelSettings",
+    "SO2Model",
+    "make_model",
+    "fit_lightgbm",
+    "cross_validate",
+    "cross_validate_fold",
+    "fold_predictions",
+    "observed",
+    "gather_scores",
+    "scheme_folds",
+    "scheme_models",
+    "ablation_variants",
+    "ablation_variant_scores",
+    "ablation_table",
+    "scores_from_oof",
+    "ablation",
+    "with_coords",
+    "so2_splitters",
+    "osse_grid_scores",
+    "osse_baseline_scores",
+    "open_osse_inputs",
+    "tiles",
+    "predict_tile",
+    "predict_blocks",
+    "predict_year",
+    "predict_year_to_netcdf",
+]

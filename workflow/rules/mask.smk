@@ -1,0 +1,30 @@
+# Domain masks (products.<name>.mask): a vector or raster boundary file, or a box/polygon in
+# the config, rasterized once per product onto its grid (gridfuse.mask). Cells outside are
+# never predicted, are nodata in every output and are left out of the grid scores.
+
+
+include: "mask_common.smk"
+
+
+# The product's domain mask on its grid (1 inside, 0 outside).
+rule build_mask:
+    input:
+        mask_file,
+    output:
+        mask=res("{product}", "mask.nc"),
+    log:
+        res("{product}", "logs", "build_mask.log"),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: mem_for_cells(
+            wc.product, days=1, factor=6.0, attempt=attempt
+        ),
+        runtime=lambda wc, attempt: runtime_for(10, attempt),
+    params:
+        grid=lambda wc: pcfg(wc.product)["grid"],
+        mask=lambda wc: pcfg(wc.product)["mask"],
+        key=lambda wc: f"products.{wc.product}.mask",
+    script:
+        "../scripts/build_mask.py"

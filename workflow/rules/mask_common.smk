@@ -1,0 +1,33 @@
+# Input functions of the domain mask (mask.smk).
+
+
+def has_mask(product):
+    m = pcfg(product).get("mask") or {}
+    return bool(m.get("path") or m.get("box") or m.get("polygon"))
+
+
+def mask_input(product):
+    """{"mask": mask.nc} for a product with a mask, else {} (every cell is inside)."""
+    return {"mask": res(product, "mask.nc")} if has_mask(product) else {}
+
+
+def mask_file(wildcards):
+    path = pcfg(wildcards.product)["mask"].get("path")
+    return [path] if path else []
+
+
+def check_mask_files():
+    """Stop before any job when a configured mask file is missing, naming the key."""
+    missing = []
+    for product in PRODUCTS:
+        m = pcfg(product).get("mask") or {}
+        if m.get("path") and not Path(m["path"]).exists():
+            where = m.get("url") or "see the preset's comment on mask"
+            missing.append(
+                f"  products.{product}.mask.path: {m['path']} not found (data: {where})"
+            )
+    if missing:
+        raise WorkflowError("mask files are missing:\n" + "\n".join(missing))
+
+
+check_mask_files()
