@@ -1,21 +1,30 @@
-"""SO2 prediction throughput: our prediction path against raw ``Booster.predict``.
+"""SO2 prediction throughput, as ratios against raw ``Booster.predict`` in the same run.
 
 Trains the full model (random IDs, spatial sampling, parameter convolution 64/16) on a
-synthetic station table, then, in the same run and on the same feature matrix:
+synthetic station table, then measures on the same feature matrix and grid:
 
-- ``predict from features``: ``SO2Model.predict_matrix`` (threads, clipping, float32)
-  vs ``lightgbm.Booster.predict`` -- goal: within 10 % (ratio >= 0.9);
-- ``tiled grid prediction``: :func:`predict_blocks` end to end (reading the fields,
-  neighbourhood means, convolution features, prediction) vs the same raw predict, to show
-  what feature building costs; plus its peak memory.
+- ``predict from features``: ``SO2Model.predict_matrix`` vs ``lightgbm.Booster.predict``
+  (goal: ratio >= 0.9);
+- ``feature building``: the tile's sample frame and feature matrix (``tile_frame`` +
+  ``FeatureBuilder.transform``), rows per second, vs the raw predict's rows per second;
+- ``parameter convolution``: the vectorized kernel (``ParameterConvolution.transform``) vs
+  the per-kernel loop it replaced (kept here as the reference);
+- ``tiled grid prediction``: :func:`predict_blocks` end to end (fields, features, predict)
+  on ``--threads`` tiles side by side, with a domain mask covering ``--inside`` of the grid,
+  in cell-days (inside) per second vs the raw predict's rows per second; its peak memory;
+- with ``--compiled``: treelite / tl2cgen compiled trees vs ``Booster.predict``, and the
+  largest relative difference of their predictions (adopted only if faster and within 1e-6).
 
-Writes results/benchmarks/so2_predict.json (see benchmarks/_common.py).
+Also prints the per-row cost facts of the SO2 jobs (ns per row per tree of the predict,
+feature rows per CPU-second) for the cost model. Writes results/benchmarks/so2_predict.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +46,72 @@ from gridfuse.grid import Grid  # noqa: E402
 from gridfuse.models.so2 import ModelSettings, make_model, predict_blocks  # noqa: E402
 
 
+def loop_conv_pool(x: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """The per-kernel loop of the parameter convolution before vectorization (reference)."""
+    n, f = x.shape
+    k, w = kernels.shape
+    npos = f - w + 1
+    out = np.empty((n, k), dtype=np.float32)
+    for j in range(k):
+        acc = kernels[j, 0] * x[:, 0:npos]
+        for t in range(1, w):
+            acc = acc + kernels[j, t] * x[:, t : t + npos]
+        out[:, j] = np.tanh(acc).mean(axis=1)
+    return out
+
+
+def cpu_time(fn, repeat: int = 2) -> float:
+    """Best CPU time (s, this process, all threads) of ``repeat`` calls after one warm-up."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def compiled_trees(bench: Bench, model, X: np.ndarray, t_raw: float, rows: int) -> None:
+    """treelite/tl2cgen compiled trees against Booster.predict (same matrix, one thread)."""
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError:
+        print("treelite/tl2cgen not installed: skipped")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.txt"
+        model.booster.save_model(str(path))
+        t0 = time.perf_counter()
+        tm = treelite.frontend.load_lightgbm_model(str(path))
+        lib = str(Path(d) / "model.so")
+        tl2cgen.export_lib(tm, toolchain="gcc", libpath=lib, params={"parallel_comp": 2})
+        compile_s = time.perf_counter() - t0
+        pred = tl2cgen.Predictor(lib, nthread=1)
+        t_tl = cpu_time(lambda: pred.predict(tl2cgen.DMatrix(X, dtype="float32")))
+        p_tl = np.asarray(pred.predict(tl2cgen.DMatrix(X, dtype="float32"))).ravel()
+    ref = model.booster.predict(X, num_threads=1)
+    rel = float(np.max(np.abs(p_tl - ref) / np.maximum(np.abs(ref), 1e-12)))
+    bench.add(
+        "compiled trees (treelite/tl2cgen, 1 thread)",
+        "Mrow/cpu-s",
+        ours=rows / t_tl / 1e6,
+        reference=rows / t_raw / 1e6,
+        reference_name="lightgbm Booster.predict (1 thread)",
+        max_rel_diff=rel,
+        compile_s=compile_s,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=160, help="grid edge in cells")
     ap.add_argument("--days", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--inside", type=float, default=0.43, help="share of the grid in the mask")
+    ap.add_argument("--compiled", action="store_true", help="also try treelite/tl2cgen")
     args = ap.parse_args()
 
     n = args.cells
@@ -53,14 +122,21 @@ def main() -> None:
     px = station_pixels(stations, grid)
     frame = attach_values(station_frame(dyn, static, px, cfg), daily, px)
     settings = ModelSettings.from_config(
-        {"lightgbm": {"num_boost_round": 300, "min_data_in_leaf": 20}}, threads=args.threads
+        {"lightgbm": {"num_boost_round": args.rounds, "min_data_in_leaf": 20}},
+        threads=args.threads,
     )
     model = make_model("lightgbm", cfg, grid, settings).fit(frame)
     dyn = dyn.isel(time=slice(0, args.days)).load()
     rows = args.days * grid.size
-    print(f"model: {model.booster.num_trees()} trees, {len(model.columns)} features; {rows} rows")
+    trees = model.booster.num_trees()
+    print(f"model: {trees} trees, {len(model.columns)} features; {rows} rows")
 
-    X = model.builder.transform(tile_frame(dyn, static, cfg, slice(None), slice(None), slice(None)))
+    def features():
+        return model.builder.transform(
+            tile_frame(dyn, static, cfg, slice(None), slice(None), slice(None))
+        )
+
+    X = features()
     bench = Bench("so2_predict")
     t_raw = best_time(lambda: model.booster.predict(X, num_threads=args.threads), repeat=3)
     t_ours = best_time(lambda: model.predict_matrix(X), repeat=3)
@@ -74,20 +150,71 @@ def main() -> None:
         features=len(model.columns),
         threads=args.threads,
     )
+    # one-thread CPU costs: the facts the cost model prices jobs with
+    t_raw1 = cpu_time(lambda: model.booster.predict(X, num_threads=1))
+    t_feat = cpu_time(features)
+    bench.add(
+        "feature building (tile frame + matrix, 1 thread)",
+        "Mrow/cpu-s",
+        ours=rows / t_feat / 1e6,
+        reference=rows / t_raw1 / 1e6,
+        reference_name="lightgbm Booster.predict (1 thread)",
+        ns_per_row_per_tree=t_raw1 / rows / trees * 1e9,
+        trees=trees,
+    )
+    b = model.builder
+    day0 = tile_frame(dyn, static, cfg, slice(0, 1), slice(None), slice(None))
+    xb = b.base_matrix(day0)[:, b.conv_input_index]
 
-    def grid_predict():
-        for _ in predict_blocks(model, dyn, static, tile=args.tile, time_block=args.days):
+    def loop():
+        z = b.conv.normalize(xb)
+        loop_conv_pool(loop_conv_pool(z, b.conv.k1), b.conv.k2)
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        t_loop = cpu_time(loop)
+        t_vec = cpu_time(lambda: b.conv.transform(xb))
+    z = xb
+    bench.add(
+        "parameter convolution (1 thread)",
+        "Mrow/cpu-s",
+        ours=len(z) / t_vec / 1e6,
+        reference=len(z) / t_loop / 1e6,
+        reference_name="per-kernel numpy loop (before)",
+        inputs=int(z.shape[1]),
+    )
+
+    mask = np.zeros(grid.shape, bool)
+    mask[: max(1, int(round(args.inside * grid.nlat))), :] = True
+    inside_days = int(mask.sum()) * args.days
+
+    def grid_predict(m=None, threads=args.threads):
+        for _ in predict_blocks(
+            model, dyn, static, tile=args.tile, time_block=args.days, mask=m, threads=threads
+        ):
             pass
 
+    t_one = best_time(lambda: grid_predict(None, 1), repeat=1, warmup=0)
     with PeakRSS() as mem:
-        t_grid = best_time(grid_predict, repeat=1, warmup=0)
+        t_grid = best_time(lambda: grid_predict(mask), repeat=1, warmup=0)
     bench.add(
-        "tiled grid prediction (features + predict)",
-        "Mrow/s",
-        ours=rows / t_grid / 1e6,
+        "tiled grid prediction, whole grid, 1 thread (features + predict)",
+        "Mcell-day/s",
+        ours=rows / t_one / 1e6,
         reference=rows / t_raw / 1e6,
         reference_name="lightgbm Booster.predict (features given)",
         tile=args.tile,
+    )
+    bench.add(
+        f"tiled grid prediction, mask ({args.inside:.0%} inside), {args.threads} threads",
+        "Mcell-day/s",
+        ours=inside_days / t_grid / 1e6,
+        reference=rows / t_raw / 1e6,
+        reference_name="lightgbm Booster.predict (features given)",
+        tile=args.tile,
+        threads=args.threads,
+        grid_cell_days_per_s=rows / t_grid,
     )
     bench.add(
         "tiled grid prediction peak memory above start",
@@ -97,10 +224,9 @@ def main() -> None:
         reference_name="",
         higher_is_better=False,
     )
-    x_mb = X.nbytes / 2**20
-    print(f"(the full feature matrix alone is {x_mb:.0f} MB)")
+    if args.compiled:
+        compiled_trees(bench, model, X, t_raw1, rows)
     bench.write()
-    assert np.isfinite(t_grid)
 
 
 if __name__ == "__main__":

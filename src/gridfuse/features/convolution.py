@@ -23,19 +23,38 @@ import numpy as np
 __all__ = ["ParameterConvolution"]
 
 
-def _conv_pool(x: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """tanh(valid 1-D correlation of each row of x with each kernel), averaged over positions."""
+def _conv_pool(x: np.ndarray, kernels: np.ndarray, block: int = 64) -> np.ndarray:
+    """tanh(valid 1-D correlation of each row of x with each kernel), averaged over positions.
+
+    Vectorized over kernels: the ``width``-wide windows of ``block`` rows form one
+    ``(block * positions, width)`` matrix, multiplied once by all kernels (BLAS); tanh(a) is
+    evaluated as ``1 - 2 / (exp(2a) + 1)`` in place (numpy's float32 ``exp`` is vectorized,
+    its ``tanh`` much slower; they agree to float32 rounding). Blocks keep the
+    ``(block * positions, kernels)`` products in cache. Measured 2.2-2.4x the per-kernel loop
+    it replaced (CPU time, 63 inputs, 64 kernels; benchmarks/so2_predict.py).
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.asarray(x, dtype=np.float32)
     n, f = x.shape
     k, w = kernels.shape
     if f < w:
         raise ValueError(f"parameter convolution: {f} features are fewer than the window width {w}")
     npos = f - w + 1
     out = np.empty((n, k), dtype=np.float32)
-    for j in range(k):
-        acc = kernels[j, 0] * x[:, 0:npos]
-        for t in range(1, w):
-            acc = acc + kernels[j, t] * x[:, t : t + npos]
-        out[:, j] = np.tanh(acc).mean(axis=1)
+    k2t = np.ascontiguousarray(2.0 * np.asarray(kernels, dtype=np.float32).T)
+    acc = np.empty((block * npos, k), dtype=np.float32)
+    for a in range(0, n, block):
+        xb = x[a : a + block]
+        c = len(xb)
+        windows = np.ascontiguousarray(sliding_window_view(xb, w, axis=1)).reshape(-1, w)
+        part = acc[: c * npos]
+        np.matmul(windows, k2t, out=part)
+        with np.errstate(over="ignore"):  # exp overflows to inf: tanh = 1 exactly
+            np.exp(part, out=part)
+        part += 1.0
+        np.divide(2.0, part, out=part)
+        out[a : a + c] = 1.0 - part.reshape(c, npos, k).mean(axis=1)
     return out
 
 
@@ -103,16 +122,25 @@ class ParameterConvolution:
         return Z.astype(np.float32)
 
     def transform(self, X: np.ndarray, chunk: int = 65536) -> np.ndarray:
-        """The ``m1 + m2`` derived features of each row of ``X`` (float32, (n, m1 + m2))."""
+        """The ``m1 + m2`` derived features of each row of ``X`` (float32, (n, m1 + m2)).
+
+        The small products run single-threaded in BLAS (threads would only spin: the
+        caller parallelizes over tiles instead)."""
+        from threadpoolctl import threadpool_limits
+
         X = np.asarray(X)
         out = np.empty((X.shape[0], self.m1 + self.m2), dtype=np.float32)
+        with threadpool_limits(1, user_api="blas"):
+            self._transform(X, out, chunk)
+        return out
+
+    def _transform(self, X: np.ndarray, out: np.ndarray, chunk: int) -> None:
         for a in range(0, X.shape[0], chunk):
             z = self.normalize(X[a : a + chunk])
             h1 = _conv_pool(z, self.k1)
             h2 = _conv_pool(h1, self.k2)
             out[a : a + chunk, : self.m1] = h1
             out[a : a + chunk, self.m1 :] = h2
-        return out
 
     def state(self) -> dict[str, np.ndarray]:
         """Arrays that reproduce this object (for storing with the model)."""

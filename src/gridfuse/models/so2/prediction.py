@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from ...features.table import tile_frame
 from .estimator import SO2Model
@@ -106,6 +107,8 @@ def predict_blocks(
     cells = int(mask.sum()) if mask is not None else ny * nx
     threads = max(1, int(threads))
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(jobs) > 1 else None
+    # tiles in parallel: BLAS single-threaded inside each (threads there would only spin)
+    limits = threadpool_limits(1, user_api="blas") if pool is not None else None
     t0 = time.perf_counter()
     try:
         for a in range(0, nt, time_block):
@@ -135,6 +138,7 @@ def predict_blocks(
     finally:
         if pool is not None:
             pool.shutdown()
+            limits.restore_original_limits()
 
 
 def _blocks_with_geotiffs(
