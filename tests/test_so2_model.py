@@ -306,3 +306,32 @@ def test_osse_baseline_scores_known_answers(data):
     assert sc["lightgbm_plain", "r2"] == pytest.approx(1.0)
     assert sc["lightgbm_plain", "rmse"] == pytest.approx(0.0, abs=1e-5)
     assert np.isfinite(sc["lstm", "rmse"]) and sc["lstm", "rmse"] > 0
+
+
+def test_cv_and_ablation_plans_from_the_config_alone():
+    from gridfuse.models.so2 import ablation_plan, cv_plan
+
+    cv_cfg = {
+        "n_splits": 4,
+        "block_size": 0.5,
+        "block_splits": 2,
+        "regions": {"a": [0, 0, 1, 1], "b": [[1, 0], [2, 0], [2, 1]]},
+        "so2_models": {"sample_cv": ["lightgbm"]},
+        "ablation_schemes": ["site_cv", "block_cv"],
+    }
+    plan = cv_plan(["sample_cv", "block_cv", "region"], cv_cfg, ["lightgbm_plain", "rf_ps"])
+    assert [(j["scheme"], j["fold"]) for j in plan] == [
+        *(("sample_cv", str(k)) for k in range(4)),
+        ("block_cv", "0"),
+        ("block_cv", "1"),
+        ("region", "a"),
+        ("region", "b"),
+    ]
+    assert plan[0]["models"] == ["lightgbm"] and plan[0]["train_share"] == 0.75
+    assert plan[-1]["models"] == ["lightgbm", "lightgbm_plain", "rf_ps"]
+    ab = ablation_plan(dataclasses.replace(CFG, convolution=False), cv_cfg)
+    assert [a["variant"] for a in ab] == ["full", "no_random_id", "no_spatial", "with_convolution"]
+    assert all(a["fits"] == 6 for a in ab)
+    assert ab[3]["columns"] == ab[0]["columns"] + CFG.m1 + CFG.m2
+    with pytest.raises(ValueError, match="cv.regions is empty"):
+        cv_plan(["region"], {**cv_cfg, "regions": {}}, [])

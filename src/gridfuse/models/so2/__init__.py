@@ -13,11 +13,13 @@ from .estimator import (
 )
 from .evaluation import (
     ablation,
+    ablation_plan,
     ablation_table,
     ablation_variant_scores,
     ablation_variants,
     cross_validate,
     cross_validate_fold,
+    cv_plan,
     fold_predictions,
     gather_scores,
     observed,
@@ -50,6 +52,8 @@ __all__ = [
     "ablation_variants",
     "ablation_variant_scores",
     "ablation_table",
+    "cv_plan",
+    "ablation_plan",
     "scores_from_oof",
     "ablation",
     "with_coords",

@@ -33,6 +33,8 @@ __all__ = [
     "gather_scores",
     "ablation_variants",
     "ablation_variant_scores",
+    "cv_plan",
+    "ablation_plan",
     "ablation_table",
     "scheme_folds",
     "scheme_models",
@@ -171,6 +173,45 @@ def gather_scores(oof: pd.DataFrame, grid_scores=()) -> pd.DataFrame:
     predictions, then the ``osse_grid`` rows of each model (if any)."""
     parts = [scores_from_oof(oof), *[g[SCORE_COLUMNS] for g in grid_scores]]
     return pd.concat(parts, ignore_index=True)
+
+
+def cv_plan(schemes, cv_cfg: Mapping, baselines) -> list[dict]:
+    """The SO2 cross-validation jobs of a config, for pricing them without data.
+
+    One entry per scheme x fold: ``scheme``, ``fold`` (label), ``models`` (refitted in the
+    fold) and ``train_share``: the largest share of the observed station-days a model of the
+    fold trains on (k-fold schemes: ``1 - 1/k``, balanced by rows; ``region``: 1, an upper
+    bound, since a region's share depends on where the stations are).
+    """
+    out = []
+    for scheme in schemes:
+        folds = scheme_folds(scheme, cv_cfg)
+        share = 1.0 if scheme == "region" else 1.0 - 1.0 / len(folds)
+        for fold in folds:
+            out.append(
+                {
+                    "scheme": scheme,
+                    "fold": fold,
+                    "models": scheme_models(scheme, cv_cfg, baselines),
+                    "train_share": share,
+                }
+            )
+    return out
+
+
+def ablation_plan(features: FeatureConfig, cv_cfg: Mapping) -> list[dict]:
+    """The SO2 ablation jobs of a config, for pricing them without data: one entry per
+    variant with ``variant``, ``columns`` (features of its LightGBM) and ``fits`` (folds of
+    the ablation schemes, each a LightGBM fit on ``1 - 1/k`` of the station-days)."""
+    fits = sum(len(scheme_folds(s, cv_cfg)) for s in cv_cfg["ablation_schemes"])
+    return [
+        {
+            "variant": v,
+            "columns": len(cfg.base_columns) + len(cfg.conv_columns),
+            "fits": fits,
+        }
+        for v, (_, cfg) in ablation_variants(features).items()
+    ]
 
 
 def ablation_variants(features: FeatureConfig) -> dict[str, tuple[str, FeatureConfig]]:
