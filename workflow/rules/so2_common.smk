@@ -184,11 +184,28 @@ def so2_days(product):
     return (end - start).days + 1
 
 
-def so2_fold_rows(product, scheme):
-    """Training rows of one fold: the station-days less the held-out share."""
-    folds = max(1, len(so2_folds(product, scheme)))
-    share = 0.5 if scheme == "region" else 1 - 1 / folds
-    return station_days(product) * share
+# CPU seconds per training station-day of one fit at the default model sizes (LightGBM 5000
+# rounds x 143 features, plain LightGBM 22 features, RF-Ps 500 trees, LSTM 30 epochs x 64
+# hidden), from the kernel constants of `make bench` (cost_constants.json, 2-core EPYC):
+# 4.9, 0.8, 8.0 and 14.5 CPU-hours per fit of 1.83 M station-days.
+SO2_FIT_S_PER_ROW = {
+    "lightgbm": 9.6e-3,
+    "lightgbm_plain": 1.6e-3,
+    "rf_ps": 15.7e-3,
+    "lstm": 28.5e-3,
+}
+
+
+def so2_fit_seconds_per_row(product, model):
+    """CPU seconds per training station-day of one fit of ``model``, scaled from the
+    defaults by the configured rounds, trees and epochs."""
+    m = pcfg(product)["model"]
+    s = SO2_FIT_S_PER_ROW[model if model in SO2_FIT_S_PER_ROW else "lightgbm"]
+    if model.startswith("lightgbm"):
+        return s * m["lightgbm"].get("num_boost_round", 5000) / 5000
+    if model == "rf_ps":
+        return s * m["rf_ps"].get("n_estimators", 500) / 500
+    return s * m["lstm"].get("epochs", 30) / 30 * m["lstm"].get("hidden", 64) / 64
 
 
 def so2_fold_mem(product, scheme, attempt=1):
@@ -198,13 +215,9 @@ def so2_fold_mem(product, scheme, attempt=1):
 
 
 def so2_fold_runtime(product, scheme, threads, attempt=1):
-    """Runtime (min) of one CV fold: each of the scheme's models fitted once.
-
-    Seconds per station-day and thread measured on the demo (per fold, 10 folds of all
-    four models: 0.0075; train of the full model: 0.002)."""
+    """Runtime (min) of one CV fold: each of the scheme's models fitted once."""
     models = so2_scheme_models(product, scheme)
-    per_row = 0.002 * sum(1 for m in models if m.startswith("lightgbm"))
-    per_row += 0.002 * ("rf_ps" in models) + 0.0035 * ("lstm" in models)
+    per_row = sum(so2_fit_seconds_per_row(product, m) for m in models)
     return so2_fit_runtime(product, per_row, threads, attempt)
 
 
@@ -212,4 +225,5 @@ def so2_variant_runtime(product, threads, attempt=1):
     """Runtime (min) of one ablation variant: its LightGBM fitted in every fold of the
     ablation schemes."""
     folds = sum(len(so2_folds(product, s)) for s in so2_cv(product)["ablation_schemes"])
-    return so2_fit_runtime(product, 0.002 * folds, threads, attempt)
+    per_row = folds * so2_fit_seconds_per_row(product, "lightgbm")
+    return so2_fit_runtime(product, per_row, threads, attempt)

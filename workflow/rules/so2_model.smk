@@ -56,7 +56,10 @@ rule train_so2:
     resources:
         mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, attempt=attempt),
         runtime=lambda wc, threads, attempt: so2_fit_runtime(
-            wc.product, 0.002, threads, attempt
+            wc.product,
+            so2_fit_seconds_per_row(wc.product, "lightgbm"),
+            threads,
+            attempt,
         ),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
