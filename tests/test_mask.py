@@ -169,3 +169,34 @@ def test_points_inside_polygon_boundary_inclusive():
     g = geometry_from_config(TRIANGLE)
     got = points_inside(g, [100.1, 100.9, 100.0, 100.0], [30.1, 30.9, 30.5, 30.0])
     assert got.tolist() == [True, False, True, True]
+
+
+def test_missing_mask_file_stops_the_workflow_naming_the_key(tmp_path):
+    """A configured mask file that is absent stops `snakemake -n` before any job."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "configs" / "test.yaml").read_text())
+    cfg["products"] = {"test_so2": cfg["products"]["test_so2"]}
+    cfg["products"]["test_so2"]["mask"] = {
+        "path": "data/boundary/nowhere.gpkg",
+        "layer": "ADM_ADM_0",
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run(
+        [snakemake, "-n", "-s", str(root / "Snakefile"), "--configfile", str(tmp_path / "c.yaml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert (
+        "products.test_so2.mask.path: data/boundary/nowhere.gpkg not found"
+        in proc.stderr + proc.stdout
+    )
