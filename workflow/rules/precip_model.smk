@@ -78,6 +78,7 @@ rule select_precip:
 rule predict_precip:
     input:
         unpack(lambda wc: pm_downscaled(wc.product, wc.year)),
+        unpack(lambda wc: mask_input(wc.product)),
         mpfm=lambda wc: pm_model(wc.product, "mpfm", pm_set(wc.product, wc.year)),
         mpfm_g=lambda wc: pm_model(wc.product, "mpfm_g", pm_set(wc.product, wc.year)),
         spec=lambda wc: pm_spec(wc.product, pm_set(wc.product, wc.year)),
@@ -120,6 +121,7 @@ rule predict_precip:
 rule score_grid_precip:
     input:
         unpack(lambda wc: pm_downscaled(wc.product, wc.year)),
+        unpack(lambda wc: mask_input(wc.product)),
         product=res("{product}", "product", "{year}.nc"),
         truth=res("{product}", "truth", "{year}.nc"),
         patches=res("{product}", "samples", "patches.nc"),

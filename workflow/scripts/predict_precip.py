@@ -17,6 +17,7 @@ from gridfuse.gauge_fusion import GridGaugeFields, ProductSpec, product_blocks
 from gridfuse.grid import Grid
 from gridfuse.io import read_netcdf
 from gridfuse.log import from_snakemake
+from gridfuse.mask import read_mask
 from gridfuse.models.train import FusionModel
 from gridfuse.predict import YearlyFields, available_sources, grid_inputs, write_product
 
@@ -85,6 +86,7 @@ blocks = product_blocks(
     device=p.device,
     precision=p.precision,
     mem_mb=p.mem_mb,
+    mask=read_mask(snakemake.input.mask, grid) if "mask" in snakemake.input.keys() else None,
 )
 write_product(
     snakemake.output.product,

@@ -18,6 +18,7 @@ from gridfuse.gauges import GaugeInterpolator
 from gridfuse.grid import Grid
 from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
+from gridfuse.mask import read_mask
 from gridfuse.samples import PatchSampler
 
 logger = from_snakemake(snakemake)
@@ -26,6 +27,8 @@ srcs = list(p.sources)
 
 with read_netcdf(snakemake.input.truth, load=True) as ds:
     truth = ds["precip"]
+if "mask" in snakemake.input.keys():  # cells outside the domain are not scored
+    truth = truth.where(read_mask(snakemake.input.mask))
 with read_netcdf(snakemake.input.product, load=True) as ds:
     product = ds["precip"].sel(time=truth["time"])
 fields = {"product": product.values}
