@@ -335,3 +335,55 @@ def test_cv_and_ablation_plans_from_the_config_alone():
     assert ab[3]["columns"] == ab[0]["columns"] + CFG.m1 + CFG.m2
     with pytest.raises(ValueError, match="cv.regions is empty"):
         cv_plan(["region"], {**cv_cfg, "regions": {}}, [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change,rules",
+    [
+        ({"shap_samples": 60}, {"explain_so2"}),
+        ({"predict_tile": 24}, {"predict_so2", "score_grid_so2", "cross_validate_so2"}),
+        (
+            {"rf_ps": {"n_estimators": 12}},
+            {"cross_validate_fold_so2", "score_grid_so2", "cross_validate_so2"},
+        ),
+    ],
+)
+def test_so2_jobs_get_only_the_settings_they_read(test_workflow, tmp_path, change, rules):
+    """After the test-config run, changing a SHAP, prediction or baseline setting reruns only
+    the jobs that read it (snakemake -n), never the training of the full model."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "configs" / "test.yaml").read_text())
+    model = cfg["products"]["test_so2"]["model"]
+    for k, v in change.items():
+        model[k] = {**model.get(k, {}), **v} if isinstance(v, dict) else v
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("snakemake")),
+            "-n",
+            "-s",
+            str(root / "Snakefile"),
+            "--configfile",
+            str(tmp_path / "changed.yaml"),
+            "--directory",
+            str(test_workflow),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    planned = set()
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            planned.add(parts[0])
+    planned = {r for r in planned if r != "all" and not r.startswith("report_")}
+    assert planned == rules, proc.stdout[-3000:]
