@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from gridfuse import io, metrics
+from gridfuse import io, metrics, quality
 from gridfuse.evaluate import (
     SCORE_COLUMNS,
     add_stats,
@@ -199,6 +199,10 @@ def test_workflow_test_precip_end_to_end(test_workflow):
         ds = io.read_netcdf(res / "product" / f"{year}.nc", load=True)
         assert ds["precip"].dtype == np.float32 and float(ds["precip"].min()) >= 0
         assert np.isfinite(ds["precip"].values).all()
+        # the quality layer: every synthetic source present on every cell-day
+        flags = quality.decode(ds["source_flags"].values, ds["source_flags"].flag_meanings)
+        assert set(flags) == {"era5", "gsmap", "gldas", "imerg", "cmorph"}
+        assert all(v.all() for v in flags.values())
     tifs = sorted((res / "product" / "geotiff" / "2020").glob("precip_*.tif"))
     assert len(tifs) == 12 and tifs[0].name == "precip_20200101.tif"
     curves = list((res / "evaluation").glob("training_curve_mpfm_*.csv"))

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from gridfuse import quality
 from gridfuse.models.convlstm import ConvLSTMCell
 from gridfuse.models.mpfm import MPFM, MPFMConfig, _TemporalAttention
 from gridfuse.models.train import FusionModel, Standardizer
@@ -181,3 +182,27 @@ def test_folded_batch_norm_equals_the_module_sequence_in_eval():
     x = torch.randn(2, 3, 5, 12, 12)
     with torch.no_grad():
         torch.testing.assert_close(net._cnn(x), net.cnn(x), rtol=1e-5, atol=1e-5)
+
+
+def test_quality_flags_follow_the_raw_sources_and_the_mask():
+    days = pd.date_range("2020-01-01", periods=6)
+    field = _field(n_days=6)
+    field[2, 1, 4:6, 4:6] = np.nan  # source b missing on day 2 in a 2 x 2 corner
+    model = _model()
+    mask = np.ones(field.shape[-2:], bool)
+    mask[0, 0] = False
+    blocks = list(
+        predict_grid(
+            model, _reader(field, days), days, tile=8, time_block=4, mask=mask,
+            flag_sources=["a", "b"],
+        )
+    )  # fmt: skip
+    assert all(len(b) == 3 for b in blocks)
+    flags = np.concatenate([b[2] for b in blocks])
+    assert flags.shape == (6, *field.shape[-2:])
+    valid = quality.decode(flags, ["a_valid", "b_valid"])
+    assert not valid["b"][2, 4:6, 4:6].any() and valid["a"][2, 4:6, 4:6].all()
+    assert valid["b"][[0, 1, 3, 4, 5]][:, mask].all()
+    assert (flags[:, 0, 0] == 0).all()  # outside the mask: nothing entered
+    with pytest.raises(ValueError, match="not among the channels"):
+        list(predict_grid(model, _reader(field, days), days, flag_sources=["c"]))

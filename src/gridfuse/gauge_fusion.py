@@ -624,9 +624,13 @@ def product_blocks(
     lat: np.ndarray,
     lon: np.ndarray,
     days: pd.DatetimeIndex,
+    *,
+    flag_sources=None,
     **predict_kw,
 ):
-    """Yield ``(day_slice, values)`` blocks of the product on the grid.
+    """Yield ``(day_slice, values)`` blocks of the product on the grid (``(day_slice,
+    values, flags)`` with ``flag_sources``: the sources' quality layer, see
+    :func:`gridfuse.predict.predict_grid`).
 
     ``read_inputs(channels)`` returns a reader ``days -> (n, C, nlat, nlon)`` of those
     (source and static) channels; ``gauges`` gives the gauge channels and the training
@@ -664,7 +668,7 @@ def product_blocks(
     interp, ginterp = spec.interpolator, spec.gauge_interpolator
     nlat, nlon = gauges.grid.shape
     clat, clon = np.meshgrid(gauges.grid.lat, gauges.grid.lon, indexing="ij")
-    for sl, block in predict_grid(net, read, days, **predict_kw):
+    for sl, block, *flags in predict_grid(net, read, days, flag_sources=flag_sources, **predict_kw):
         block = np.array(block, dtype="f4")
         bdays = days[sl]
         bfb = fb[sl]
@@ -687,4 +691,4 @@ def product_blocks(
             g,
             spec.blend,
         )
-        yield sl, out.reshape(len(bdays), nlat, nlon)
+        yield (sl, out.reshape(len(bdays), nlat, nlon), *flags)

@@ -32,6 +32,7 @@ import xarray as xr
 from .grid import Grid
 from .io import is_absent, write_netcdf_blocks
 from .models.train import FusionModel, resolve_device
+from .quality import source_flags
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +338,8 @@ def predict_grid(
     precision: str = "fp32",
     mem_mb: float = 0,
     prefetch: bool = True,
-) -> Iterator[tuple[slice, np.ndarray]]:
+    flag_sources: Sequence[str] | None = None,
+) -> Iterator[tuple]:
     """Yield ``(day_slice, values (n, nlat, nlon))`` blocks of the gridded prediction.
 
     ``read(days)`` returns raw inputs ``(n, C, nlat, nlon)`` in the model's channel order
@@ -350,6 +352,13 @@ def predict_grid(
     while this one is predicted, so at most two blocks of raw inputs are alive.
     ``mask`` (True = inside) restricts the prediction; cells outside are NaN.
     ``precision`` and ``mem_mb`` are as in :func:`predict_tiles`.
+
+    With ``flag_sources`` (channels of the model) each block is ``(day_slice, values,
+    flags)``: the quality layer of :func:`gridfuse.quality.source_flags`, bit *i* set where
+    ``flag_sources[i]`` had a finite raw value on the day (a gap is filled with the training
+    mean, so the flag shows where the prediction went without that source); 0 outside
+    ``mask``.  The flags come from the same raw block as the prediction, in the reader
+    thread.
     """
     dev = resolve_device(device)
     for net in model.nets:
@@ -358,18 +367,24 @@ def predict_grid(
     h, r = model.window // 2, model.radius
     starts = list(range(0, len(days), time_block))
 
-    def load(k0: int) -> torch.Tensor:
+    def load(k0: int) -> tuple[torch.Tensor, np.ndarray | None]:
         k1 = min(len(days), k0 + time_block)
         span = pd.date_range(days[k0] - pd.Timedelta(days=h), days[k1 - 1] + pd.Timedelta(days=h))
-        raw = torch.from_numpy(np.ascontiguousarray(read(span), dtype="f4"))
-        return raw.pin_memory() if dev.type == "cuda" else raw
+        block = np.ascontiguousarray(read(span), dtype="f4")
+        flags = None
+        if flag_sources is not None:
+            flags = source_flags(block[h : h + k1 - k0], model.channels, flag_sources, axis=1)
+            if mask is not None:
+                flags[:, ~mask] = 0
+        raw = torch.from_numpy(block)
+        return (raw.pin_memory() if dev.type == "cuda" else raw), flags
 
     t_start, done = time.perf_counter(), 0
     pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(starts) > 1 else None
     try:
         nxt = pool.submit(load, starts[0]) if pool else None
         for i, k0 in enumerate(starts):
-            raw = nxt.result() if pool else load(k0)
+            raw, flags = nxt.result() if pool else load(k0)
             if pool and i + 1 < len(starts):
                 nxt = pool.submit(load, starts[i + 1])
             k1 = min(len(days), k0 + time_block)
@@ -398,7 +413,7 @@ def predict_grid(
                 float(np.nanmean(out)) if np.isfinite(out).any() else float("nan"),
                 float(np.nanmax(out)) if np.isfinite(out).any() else float("nan"),
             )
-            yield slice(k0, k1), out
+            yield (slice(k0, k1), out) if flags is None else (slice(k0, k1), out, flags)
     finally:
         if pool:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -87,6 +87,7 @@ blocks = product_blocks(
     precision=p.precision,
     mem_mb=p.mem_mb,
     mask=read_mask(snakemake.input.mask, grid) if "mask" in snakemake.input.keys() else None,
+    flag_sources=srcs,
 )
 write_product(
     snakemake.output.product,
@@ -95,6 +96,7 @@ write_product(
     days,
     cfg=p.cfg,
     sources=srcs,
+    flag_sources=srcs,
     utc_start_hour=p.cfg["day_window"]["utc_start_hour"],
     attrs={
         "model": f"product: {spec.net} + {spec.correction} residual correction",
