@@ -205,5 +205,6 @@ def test_workflow_test_precip_end_to_end(test_workflow):
         assert all(v.all() for v in flags.values())
     tifs = sorted((res / "product" / "geotiff" / "2020").glob("precip_*.tif"))
     assert len(tifs) == 12 and tifs[0].name == "precip_20200101.tif"
-    curves = list((res / "evaluation").glob("training_curve_mpfm_*.csv"))
-    assert len(curves) == 1 and len(pd.read_csv(curves[0])) >= 1
+    for net in ("mpfm", "mpfm_g"):  # the product's two networks
+        curve = res / "evaluation" / f"training_curve_{net}_era5-gsmap-gldas-imerg-cmorph.csv"
+        assert len(pd.read_csv(curve)) >= 1
