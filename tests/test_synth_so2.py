@@ -15,6 +15,7 @@ import xarray as xr
 
 from gridfuse.daily import DayWindow
 from gridfuse.grid import Grid
+from gridfuse.io import read_netcdf
 from gridfuse.sources import tropomi as tr
 from gridfuse.stations.cnemc import read_station_list
 from gridfuse.synth import so2
@@ -249,15 +250,15 @@ def test_workflow_synth_ingest_static(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-4000:]
     res = tmp_path / "results" / "test_so2"
-    col = xr.open_dataset(res / "daily" / "tropomi" / "2018.nc")
+    col = read_netcdf(res / "daily" / "tropomi" / "2018.nc")  # crs, time_bnds as coords
     assert set(col.data_vars) == {"so2_column", "n_pixels"}
     assert col.so2_column.attrs["units"] == "mol m-2"
     assert col.sizes["time"] == 24 and col.lat.values[0] > col.lat.values[-1]
     assert np.isfinite(col.so2_column).any()
-    met = xr.open_dataset(res / "daily" / "era5_met" / "2018.nc")
+    met = read_netcdf(res / "daily" / "era5_met" / "2018.nc")
     assert {"t2m", "d2m", "rh", "blh", "sp", "u10", "v10", "ws", "wd", "tp"} <= set(met.data_vars)
     assert met.attrs["days_missing"] == 0 and np.isfinite(met.t2m).all()
-    static = xr.open_dataset(res / "static.nc")
+    static = read_netcdf(res / "static.nc")
     assert list(static.data_vars) == [
         "elevation",
         "slope",
