@@ -54,6 +54,7 @@ def test_workflow(tmp_path_factory) -> Path:
                     str(ROOT / "configs" / "test.yaml"),
                     "--directory",
                     str(work),
+                    "--benchmark-extended",  # rule and request in every benchmark file
                 ],
                 capture_output=True,
                 text=True,

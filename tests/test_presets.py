@@ -439,6 +439,34 @@ def rule_requests(jobs: list[dict]) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_plan_counts_match_the_dry_run(preset, dry, tmp_path):
+    """`gridfuse plan` (no raw data) lists the jobs `snakemake -n` lists on the raw tree."""
+    import json
+
+    proc = subprocess.run(
+        [
+            str(SNAKEMAKE.with_name("gridfuse")),
+            "plan",
+            "--configfile",
+            str(PRESETS[preset]),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plan = json.loads(proc.stdout)
+    stats = job_counts(dry[preset][1].stdout)
+    stats.pop("all", None)
+    assert {r["rule"]: r["jobs"] for r in plan["rules"]} == stats
+    print(
+        f"\n{preset}: {plan['total_cpu_hours']:.0f} CPU-h, longest job {plan['max_job_hours']:.1f} h"
+    )
+
+
 @pytest.mark.parametrize(
     "preset, missing, url",
     [

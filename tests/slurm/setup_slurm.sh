@@ -21,6 +21,10 @@
 #                        `--gpus=1` jobs are scheduled; they run on the CPU); also adds a
 #                        partition `gpu` on the same node. 0: none
 #   SLURM_SMOKE=1        run srun/sbatch/sacct once the node is idle
+#   SLURM_MEM_ENFORCE=1  kill a job step whose memory (RSS of its processes, sampled every
+#                        SLURM_ACCT_FREQ s by jobacct_gather) exceeds its --mem request
+#                        (JobAcctGatherParams=OverMemoryKill; no cgroups needed). 0: off
+#   SLURM_ACCT_FREQ=5    seconds between the samples of sacct's MaxRSS (and of the check)
 set -euo pipefail
 
 ACTION=${1:-start}
@@ -28,6 +32,8 @@ ACCOUNTING=${SLURM_ACCOUNTING:-1}
 UP_TIMEOUT=${SLURM_UP_TIMEOUT:-60}
 PARTITION=${SLURM_PARTITION:-debug}
 SMOKE=${SLURM_SMOKE:-1}
+MEM_ENFORCE=${SLURM_MEM_ENFORCE:-1}
+ACCT_FREQ=${SLURM_ACCT_FREQ:-5}
 CLUSTER=localcluster
 HOST=$(hostname -s)
 CONF_DIR=/etc/slurm
@@ -123,6 +129,8 @@ AccountingStorageTRES=gres/gpu"
         gpu_part="PartitionName=gpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP"
     fi
     mem=$(node_mem_mb)
+    local acct_params=""
+    ((MEM_ENFORCE)) && acct_params="JobAcctGatherParams=OverMemoryKill"
     if ((ACCOUNTING)); then
         acct_type=accounting_storage/slurmdbd
         acct_host="AccountingStorageHost=localhost"
@@ -152,7 +160,8 @@ SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=30
+JobAcctGatherFrequency=$ACCT_FREQ
+$acct_params
 AccountingStorageType=$acct_type
 $acct_host
 # keep sbatch --comment (the plugin writes rule_<rule>_wildcards_<values> there) for sacct

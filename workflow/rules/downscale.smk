@@ -19,18 +19,10 @@ rule downscale:
         product=downscale_products(False),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: cost_threads("downscale")
     resources:
-        # streamed by dask in blocks of time_block days: ~3 copies of a block per thread
-        mem_mb=lambda wc, threads, attempt: mem_for_cells(
-            wc.product,
-            days=pcfg(wc.product)["downscale"]["time_block"],
-            factor=3.0 * threads,
-            attempt=attempt,
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + _grid_mcells(wc.product) // 100, attempt
-        ),
+        mem_mb=cost_mem("downscale"),
+        runtime=cost_runtime("downscale"),
     params:
         source=lambda wc: wc.source,
         grid=lambda wc: pcfg(wc.product)["grid"],
@@ -70,12 +62,10 @@ rule compare_interpolation:
         product="|".join(products_of("precip")) or "NO_PRODUCT",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("compare_interpolation")
     resources:
-        mem_mb=lambda wc, attempt: retry(2000, attempt),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + len(years(wc.product)) * len(sources(wc.product)), attempt
-        ),
+        mem_mb=cost_mem("compare_interpolation"),
+        runtime=cost_runtime("compare_interpolation"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         sources=lambda wc: sources(wc.product),
@@ -103,18 +93,10 @@ rule build_samples:
         product="|".join(products_of("precip")) or "NO_PRODUCT",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("build_samples")
     resources:
-        mem_mb=lambda wc, attempt: mem_for_cells(
-            wc.product,
-            days=pcfg(wc.product)["downscale"]["time_block"],
-            base_mb=1500,
-            factor=3.0,
-            attempt=attempt,
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + len(all_years(wc.product)) * len(sources(wc.product)), attempt
-        ),
+        mem_mb=cost_mem("build_samples"),
+        runtime=cost_runtime("build_samples"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         sources=lambda wc: sources(wc.product),

@@ -15,13 +15,6 @@ def downscaled_files(product, years_=None):
     ]
 
 
-def _grid_mcells(product, days=366):
-    """Millions of target cells x days (sizes runtimes)."""
-    return mem_for_cells(
-        product, per_cell_day_bytes=1, days=days, base_mb=0, factor=1.0
-    )
-
-
 def _ingest_ready(product):
     """The product's ingest (and, for the demo, synthesizer) rules exist."""
     rules_needed = [f"ingest_{s}" for s in sources(product)] + ["ingest_stations"]

@@ -58,14 +58,10 @@ for _src in _precip_source_keys():
             product="|".join(_products_with(_src)),
         conda:
             "../../envs/gridfuse.yaml"
-        threads: lambda wc, s=_src: ingest_threads(wc.product, s, wc.year)
+        threads: cost_threads(f"ingest_{_src}")
         resources:
-            mem_mb=lambda wc, threads, attempt, s=_src: ingest_mem(
-                wc.product, s, wc.year, threads, attempt
-            ),
-            runtime=lambda wc, threads, attempt, s=_src: ingest_runtime(
-                wc.product, s, wc.year, threads, attempt
-            ),
+            mem_mb=cost_mem(f"ingest_{_src}"),
+            runtime=cost_runtime(f"ingest_{_src}"),
         params:
             source=lambda wc, s=_src: _ingest_params(s)(wc)["source"],
             format=lambda wc, s=_src: _ingest_params(s)(wc)["format"],

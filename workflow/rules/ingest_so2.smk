@@ -13,26 +13,10 @@ rule ingest_tropomi:
         res("{product}", "benchmarks", "ingest_tropomi", "{year}.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("ingest_tropomi")
     resources:
-        # 6 bytes per cell-day of the (coarser) TROPOMI grid, plus one orbit in memory
-        mem_mb=lambda wc, attempt: 1500 * attempt
-        + mem_for_cells(
-            wc.product,
-            per_cell_day_bytes=6,
-            days=days_in_year(wc.product, wc.year),
-            base_mb=0,
-            factor=1.5
-            * (
-                pcfg(wc.product)["grid"]["res"]
-                / source_cfg(wc.product, "tropomi")["grid_res"]
-            )
-            ** 2,
-            attempt=attempt,
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + days_in_year(wc.product, wc.year) // 4, attempt
-        ),
+        mem_mb=cost_mem("ingest_tropomi"),
+        runtime=cost_runtime("ingest_tropomi"),
     params:
         job=lambda wc: so2_source_params(wc.product, "tropomi", wc.year),
     script:
@@ -51,14 +35,10 @@ rule ingest_era5_met:
         res("{product}", "benchmarks", "ingest_era5_met", "{year}.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("ingest_era5_met")
     resources:
-        mem_mb=lambda wc, attempt: retry(
-            2000 + mem_for_cells(wc.product, days=31, base_mb=0, factor=0.2), attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + days_in_year(wc.product, wc.year) // 6, attempt
-        ),
+        mem_mb=cost_mem("ingest_era5_met"),
+        runtime=cost_runtime("ingest_era5_met"),
     params:
         job=lambda wc: so2_source_params(wc.product, "era5_met", wc.year),
     script:

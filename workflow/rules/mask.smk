@@ -16,12 +16,10 @@ rule build_mask:
         res("{product}", "logs", "build_mask.log"),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("build_mask")
     resources:
-        mem_mb=lambda wc, attempt: mem_for_cells(
-            wc.product, days=1, factor=6.0, attempt=attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(10, attempt),
+        mem_mb=cost_mem("build_mask"),
+        runtime=cost_runtime("build_mask"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         mask=lambda wc: pcfg(wc.product)["mask"],

@@ -60,51 +60,6 @@ def pm_mpfm_cfg(product):
     return pcfg(product)["model"]["mpfm"]
 
 
-def pm_patches_mb(product):
-    """MB of samples/patches.nc in memory: station x day x patch x patch x channel float32
-    (Qinghai: 48 gauges x 12,418 days x 15 x 15 x 8 = 4.3 GB)."""
-    s = pcfg(product)["samples"]
-    chans = len(sources(product)) + 3
-    return station_days(product) * s["patch"] ** 2 * chans * 4 / 1e6
-
-
-def pm_train_mem(product, copies=2.5, attempt=1):
-    """Memory (MB) of a training job: the loaded patches, the channel-selected copy and the
-    batches (``copies`` x the patches) plus the interpreter and torch."""
-    return retry(1500 + copies * pm_patches_mb(product), attempt)
-
-
-def pm_threads(product):
-    """Threads of training/CV: one per 50,000 station-days, 2 to 8 (the cores a GPU job
-    gets with the SLURM profile's cpus_per_gpu; capped at --cores locally)."""
-    return threads_for(station_days(product), 50_000, lo=2, hi=8)
-
-
-def pm_predict_mem(product):
-    """Memory (MB) of a predict job: the interpreter, torch and the model (1,000 MB) plus
-    the engine's peak (gridfuse.predict.predict_memory_mb: two raw blocks with the
-    prefetch, the standardized and padded block, activations, output), CPU case."""
-    from gridfuse.grid import Grid
-    from gridfuse.predict import CPU_BUDGET_MB, predict_memory_mb
-
-    c = pm_mpfm_cfg(product)
-    g = Grid.from_config(pcfg(product)["grid"])
-    window = pcfg(product)["samples"]["window_days"]
-    sizes = {k: c[k] for k in ("conv_channels", "conv_kernel", "hidden", "lstm_kernel")}
-    radius = len(sizes["conv_channels"]) * (sizes["conv_kernel"] // 2) + len(
-        sizes["hidden"]
-    ) * (sizes["lstm_kernel"] // 2) * (window // 2 + 1)
-    return 1000 + predict_memory_mb(
-        g.shape[0],
-        g.shape[1],
-        len(sources(product)) + 3,
-        time_block=c["predict_days"],
-        window=window,
-        radius=radius,
-        budget_mb=c["predict_mem_mb"] or CPU_BUDGET_MB,
-    )
-
-
 def pm_spec(product, key):
     return res(product, "model", "product", f"{key}.json")
 

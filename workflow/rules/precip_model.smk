@@ -23,12 +23,10 @@ rule train_mpfm:
         set=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: pm_threads(wc.product)
+    threads: cost_threads("train_mpfm")
     resources:
-        mem_mb=lambda wc, attempt: pm_train_mem(wc.product, attempt=attempt),
-        runtime=lambda wc, attempt: runtime_for(
-            30 + 10 * len(all_years(wc.product)), attempt
-        ),
+        mem_mb=cost_mem("train_mpfm"),
+        runtime=cost_runtime("train_mpfm"),
     params:
         net=lambda wc: wc.net,
         sources=lambda wc: wc.set.split("-"),
@@ -51,17 +49,17 @@ rule select_precip:
         spec=res("{product}", "model", "product", "{set}.json"),
     log:
         res("{product}", "logs", "select_precip_{set}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "select_precip_{set}.tsv")
     wildcard_constraints:
         product=pm_products(),
         set=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: pm_threads(wc.product)
+    threads: cost_threads("select_precip")
     resources:
-        mem_mb=lambda wc, attempt: pm_train_mem(wc.product, attempt=attempt),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + 2 * len(all_years(wc.product)), attempt
-        ),
+        mem_mb=cost_mem("select_precip"),
+        runtime=cost_runtime("select_precip"),
     params:
         sources=lambda wc: wc.set.split("-"),
         year_sets=lambda wc: pm_year_sets(wc.product),
@@ -94,12 +92,10 @@ rule predict_precip:
         product=pm_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: cost_threads("predict_precip")
     resources:
-        mem_mb=lambda wc, attempt: retry(pm_predict_mem(wc.product), attempt),
-        runtime=lambda wc, attempt: runtime_for(
-            20 + mem_for_cells(wc.product) // 20, attempt
-        ),
+        mem_mb=cost_mem("predict_precip"),
+        runtime=cost_runtime("predict_precip"),
     params:
         sources=lambda wc: pm_year_sources(wc.product, wc.year),
         grid=lambda wc: pcfg(wc.product)["grid"],
@@ -129,19 +125,16 @@ rule score_grid_precip:
         stats=res("{product}", "evaluation", "grid", "{year}.csv"),
     log:
         res("{product}", "logs", "score_grid_precip_{year}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "score_grid_precip_{year}.tsv")
     wildcard_constraints:
         product=pm_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("score_grid_precip")
     resources:
-        mem_mb=lambda wc, attempt: retry(
-            mem_for_cells(wc.product, factor=2.0 * len(sources(wc.product))) + 1000,
-            attempt,
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + mem_for_cells(wc.product) // 50, attempt
-        ),
+        mem_mb=cost_mem("score_grid_precip"),
+        runtime=cost_runtime("score_grid_precip"),
     params:
         sources=lambda wc: pm_year_sources(wc.product, wc.year),
         year=lambda wc: int(wc.year),
@@ -178,16 +171,10 @@ rule cv_fold_precip:
         fold=r"\d+",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: pm_threads(wc.product)
+    threads: cost_threads("cv_fold_precip")
     resources:
-        mem_mb=lambda wc, attempt: pm_train_mem(
-            wc.product, copies=3.5, attempt=attempt
-        )
-        + 500,
-        runtime=lambda wc, attempt: runtime_for(
-            20 + 10 * len(all_years(wc.product)) * (1 + len(pm_refit(wc.product))),
-            attempt,
-        ),
+        mem_mb=cost_mem("cv_fold_precip"),
+        runtime=cost_runtime("cv_fold_precip"),
     params:
         fold=lambda wc: int(wc.fold),
         sources=lambda wc: sources(wc.product),
@@ -239,16 +226,10 @@ rule cross_validate_precip:
         product=pm_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: pm_threads(wc.product)
+    threads: cost_threads("cross_validate_precip")
     resources:
-        # the patches, the baselines' station samples, one year of product at a time
-        mem_mb=lambda wc, attempt: pm_train_mem(
-            wc.product, copies=2.0, attempt=attempt
-        )
-        + mem_for_cells(wc.product, base_mb=0, factor=1.0),
-        runtime=lambda wc, attempt: runtime_for(
-            20 + 5 * len(all_years(wc.product)), attempt
-        ),
+        mem_mb=cost_mem("cross_validate_precip"),
+        runtime=cost_runtime("cross_validate_precip"),
     params:
         sources=lambda wc: sources(wc.product),
         year_sets=lambda wc: pm_year_sets(wc.product),
@@ -276,18 +257,16 @@ rule export_geotiff_precip:
         geotiff=directory(res("{product}", "product", "geotiff", "{year}")),
     log:
         res("{product}", "logs", "export_geotiff_precip_{year}.log"),
+    benchmark:
+        res("{product}", "benchmarks", "export_geotiff_precip_{year}.tsv")
     wildcard_constraints:
         product=pm_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("export_geotiff_precip")
     resources:
-        mem_mb=lambda wc, attempt: retry(
-            mem_for_cells(wc.product, days=2) + 500, attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + mem_for_cells(wc.product) // 100, attempt
-        ),
+        mem_mb=cost_mem("export_geotiff_precip"),
+        runtime=cost_runtime("export_geotiff_precip"),
     params:
         gzip=lambda wc: pcfg(wc.product)["outputs"]["gzip"],
     script:

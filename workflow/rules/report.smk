@@ -22,16 +22,16 @@ rule report_maps:
         ),
     log:
         res("{product}", "logs", "report_maps.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_maps.tsv")
     wildcard_constraints:
         product=rp_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("report_maps")
     resources:
-        mem_mb=lambda wc, attempt: retry(
-            mem_for_cells(wc.product, days=8, factor=6.0) + 500, attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(10, attempt),
+        mem_mb=cost_mem("report_maps"),
+        runtime=cost_runtime("report_maps"),
     params:
         kind=lambda wc: rp_kind(wc.product),
         variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
@@ -62,14 +62,16 @@ rule report_scatter:
         ),
     log:
         res("{product}", "logs", "report_scatter.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_scatter.tsv")
     wildcard_constraints:
         product=rp_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("report_scatter")
     resources:
-        mem_mb=lambda wc, attempt: retry(2000, attempt),
-        runtime=lambda wc, attempt: runtime_for(10, attempt),
+        mem_mb=cost_mem("report_scatter"),
+        runtime=cost_runtime("report_scatter"),
     params:
         kind=lambda wc: rp_kind(wc.product),
         variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
@@ -98,14 +100,16 @@ rule report_scores:
         ),
     log:
         res("{product}", "logs", "report_scores.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_scores.tsv")
     wildcard_constraints:
         product=rp_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("report_scores")
     resources:
-        mem_mb=lambda wc, attempt: retry(1000, attempt),
-        runtime=lambda wc, attempt: runtime_for(5, attempt),
+        mem_mb=cost_mem("report_scores"),
+        runtime=cost_runtime("report_scores"),
     params:
         first=lambda wc: list(KINDS[rp_kind(wc.product)].models),
         title=lambda wc: f"{wc.product}: scores",
@@ -126,14 +130,16 @@ rule report_interpolation:
         ),
     log:
         res("{product}", "logs", "report_interpolation.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_interpolation.tsv")
     wildcard_constraints:
         product=rp_products("precip"),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("report_interpolation")
     resources:
-        mem_mb=lambda wc, attempt: retry(1000, attempt),
-        runtime=lambda wc, attempt: runtime_for(5, attempt),
+        mem_mb=cost_mem("report_interpolation"),
+        runtime=cost_runtime("report_interpolation"),
     params:
         title=lambda wc: f"{wc.product}: interpolation to the product grid",
     script:
@@ -153,14 +159,16 @@ rule report_training:
         ),
     log:
         res("{product}", "logs", "report_training.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_training.tsv")
     wildcard_constraints:
         product=rp_products("precip"),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("report_training")
     resources:
-        mem_mb=lambda wc, attempt: retry(1000, attempt),
-        runtime=lambda wc, attempt: runtime_for(5, attempt),
+        mem_mb=cost_mem("report_training"),
+        runtime=cost_runtime("report_training"),
     params:
         title=lambda wc: f"{wc.product}: training",
     script:
@@ -180,14 +188,16 @@ rule report_ablation:
         ),
     log:
         res("{product}", "logs", "report_ablation.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_ablation.tsv")
     wildcard_constraints:
         product=rp_products("so2"),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("report_ablation")
     resources:
-        mem_mb=lambda wc, attempt: retry(1000, attempt),
-        runtime=lambda wc, attempt: runtime_for(5, attempt),
+        mem_mb=cost_mem("report_ablation"),
+        runtime=cost_runtime("report_ablation"),
     params:
         title=lambda wc: f"{wc.product}: ablation",
     script:

@@ -23,14 +23,10 @@ rule samples_so2:
         product=so2_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("samples_so2")
     resources:
-        mem_mb=lambda wc, attempt: mem_for_cells(
-            wc.product, days=32, factor=12.0, attempt=attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + so2_days(wc.product) // 30, attempt
-        ),
+        mem_mb=cost_mem("samples_so2"),
+        runtime=cost_runtime("samples_so2"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_table_features(wc.product),
@@ -52,15 +48,10 @@ rule train_so2:
         product=so2_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: so2_threads(wc.product)
+    threads: cost_threads("train_so2")
     resources:
-        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, attempt=attempt),
-        runtime=lambda wc, threads, attempt: so2_fit_runtime(
-            wc.product,
-            so2_fit_seconds_per_row(wc.product, "lightgbm"),
-            threads,
-            attempt,
-        ),
+        mem_mb=cost_mem("train_so2"),
+        runtime=cost_runtime("train_so2"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -86,12 +77,10 @@ rule cross_validate_fold_so2:
         fold=r"[A-Za-z0-9_]+",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: so2_threads(wc.product)
+    threads: cost_threads("cross_validate_fold_so2")
     resources:
-        mem_mb=lambda wc, attempt: so2_fold_mem(wc.product, wc.scheme, attempt=attempt),
-        runtime=lambda wc, threads, attempt: so2_fold_runtime(
-            wc.product, wc.scheme, threads, attempt
-        ),
+        mem_mb=cost_mem("cross_validate_fold_so2"),
+        runtime=cost_runtime("cross_validate_fold_so2"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -121,14 +110,10 @@ rule score_grid_so2:
         model=r"lightgbm|lightgbm_plain|rf_ps|lstm",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: so2_threads(wc.product)
+    threads: cost_threads("score_grid_so2")
     resources:
-        mem_mb=lambda wc, attempt: so2_fit_mem(
-            wc.product, forest=wc.model == "rf_ps", attempt=attempt
-        ),
-        runtime=lambda wc, threads, attempt: so2_fit_runtime(
-            wc.product, 0.01, threads, attempt
-        ),
+        mem_mb=cost_mem("score_grid_so2"),
+        runtime=cost_runtime("score_grid_so2"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -157,10 +142,10 @@ rule cross_validate_so2:
         product=so2_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("cross_validate_so2")
     resources:
-        mem_mb=lambda wc, attempt: retry(1000 + 2 * so2_table_mb(wc.product), attempt),
-        runtime=lambda wc, attempt: runtime_for(10, attempt),
+        mem_mb=cost_mem("cross_validate_so2"),
+        runtime=cost_runtime("cross_validate_so2"),
     script:
         "../scripts/so2_cross_validate.py"
 
@@ -181,12 +166,10 @@ rule ablation_variant_so2:
         variant=r"full|(no|with)_[a-z_]+",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: so2_threads(wc.product)
+    threads: cost_threads("ablation_variant_so2")
     resources:
-        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, attempt=attempt),
-        runtime=lambda wc, threads, attempt: so2_variant_runtime(
-            wc.product, threads, attempt
-        ),
+        mem_mb=cost_mem("ablation_variant_so2"),
+        runtime=cost_runtime("ablation_variant_so2"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         features=lambda wc: so2_features(wc.product),
@@ -212,10 +195,10 @@ rule ablation_so2:
         product=so2_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("ablation_so2")
     resources:
-        mem_mb=lambda wc, attempt: retry(1000, attempt),
-        runtime=lambda wc, attempt: runtime_for(5, attempt),
+        mem_mb=cost_mem("ablation_so2"),
+        runtime=cost_runtime("ablation_so2"),
     params:
         features=lambda wc: so2_features(wc.product),
     script:
@@ -247,10 +230,10 @@ rule explain_so2:
         product=so2_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("explain_so2")
     resources:
-        mem_mb=lambda wc, attempt: so2_fit_mem(wc.product, copies=2, attempt=attempt),
-        runtime=lambda wc, attempt: runtime_for(20, attempt),
+        mem_mb=cost_mem("explain_so2"),
+        runtime=cost_runtime("explain_so2"),
     params:
         samples=lambda wc: pcfg(wc.product)["model"]["shap_samples"],
         seed=config["seed"],
@@ -277,21 +260,10 @@ rule predict_so2:
         product=so2_products(),
     conda:
         "../../envs/gridfuse.yaml"
-    threads: lambda wc: threads_for(grid_cells(wc.product), 1_000_000, lo=2, hi=16)
+    threads: cost_threads("predict_so2")
     resources:
-        # streamed by blocks of predict_days: the block, its compressed write, the tiles
-        mem_mb=lambda wc, attempt: mem_for_cells(
-            wc.product,
-            days=pcfg(wc.product)["model"]["predict_days"],
-            base_mb=2000,
-            factor=3.0,
-            attempt=attempt,
-        ),
-        # ~80 us per cell-day and thread (demo: 39 us with 2 threads), x1.5
-        runtime=lambda wc, threads, attempt: runtime_for(
-            20 + 1.5 * so2_cell_days(wc.product, wc.year) * 80e-6 / threads / 60,
-            attempt,
-        ),
+        mem_mb=cost_mem("predict_so2"),
+        runtime=cost_runtime("predict_so2"),
     params:
         tile=lambda wc: pcfg(wc.product)["model"]["predict_tile"],
         days=lambda wc: pcfg(wc.product)["model"]["predict_days"],

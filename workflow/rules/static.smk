@@ -13,12 +13,10 @@ rule build_static:
         res("{product}", "benchmarks", "build_static.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("build_static")
     resources:
-        mem_mb=lambda wc, attempt: mem_for_cells(wc.product, days=12, attempt=attempt),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + mem_for_cells(wc.product, days=1, base_mb=0) // 20, attempt
-        ),
+        mem_mb=cost_mem("build_static"),
+        runtime=cost_runtime("build_static"),
     params:
         layers=lambda wc: static_layers(wc.product),
         grid=lambda wc: pcfg(wc.product)["grid"],

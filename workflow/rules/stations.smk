@@ -15,13 +15,10 @@ rule ingest_stations:
         res("{product}", "benchmarks", "ingest_stations.tsv")
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("ingest_stations")
     resources:
-        mem_mb=lambda wc, attempt: station_read_mem(wc.product, attempt),
-        # parsing ~250,000 station-days of the network's files a minute
-        runtime=lambda wc, attempt: runtime_for(
-            10 + station_file_days(wc.product) / 250_000, attempt
-        ),
+        mem_mb=cost_mem("ingest_stations"),
+        runtime=cost_runtime("ingest_stations"),
     params:
         kind=lambda wc: pcfg(wc.product)["kind"],
         fmt=lambda wc: pcfg(wc.product)["stations"]["format"],

@@ -14,14 +14,10 @@ rule synthesize_precip_demo:
         or "NO_PRECIP_DEMO",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 2
+    threads: cost_threads("synthesize_precip_demo")
     resources:
-        mem_mb=lambda wc, attempt: mem_for_cells(
-            wc.product, days=32, factor=40, base_mb=2000, attempt=attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + synth_days(wc.product) // 20, attempt
-        ),
+        mem_mb=cost_mem("synthesize_precip_demo"),
+        runtime=cost_runtime("synthesize_precip_demo"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         start=lambda wc: pcfg(wc.product)["period"]["start"],

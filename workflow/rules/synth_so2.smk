@@ -13,14 +13,10 @@ rule synthesize_so2_demo:
         product="|".join(synth_so2_products()) or "NO_SO2_DEMO",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: 1
+    threads: cost_threads("synthesize_so2_demo")
     resources:
-        mem_mb=lambda wc, attempt: mem_for_cells(
-            wc.product, days=synth_days(wc.product), factor=6, attempt=attempt
-        ),
-        runtime=lambda wc, attempt: runtime_for(
-            10 + synth_days(wc.product) // 10, attempt
-        ),
+        mem_mb=cost_mem("synthesize_so2_demo"),
+        runtime=cost_runtime("synthesize_so2_demo"),
     params:
         grid=lambda wc: pcfg(wc.product)["grid"],
         start=lambda wc: pcfg(wc.product)["period"]["start"],

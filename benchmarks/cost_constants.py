@@ -1,0 +1,469 @@
+"""Measure the cost model's constants and write ``src/gridfuse/cost_constants.json``.
+
+Two kinds of measurement, both on this machine, in this run:
+
+1. **Kernel rates** (one thread, CPU time by ``time.process_time``): LightGBM fitting per
+   row x round x column and prediction per row x round (the SO2 preset's tree settings), the
+   RF-Ps forest per row x tree x column x log2(rows), the LSTM baseline per GMAC, SO2 feature
+   building per cell-day x column, MPFM inference and training per GMAC (the preset network).
+2. **Workflow calibration**: ``configs/test.yaml`` and ``benchmarks/calibration.yaml`` (a few
+   times larger on every axis) run end to end with ``--benchmark-extended``; every job's CPU
+   time and max RSS is matched to its :class:`gridfuse.cost.Work` and each rule's fixed cost
+   and per-unit coefficients are fitted (:func:`gridfuse.cost.fit_rule_constants`).  Extra
+   runs (e.g. the scale rehearsal's folder) can be added with ``--runs``.
+
+Writes the constants file (with when, where and how it was measured) and
+``results/benchmarks/cost_constants.json``: per rule, the fitted model's CPU time and peak
+memory against the largest measured job (ratio = measured / modelled).
+
+    python benchmarks/cost_constants.py                 # kernels + both calibration runs
+    python benchmarks/cost_constants.py --runs DIR ...  # also fit on finished runs in DIR
+    python benchmarks/cost_constants.py --keep-kernels --no-run --runs DIR ...  # refit only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import ROOT, Bench
+
+from gridfuse import cost
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+RUN_CONFIGS = [ROOT / "configs" / "test.yaml", ROOT / "benchmarks" / "calibration.yaml"]
+
+
+def cpu_time(fn) -> float:
+    """CPU seconds (user + system, all threads of this process) of ``fn()``."""
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def one_thread() -> None:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+# ------------------------------------------------------------------------ kernels
+def _table(n: int, cols: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, cols)).astype(np.float32)
+    y = np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2] + 0.5 * X[:, 3] ** 2 + 0.3 * rng.normal(size=n)
+    return X, y.astype(np.float32)
+
+
+def lgbm_params() -> dict:
+    """The SO2 preset's LightGBM settings (schema defaults), one thread."""
+    from gridfuse.models.so2 import DEFAULT_LIGHTGBM
+
+    return {
+        **DEFAULT_LIGHTGBM,
+        "learning_rate": 0.05,
+        "num_leaves": 255,
+        "min_data_in_leaf": 50,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "num_threads": 1,
+        "verbose": -1,
+        "seed": 1,
+    }
+
+
+def kernel_lightgbm(sizes=(30_000, 120_000), cols=60, rounds=(20, 60)) -> dict:
+    """LightGBM: seconds per round = cols x (a x rows + b) (histograms scale with the rows,
+    the split search of 255 leaves does not); a, b from two table sizes, each the difference
+    of two round counts (so the binning of the data is left out)."""
+    import lightgbm as lgb
+
+    per_round, booster = [], None
+    for n in sizes:
+        X, y = _table(n, cols)
+        t = []
+        for r in rounds:
+            ds = lgb.Dataset(X, y, free_raw_data=False)
+            box = []
+            t.append(
+                cpu_time(lambda r=r, ds=ds, box=box: box.append(lgb.train(lgbm_params(), ds, r)))
+            )
+            booster = box[0]
+        per_round.append((t[1] - t[0]) / (rounds[1] - rounds[0]))
+    a = max(0.0, (per_round[1] - per_round[0]) / ((sizes[1] - sizes[0]) * cols))
+    b = max(0.0, per_round[0] / cols - a * sizes[0])
+    Xp, _ = _table(200_000, cols, seed=1)
+    t_pred = cpu_time(lambda: booster.predict(Xp, num_threads=1))
+    pred = t_pred / (len(Xp) * booster.num_trees())
+    how = (
+        f"lightgbm.train on {sizes[0]} and {sizes[1]} rows x {cols} columns, rounds "
+        f"{rounds[1]} minus {rounds[0]} (s per round {per_round[0]:.3f} / {per_round[1]:.3f}), "
+        "preset settings (255 leaves, bagging 0.8, feature_fraction 0.8), 1 thread"
+    )
+    return {
+        "lgbm_fit_s_per_row_round_col": {
+            "value": a,
+            "unit": "CPU s per row x round x column",
+            "how": how,
+        },
+        "lgbm_fit_s_per_round_col": {
+            "value": b,
+            "unit": "CPU s per round x column (the part not scaling with rows)",
+            "how": how,
+        },
+        "lgbm_predict_s_per_row_round": {
+            "value": pred,
+            "unit": "CPU s per row x tree",
+            "how": f"Booster.predict of {len(Xp)} rows, {booster.num_trees()} trees of the "
+            f"{sizes[1]}-row model, 1 thread",
+        },
+    }
+
+
+def kernel_forest(sizes=(10_000, 40_000), cols=40, trees=10) -> dict:
+    """RF-Ps (sklearn): seconds per row x tree x column tried x log2(rows), at the larger of
+    two table sizes (the smaller one shows how well n log n holds)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    rates = []
+    for n in sizes:
+        X, y = _table(n, cols)
+        rf = RandomForestRegressor(
+            n_estimators=trees, max_features=0.5, min_samples_leaf=2, n_jobs=1, random_state=0
+        )
+        t = cpu_time(lambda rf=rf, X=X, y=y: rf.fit(X, y))
+        rates.append(t / (n * trees * cols * 0.5 * math.log2(n)))
+    return {
+        "rf_fit_s_per_row_tree_col": {
+            "value": rates[-1],
+            "unit": "CPU s per row x tree x column tried x log2(rows)",
+            "how": f"RandomForestRegressor.fit, {sizes[1]} rows x {cols} columns, {trees} "
+            f"trees, max_features 0.5, min_samples_leaf 2, 1 thread (at {sizes[0]} rows: "
+            f"{rates[0]:.3g})",
+        }
+    }
+
+
+def kernel_lstm(n=4000, cols=40, hidden=32, layers=2, seq=7, epochs=2) -> dict:
+    from gridfuse.models.lstm import LSTMRegressor
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(n, seq, cols)).astype(np.float32)
+    y = S[:, -1, 0] + 0.1 * rng.normal(size=n).astype(np.float32)
+    m = LSTMRegressor(hidden=hidden, layers=layers, epochs=epochs, threads=1)
+    t = cpu_time(lambda: m.fit(S, y))
+    gmac = n * epochs * seq * layers * 4 * hidden * (hidden + cols) * 3 / 1e9
+    return {
+        "lstm_fit_s_per_gmac": {
+            "value": t / gmac,
+            "unit": "CPU s per GMAC (4 gates x hidden x (hidden + inputs) x steps x 3)",
+            "how": f"LSTMRegressor.fit, {n} sequences of {seq} x {cols}, hidden {hidden}, "
+            f"{layers} layers, {epochs} epochs, 1 thread",
+        }
+    }
+
+
+def kernel_so2_features(cells=120, days=4) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import _so2_fixtures
+    from _so2_fixtures import make_inputs
+
+    from gridfuse.features import FeatureConfig, attach_values, station_frame, station_pixels
+    from gridfuse.grid import Grid
+    from gridfuse.models.so2 import ModelSettings, make_model, predict_blocks
+
+    grid = Grid(
+        west=112.0, south=37.0, east=112.0 + cells * 0.01, north=37.0 + cells * 0.01, res=0.01
+    )
+    _so2_fixtures.GRID = grid
+    dyn, static, stations, daily = make_inputs(n_days=30, n_stations=40)
+    fcfg = FeatureConfig(seed=1)
+    px = station_pixels(stations, grid)
+    frame = attach_values(station_frame(dyn, static, px, fcfg), daily, px)
+    settings = ModelSettings.from_config(
+        {"lightgbm": {"num_boost_round": 1, "valid_fraction": 0.0}}, threads=1
+    )
+    model = make_model("lightgbm", fcfg, grid, settings).fit(frame)
+    dyn = dyn.isel(time=slice(0, days)).load()
+
+    def run():
+        for _ in predict_blocks(model, dyn, static, tile=64, time_block=days):
+            pass
+
+    run()  # warm-up
+    t = cpu_time(run)
+    cols = len(model.columns) + 10  # as cost._so2_columns counts them
+    return {
+        "so2_features_s_per_value": {
+            "value": t / (grid.size * days * cols),
+            "unit": "CPU s per cell-day x feature-table column",
+            "how": f"predict_blocks of a 1-tree model over {cells}x{cells} cells x {days} days, "
+            f"{len(model.columns)} features (preset feature set), tile 64, 1 thread",
+        }
+    }
+
+
+def _mpfm_model(n_src: int, sizes: dict):
+    from gridfuse.models.mpfm import MPFM, MPFMConfig
+    from gridfuse.models.train import FusionModel, Standardizer
+
+    chans = [f"s{i}" for i in range(n_src)] + ["elevation", "lat", "lon"]
+    net = MPFM(MPFMConfig.variant("mpfm", len(chans), **sizes)).eval()
+    std = Standardizer(chans, [True] * n_src + [False] * 3, [0.0] * len(chans), [1.0] * len(chans))
+    return FusionModel([net], std, name="mpfm"), chans
+
+
+def kernel_mpfm_predict(cells=96, days=16, n_src=5) -> dict:
+    import pandas as pd
+
+    from gridfuse.predict import predict_grid
+
+    mpfm_cfg = {"predict_tile": 128, "predict_days": days}
+    model, chans = _mpfm_model(n_src, {"window": 7})
+    rng = np.random.default_rng(0)
+
+    def read(span):
+        return rng.gamma(0.5, 2.0, (len(span), len(chans), cells, cells)).astype("f4")
+
+    days_ix = pd.date_range("2020-01-01", periods=days)
+
+    def run():
+        for _ in predict_grid(model, read, days_ix, tile=128, time_block=days, device="cpu"):
+            pass
+
+    run()
+    t = cpu_time(run)
+    macs, radius = cost.mpfm_macs_per_cell_day(mpfm_cfg, len(chans), 7)
+    halo = ((128 + 2 * radius) / 128) ** 2
+    gmac = cells * cells * days * macs * halo / 1e9
+    return {
+        "mpfm_predict_s_per_gmac": {
+            "value": t / gmac,
+            "unit": "CPU s per GMAC (cost.mpfm_macs_per_cell_day x tile halo)",
+            "how": f"predict_grid, preset MPFM ({macs / 1e3:.0f} kMAC per cell-day), "
+            f"{cells}x{cells} cells x {days} days, 1 thread",
+            "cell_days_per_cpu_s": cells * cells * days / t,
+        }
+    }
+
+
+def kernel_mpfm_train(stations=40, days=200, n_src=5, samples=512) -> dict:
+    from gridfuse.models.train import TrainConfig, train_fusion
+
+    rng = np.random.default_rng(0)
+    chans = [f"s{i}" for i in range(n_src)] + ["elevation", "lat", "lon"]
+    x = rng.gamma(0.5, 2.0, (stations, days, 15, 15, len(chans))).astype("f4")
+    y = x[:, :, 7, 7, 0] + 0.1 * rng.random((stations, days)).astype("f4")
+    fit, val = np.arange(0, 32), np.arange(32, 40)
+    tc = TrainConfig(epochs=1, samples_per_epoch=samples, device="cpu", seeds=[0], patience=5)
+    t = cpu_time(
+        lambda: train_fusion(
+            x, y, chans, fit, val, sizes={"window": 7}, train=tc, log_channels=chans[:n_src]
+        )
+    )
+    product = {
+        "kind": "precip",
+        "grid": {"west": 0, "south": 0, "east": 1, "north": 1, "res": 0.01},
+        "period": {"start": "2020-01-01", "end": str(dt.date(2020, 1, 1) + dt.timedelta(days - 1))},
+        "synthetic": {"enabled": True, "n_stations": stations},
+        "sources": {f"s{i}": {"format": "era5"} for i in range(n_src)},
+        "samples": {"window_days": 7, "patch": 15},
+        "model": {"mpfm": {"epochs": 1, "samples_per_epoch": samples, "val_fraction": 0.2}},
+    }
+    gmac = cost._train_gmac(cost.Product(product), "mpfm", n_src)
+    return {
+        "mpfm_train_s_per_gmac": {
+            "value": t / gmac,
+            "unit": "CPU s per GMAC (cost model's training count)",
+            "how": f"train_fusion, preset MPFM, 1 epoch of {samples} samples (15x15 patches, "
+            f"{stations} stations x {days} days), 1 thread",
+        }
+    }
+
+
+KERNELS = [
+    kernel_lightgbm,
+    kernel_forest,
+    kernel_lstm,
+    kernel_so2_features,
+    kernel_mpfm_predict,
+    kernel_mpfm_train,
+]
+
+
+# ------------------------------------------------------------------------ workflow runs
+def run_workflow(config: Path, workdir: Path, cores: int, constants: Path) -> Path:
+    """Run the workflow on ``config`` in ``workdir`` with extended benchmark records.
+
+    The run's own requests come from ``constants`` (provisional: only local scheduling uses
+    them); what is measured is each job's CPU time and max RSS.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(SNAKEMAKE),
+        "--cores",
+        str(cores),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(config),
+        "--directory",
+        str(workdir),
+        "--benchmark-extended",
+    ]
+    print("running", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    env = {**os.environ, "GRIDFUSE_COST_CONSTANTS": str(constants)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    (workdir / "run.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{config} failed; see {workdir / 'run.log'}")
+    (workdir / "configfile").write_text(str(config))
+    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return workdir
+
+
+def products_of(config: Path) -> dict:
+    import yaml
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load(config.read_text())
+    validate(cfg, str(SCHEMA))
+    return cfg["products"]
+
+
+def measured_jobs(run_dir: Path) -> list[tuple]:
+    """(Work, cpu_s, max_rss) of every benchmarked job of a finished run."""
+    products = products_of(Path((run_dir / "configfile").read_text().strip()))
+    out = []
+    for rec in cost.read_benchmarks(run_dir):
+        product = rec["wildcards"].get("product")
+        if product not in products:
+            continue
+        w = cost.work(rec["rule"], products[product], rec["wildcards"])
+        out.append((w, rec["cpu_s"], rec["max_rss"]))
+    return out
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "host": platform.node(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": commit,
+        "command": "make bench (python benchmarks/cost_constants.py)",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", nargs="*", default=[], type=Path, help="finished run folders")
+    ap.add_argument("--no-run", action="store_true", help="fit on --runs only")
+    ap.add_argument("--workdir", type=Path, default=None, help="where to run (default: a temp dir)")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=cost.CONSTANTS_FILE)
+    ap.add_argument(
+        "--keep-kernels", action="store_true", help="reuse the kernel rates of --out (refit only)"
+    )
+    args = ap.parse_args()
+
+    one_thread()
+    kernels = {}
+    if args.keep_kernels:
+        kernels = json.loads(args.out.read_text())["kernels"]
+    for fn in [] if args.keep_kernels else KERNELS:
+        t0 = time.perf_counter()
+        got = fn()
+        kernels.update(got)
+        for name, rec in got.items():
+            print(f"{name:36s} {rec['value']:.4g}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    k = cost.Constants({"kernels": kernels})
+
+    runs = list(args.runs)
+    if not args.no_run:
+        base = args.workdir or Path(tempfile.mkdtemp(prefix="gridfuse_cost_"))
+        base.mkdir(parents=True, exist_ok=True)
+        # provisional constants for the calibration runs' own (local) requests
+        provisional = base / "provisional_constants.json"
+        provisional.write_text(
+            json.dumps(
+                {"kernels": kernels, "rules": {"default": {"fixed_s": 600, "fixed_mb": 1000}}}
+            )
+        )
+        for config in RUN_CONFIGS:
+            runs.append(run_workflow(config, base / config.stem, args.cores, provisional))
+    jobs = [j for r in runs for j in measured_jobs(r)]
+    rules = cost.fit_rule_constants(jobs, k)
+    data = {
+        "version": 1,
+        "measured": {**machine(), "runs": [str(r) for r in runs], "jobs": len(jobs)},
+        "kernels": kernels,
+        "rules": rules,
+    }
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print(
+        f"wrote {args.out}: {len(kernels)} kernel rates, {len(rules)} rule keys, {len(jobs)} jobs"
+    )
+
+    bench = Bench("cost_constants")
+    full = cost.Constants(data)
+    for key in rules:
+        rows = [j for j in jobs if j[0].key == key]
+        w, cpu, rss = max(rows, key=lambda j: j[1])
+        est = cost.price(w, full)
+        bench.add(
+            f"{key} CPU time (largest job)",
+            "s",
+            ours=est.cpu_s,
+            reference=cpu,
+            reference_name="measured",
+            higher_is_better=False,
+        )
+        w, cpu, rss = max(rows, key=lambda j: j[2])
+        est = cost.price(w, full)
+        bench.add(
+            f"{key} peak memory (largest job)",
+            "MB",
+            ours=est.peak_mb,
+            reference=rss,
+            reference_name="measured max_rss",
+            higher_is_better=False,
+            request_mb=est.mem_mb(),
+        )
+    bench.write()
+
+
+if __name__ == "__main__":
+    main()

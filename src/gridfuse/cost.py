@@ -1,0 +1,1029 @@
+"""Cost model of the workflow's jobs: threads, CPU time, wall time, GPU time and peak memory.
+
+Every rule's resource requests (``threads``, ``mem_mb``, ``runtime``) and ``gridfuse plan``
+come from here, so a cluster request and the printed plan cannot disagree.  A job's cost is a
+function of its size -- grid cells x days x sources x model sizes (stations, rows, trees,
+folds, network multiply-accumulates) -- and of constants **measured** by ``make bench``
+(``benchmarks/cost_constants.py``) and stored, with when and where they were measured, in
+``cost_constants.json`` next to this module.
+
+The model of one job (see :class:`Work`)::
+
+    cpu_s   = fixed_s + sum(coef_t * units_t)        CPU seconds (user + system)
+    wall_s  = fixed_s + (cpu_s - fixed_s) / threads   (the variable part runs in parallel)
+    peak_mb = fixed_mb + sum(coef_m * mb_m)           peak resident memory (MB)
+
+``units_t`` are the job's work units (e.g. millions of cell-days), ``mb_m`` the sizes (MB) of
+the arrays it holds; ``coef`` are per-rule constants fitted on the benchmark records
+(seconds, CPU time, max RSS) of real workflow runs, or composed from kernel rates (LightGBM
+seconds per row x round x column, MPFM seconds per GMAC, ...) measured in the same benchmark.
+Requests add margins: memory ``peak x MEM_MARGIN + MEM_SLACK_MB``, runtime ``wall x
+RUNTIME_MARGIN`` (at least ``RUNTIME_FLOOR_MIN``, at most one day), both grown by half of
+the first request per retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "CONSTANTS_FILE",
+    "Constants",
+    "Cost",
+    "NoCostModel",
+    "Product",
+    "Work",
+    "estimate",
+    "load_constants",
+    "mpfm_macs_per_cell_day",
+    "retry",
+    "rule_key",
+    "work",
+]
+
+CONSTANTS_FILE = Path(__file__).with_name("cost_constants.json")
+
+# Request policy (not measurements): memory covers the modelled peak with a margin for what
+# the model does not see (allocator fragmentation, peaks between samples); runtime has a wide
+# margin because shared cluster nodes are slower than the benchmark machine at times.
+MEM_MARGIN = 1.25
+MEM_SLACK_MB = 300
+RUNTIME_MARGIN = 2.0
+RUNTIME_FLOOR_MIN = 5
+RUNTIME_CAP_MIN = 24 * 60
+RETRY_GROWTH = 0.5
+
+# ------------------------------------------------------------------------ format facts
+# Native steps per day, files per day and resolution (deg) of the gridded source formats.
+# (The source-format registry of the library replaces these tables once it exists.)
+STEPS_PER_DAY = {
+    "imerg_hhr": 48,
+    "cmorph": 48,
+    "gsmap_hourly": 24,
+    "gsmap_netcdf": 24,
+    "gldas": 8,
+    "era5": 24,
+    "era5_met": 24,
+    "tropomi_l2": 1,
+}
+FILES_PER_DAY = {"era5": 12 / 365.25, "era5_met": 12 / 365.25, "cmorph": 24, "tropomi_l2": 15}
+NATIVE_RES = {
+    "imerg_hhr": 0.1,
+    "cmorph": 0.0727,
+    "gsmap_hourly": 0.1,
+    "gsmap_netcdf": 0.1,
+    "gldas": 0.25,
+    "era5": 0.25,
+    "era5_met": 0.25,
+}
+# Daily variables a source format yields (what downscale regrids).
+FORMAT_VARIABLES = {"era5_met": 10, "tropomi_l2": 2}
+# Stations in a real product's region (CMA gauges of Qinghai: 48; CNEMC sites of China:
+# ~1,700 in 2018 growing to ~1,900), and in the national files a station reader parses before
+# cropping to the region; synthetic products use their configured counts.
+REGION_STATIONS = {"precip": 60, "so2": 2000}
+NETWORK_STATIONS = {"cma_daily": 850, "cma_hourly": 2500, "cnemc": 2000}
+STATIC_LAYERS = {"precip": 1, "so2": 5}
+
+
+def retry(value: float, attempt: int = 1, growth: float = RETRY_GROWTH) -> float:
+    """``value`` grown for retry ``attempt`` (1 = first try): +``growth`` x value per retry."""
+    return value * (1 + growth * (int(attempt) - 1))
+
+
+# ------------------------------------------------------------------------ constants
+class Constants:
+    """The measured constants (``cost_constants.json``): per-rule fits and kernel rates.
+
+    ``rules[key]`` holds ``fixed_s``, ``fixed_mb`` and the coefficients ``time`` (CPU seconds
+    per unit) and ``mem`` (MB per MB of arrays) of the terms a rule's :class:`Work` names;
+    ``kernels[name]`` holds rates measured on library kernels (``value`` with its unit).
+    """
+
+    def __init__(self, data: Mapping, source: str = "<dict>"):
+        self.data = dict(data)
+        self.source = source
+        self.rules: dict = dict(self.data.get("rules", {}))
+        self.kernels: dict = dict(self.data.get("kernels", {}))
+        self.measured: dict = dict(self.data.get("measured", {}))
+
+    def rule(self, key: str) -> Mapping:
+        """Constants of a rule key (``downscale.era5_met`` falls back to ``downscale``)."""
+        k = key
+        while True:
+            if k in self.rules:
+                return self.rules[k]
+            if "." not in k:
+                break
+            k = k.rsplit(".", 1)[0]
+        if "default" in self.rules:
+            return self.rules["default"]
+        raise KeyError(
+            f"{self.source}: no cost constants for rule {key!r} (known: {sorted(self.rules)}); "
+            "run `make bench` to measure them"
+        )
+
+    def kernel(self, name: str) -> float:
+        try:
+            return float(self.kernels[name]["value"])
+        except KeyError:
+            raise KeyError(
+                f"{self.source}: no kernel constant {name!r} (known: {sorted(self.kernels)}); "
+                "run `make bench` to measure it"
+            ) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> Constants:
+    with open(path) as f:
+        return Constants(json.load(f), source=path)
+
+
+def load_constants(path: str | os.PathLike | None = None) -> Constants:
+    """The constants file (default: ``GRIDFUSE_COST_CONSTANTS`` or the packaged one)."""
+    p = Path(path or os.environ.get("GRIDFUSE_COST_CONSTANTS") or CONSTANTS_FILE)
+    if not p.is_file():
+        raise FileNotFoundError(f"cost constants {p} not found; run `make bench` to write it")
+    return _load(str(p), p.stat().st_mtime)
+
+
+# ------------------------------------------------------------------------ work and cost
+@dataclass(frozen=True)
+class Work:
+    """What one job does: its threads and its size in the units its cost scales with.
+
+    ``time`` maps a term to work units (CPU seconds = coefficient x units), ``mem`` a term to
+    the MB of arrays it holds (peak MB = coefficient x MB).  A term's coefficient is the
+    rule's own fitted constant, or a kernel rate (term ``k:<kernel>``), or another rule's
+    coefficient (``r:<rule>:<term>``).
+    """
+
+    key: str
+    threads: int = 1
+    time: Mapping[str, float] = field(default_factory=dict)
+    mem: Mapping[str, float] = field(default_factory=dict)
+    gpu: bool = False
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Estimated cost of one job, and the requests derived from it."""
+
+    rule: str
+    threads: int
+    cpu_s: float
+    wall_s: float
+    peak_mb: float
+    gpu: bool = False
+    fixed_s: float = 0.0
+
+    def mem_mb(self, attempt: int = 1) -> int:
+        """Memory request (MB) at ``attempt``: the peak with margin and slack."""
+        return int(math.ceil(retry(self.peak_mb * MEM_MARGIN + MEM_SLACK_MB, attempt)))
+
+    def wall_at(self, threads: int | None = None) -> float:
+        """Wall seconds when the job runs with ``threads`` (default: its own threads)."""
+        t = max(1, int(threads or self.threads))
+        return self.fixed_s + (self.cpu_s - self.fixed_s) / t
+
+    def runtime_min(self, attempt: int = 1, threads: int | None = None) -> int:
+        """Runtime request (min) at ``attempt`` with ``threads`` (default: the job's own; a
+        scheduler may cap them), at least the floor, at most one day."""
+        m = retry(self.wall_at(threads) * RUNTIME_MARGIN / 60, attempt)
+        return int(min(RUNTIME_CAP_MIN, max(RUNTIME_FLOOR_MIN, math.ceil(m))))
+
+    @property
+    def cpu_hours(self) -> float:
+        return self.cpu_s / 3600
+
+    @property
+    def wall_hours(self) -> float:
+        return self.wall_s / 3600
+
+
+def _coef(k: Constants, own: Mapping, term: str) -> float:
+    """Coefficient of a term: the rule's own, a kernel rate (``k:<name>``) or another rule's
+    (``r:<rule>:<term>``)."""
+    if term.startswith("k:"):
+        return k.kernel(term[2:])
+    if term.startswith("r:"):
+        _, rule, t = term.split(":", 2)
+        return float(k.rule(rule).get("time", {}).get(t, 0.0))
+    return float(own.get(term, 0.0))
+
+
+def price(w: Work, k: Constants, rule: str | None = None) -> Cost:
+    """Cost of :class:`Work` ``w`` with constants ``k``."""
+    c = k.rule(w.key)
+    tcoef, mcoef = c.get("time", {}), c.get("mem", {})
+    var_s = sum(_coef(k, tcoef, t) * u for t, u in w.time.items())
+    fixed_s = float(c.get("fixed_s", 0.0))
+    peak = float(c.get("fixed_mb", 0.0)) + sum(_coef(k, mcoef, m) * mb for m, mb in w.mem.items())
+    threads = max(1, int(w.threads))
+    return Cost(
+        rule=rule or w.key,
+        threads=threads,
+        cpu_s=fixed_s + var_s,
+        wall_s=fixed_s + var_s / threads,
+        peak_mb=peak,
+        gpu=w.gpu,
+        fixed_s=fixed_s,
+    )
+
+
+# ------------------------------------------------------------------------ product sizes
+def _date(s) -> dt.date:
+    return s if isinstance(s, dt.date) else dt.date.fromisoformat(str(s))
+
+
+class Product:
+    """Sizes of one product from its validated config (defaults filled).
+
+    Parameters
+    ----------
+    cfg : mapping
+        The product's config section.
+    """
+
+    def __init__(self, cfg: Mapping, covers: Callable[[str, int], bool] | None = None):
+        self.cfg = cfg
+        self._covers = covers
+        self.kind = cfg["kind"]
+        g = cfg["grid"]
+        self.res = float(g["res"])
+        self.nlat = int(round((float(g["north"]) - float(g["south"])) / self.res))
+        self.nlon = int(round((float(g["east"]) - float(g["west"])) / self.res))
+        self.cells = self.nlat * self.nlon
+        self.start = _date(cfg["period"]["start"])
+        self.end = _date(cfg["period"]["end"])
+        self.synthetic = bool(cfg.get("synthetic", {}).get("enabled", False))
+        self.sources = {s: c["format"] for s, c in cfg.get("sources", {}).items()}
+
+    def covers(self, source: str, year) -> bool:
+        """Whether ``source`` has data in ``year`` (the workflow's coverage when given)."""
+        if self._covers is not None:
+            return bool(self._covers(source, int(year)))
+        c = self.cfg["sources"][source]
+        return int(c.get("first_year", 1900)) <= int(year) <= int(c.get("last_year", 2100))
+
+    # time
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def all_years(self) -> list[int]:
+        return list(range(self.start.year, self.end.year + 1))
+
+    def days_in_year(self, year) -> int:
+        y = int(year)
+        first, last = max(self.start, dt.date(y, 1, 1)), min(self.end, dt.date(y, 12, 31))
+        return max(1, (last - first).days + 1)
+
+    # stations
+    @property
+    def stations(self) -> int:
+        """Stations of the product's region (the synthetic count for a demo)."""
+        syn = self.cfg.get("synthetic", {})
+        if self.synthetic:
+            if self.kind == "so2":
+                return int(syn.get("so2", {}).get("n_stations", 60))
+            return int(syn.get("n_stations", 40))
+        return REGION_STATIONS[self.kind]
+
+    @property
+    def station_days(self) -> int:
+        return self.stations * self.days
+
+    @property
+    def network_station_days(self) -> int:
+        """Station-days in the files the station reader parses (real: the whole network's)."""
+        if self.synthetic:
+            return self.station_days
+        fmt = self.cfg["stations"]["format"]
+        return NETWORK_STATIONS.get(fmt, 2500) * self.days
+
+    # grids of the sources
+    def native_cells(self, fmt: str, source: str | None = None) -> int:
+        """Cells of a source's native grid over the product region plus its margin."""
+        g = self.cfg["grid"]
+        margin = float(self.cfg["sources"].get(source, {}).get("margin", 0.5)) if source else 0.5
+        r = NATIVE_RES.get(fmt)
+        if r is None and source is not None:
+            r = self.cfg["sources"][source].get("grid_res")
+        r = float(r or 0.1)
+        ny = (float(g["north"]) - float(g["south"]) + 2 * margin) / r
+        nx = (float(g["east"]) - float(g["west"]) + 2 * margin) / r
+        return max(1, int(math.ceil(ny) * math.ceil(nx)))
+
+    def model(self, *keys, default=None):
+        c = self.cfg.get("model", {})
+        for k in keys:
+            if not isinstance(c, Mapping) or k not in c:
+                return default
+            c = c[k]
+        return c
+
+
+def files_per_year(fmt: str, days: int) -> int:
+    """Files a source format has in ``days`` days (one per step, ERA5 one per month)."""
+    per_day = FILES_PER_DAY.get(fmt, STEPS_PER_DAY.get(fmt, 24))
+    return max(1, round(per_day * days))
+
+
+def threads_for(work: float, per_thread: float, lo: int = 1, hi: int = 16) -> int:
+    """Threads for ``work`` units when one thread should get about ``per_thread`` of them."""
+    return int(min(hi, max(lo, work // per_thread)))
+
+
+# ------------------------------------------------------------------------ network sizes
+@functools.lru_cache(maxsize=64)
+def _macs(net: str, in_channels: int, sizes_json: str) -> tuple[float, int]:
+    import torch
+
+    from .models.mpfm import MPFM, MPFMConfig
+
+    sizes = json.loads(sizes_json)
+    window = int(sizes.get("window", 7))
+    m = MPFM(MPFMConfig.variant(net, in_channels, **sizes))
+    macs = 0.0
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.Conv3d):  # Conv3d blocks and the attention projections
+            macs += mod.weight.numel() * window
+        elif isinstance(mod, torch.nn.Conv2d):
+            if mod.weight.shape[-1] > 1:  # ConvLSTM gates: each direction runs to the centre
+                macs += mod.weight.numel() * (window // 2 + 1)
+            else:  # the 1x1 head
+                macs += mod.weight.numel()
+    if m.cfg.use_attention:  # scores and weighted sums: 2 x T^2 x C per cell
+        macs += 2 * window * window * m.cfg.conv_channels[-1]
+    return macs, int(m.radius)
+
+
+def mpfm_macs_per_cell_day(
+    mpfm_cfg: Mapping, in_channels: int, window: int, net: str = "mpfm"
+) -> tuple[float, int]:
+    """Multiply-accumulates per output cell-day of a fusion network, and its radius.
+
+    Counted from the network's layers: each Conv3d (and attention projection) runs at every
+    one of the ``window`` days, the ConvLSTM gate convolutions at each step of both
+    directions up to the centre day (``window // 2 + 1`` each), the 1x1 head once.
+    """
+    from .models.train import net_sizes
+
+    sizes = net_sizes(dict(mpfm_cfg), window)
+    return _macs(net, int(in_channels), json.dumps(sizes, sort_keys=True))
+
+
+# ------------------------------------------------------------------------ per-rule work
+# Each function: (product, wildcards) -> Work.  Units: "m" = millions, "g" = billions.
+WorkFn = Callable[[Product, Mapping[str, str]], Work]
+RULES: dict[str, WorkFn] = {}
+
+
+def _rule(*names: str):
+    def deco(fn: WorkFn) -> WorkFn:
+        for n in names:
+            RULES[n] = fn
+        return fn
+
+    return deco
+
+
+def _mb(n_values: float, itemsize: int = 4) -> float:
+    return n_values * itemsize / 1e6
+
+
+@_rule("synthesize_precip_demo")
+def _synth_precip(p: Product, wc) -> Work:
+    n = len(p.sources) + 1
+    return Work(
+        "synthesize_precip_demo",
+        threads=2,
+        time={"cell_days_m": p.cells * p.days * n / 1e6},
+        mem={"block_mb": _mb(p.cells * min(p.days, 32) * n)},
+    )
+
+
+@_rule("synthesize_so2_demo")
+def _synth_so2(p: Product, wc) -> Work:
+    return Work(
+        "synthesize_so2_demo",
+        time={"cell_days_m": p.cells * p.days / 1e6},
+        mem={"period_mb": _mb(p.cells * p.days)},
+    )
+
+
+@_rule("truth_precip", "truth_so2")
+def _truth(p: Product, wc) -> Work:
+    return Work("truth")
+
+
+@_rule("ingest_stations")
+def _stations(p: Product, wc) -> Work:
+    fmt = p.cfg["stations"]["format"]
+    n = p.network_station_days / 1e6
+    return Work(f"ingest_stations.{fmt}", time={"station_days_m": n}, mem={"station_days_m": n})
+
+
+@_rule("build_static")
+def _static(p: Product, wc) -> Work:
+    layers = STATIC_LAYERS[p.kind]
+    return Work(
+        "build_static",
+        time={"cell_layers_m": p.cells * layers / 1e6},
+        mem={"layers_mb": _mb(p.cells * (layers + 2))},
+    )
+
+
+def _ingest_precip(p: Product, source: str, year) -> Work:
+    fmt = p.sources[source]
+    if not p.covers(source, year):
+        return Work("ingest.absent")
+    days = p.days_in_year(year)
+    files = files_per_year(fmt, days)
+    cells = p.native_cells(fmt, source)
+    steps = STEPS_PER_DAY.get(fmt, 24) * days
+    threads = threads_for(files, 4000, lo=2, hi=8)
+    # files of a month (ERA5) hold a month of steps; the step readers hold 8 days
+    block = (31 if fmt in ("era5", "era5_met") else 8) * STEPS_PER_DAY.get(fmt, 24)
+    return Work(
+        f"ingest.{fmt}",
+        threads=threads,
+        time={"files": files, "cell_steps_m": cells * steps / 1e6},
+        mem={"arrays_mb": _mb(cells * (days + block)), "workers": threads},
+    )
+
+
+@_rule("ingest_tropomi")
+def _ingest_tropomi(p: Product, wc) -> Work:
+    if not p.covers("tropomi", wc["year"]):
+        return Work("ingest.absent")
+    days = p.days_in_year(wc["year"])
+    cells = p.native_cells("tropomi_l2", "tropomi")
+    return Work(
+        "ingest_tropomi",
+        time={"files": files_per_year("tropomi_l2", days), "cell_days_m": cells * days / 1e6},
+        mem={"arrays_mb": _mb(cells * days * 2)},
+    )
+
+
+@_rule("ingest_era5_met")
+def _ingest_era5_met(p: Product, wc) -> Work:
+    if not p.covers("era5_met", wc["year"]):
+        return Work("ingest.absent")
+    days = p.days_in_year(wc["year"])
+    cells = p.native_cells("era5_met", "era5_met")
+    nvar = FORMAT_VARIABLES["era5_met"]
+    return Work(
+        "ingest_era5_met",
+        time={"cell_steps_m": cells * days * 24 * nvar / 1e6},
+        mem={"month_mb": _mb(cells * 31 * 24 * nvar), "year_mb": _mb(cells * days * nvar)},
+    )
+
+
+def _source_vars(p: Product, source: str) -> int:
+    return FORMAT_VARIABLES.get(p.sources.get(source, ""), 1)
+
+
+@_rule("downscale", "downscale_temporary")
+def _downscale(p: Product, wc) -> Work:
+    if not p.covers(wc["source"], wc["year"]):
+        return Work("downscale.absent")
+    nvar = _source_vars(p, wc["source"])
+    days = p.days_in_year(wc["year"])
+    block = min(days, int(p.cfg["downscale"]["time_block"]))
+    threads = 2
+    return Work(
+        "downscale",
+        threads=threads,
+        time={"cell_days_m": p.cells * days * nvar / 1e6},
+        mem={"block_mb": _mb(p.cells * block * nvar * threads)},
+    )
+
+
+@_rule("compare_interpolation")
+def _compare(p: Product, wc) -> Work:
+    native = sum(p.native_cells(f, s) for s, f in p.sources.items()) * p.days
+    methods = len(p.cfg["downscale"]["compare"])
+    return Work(
+        "compare_interpolation",
+        time={"native_cell_days_m": native * methods / 1e6},
+        mem={"native_mb": _mb(max(p.native_cells(f, s) for s, f in p.sources.items()) * 366)},
+    )
+
+
+def _channels(p: Product, n_sources: int | None = None) -> int:
+    return (len(p.sources) if n_sources is None else n_sources) + 3
+
+
+def _patches_mb(p: Product) -> float:
+    patch = int(p.cfg["samples"]["patch"])
+    return _mb(p.station_days * patch * patch * _channels(p))
+
+
+@_rule("build_samples")
+def _samples(p: Product, wc) -> Work:
+    block = int(p.cfg["downscale"]["time_block"])
+    return Work(
+        "build_samples",
+        time={"cell_days_m": p.cells * p.days * len(p.sources) / 1e6},
+        mem={"patches_mb": _patches_mb(p), "block_mb": _mb(p.cells * block * _channels(p))},
+    )
+
+
+def _mpfm(p: Product) -> Mapping:
+    return p.cfg["model"]["mpfm"]
+
+
+def _device_is_gpu(p: Product) -> bool:
+    return str(_mpfm(p).get("device", "auto")).startswith("cuda")
+
+
+# networks that are another one with extra input channels: mpfm_g = MPFM + 2 gauge channels
+NET_CHANNELS = {"mpfm_g": ("mpfm", 2)}
+
+
+def _train_gmac(p: Product, net: str, n_sources: int, share: float = 1.0) -> float:
+    """GMAC of training one network (all seeds / members) on ``share`` of the training
+    station-days: epochs x samples x per-sample MACs x 3."""
+    m = _mpfm(p)
+    window = int(p.cfg["samples"]["window_days"])
+    patch = int(p.cfg["samples"]["patch"])
+    variant, extra = NET_CHANNELS.get(net, (net, 0))
+    macs, _ = mpfm_macs_per_cell_day(m, _channels(p, n_sources) + extra, window, variant)
+    fit_share = 1 - float(m.get("val_fraction", 0.2))
+    samples = int(m.get("samples_per_epoch", 0)) or int(p.station_days * fit_share * share)
+    # every layer runs over (up to) the whole patch; forward + backward ~ 3 forward passes;
+    # every epoch also predicts the validation stations' days
+    per_sample = macs * patch * patch
+    per_epoch = samples * per_sample * 3 + p.station_days * share * (1 - fit_share) * per_sample
+    return int(m["epochs"]) * len(m.get("seeds", [0])) * per_epoch / 1e9
+
+
+@_rule("train_mpfm")
+def _train(p: Product, wc) -> Work:
+    n_src = len(wc["set"].split("-")) if "set" in wc else len(p.sources)
+    threads = threads_for(p.station_days, 50_000, lo=2, hi=8)
+    return Work(
+        "train_mpfm",
+        threads=threads,
+        time={"gmac": _train_gmac(p, wc.get("net", "mpfm"), n_src)},
+        mem={"patches_mb": _patches_mb(p)},
+        gpu=_device_is_gpu(p),
+    )
+
+
+@_rule("predict_precip")
+def _predict(p: Product, wc) -> Work:
+    m = _mpfm(p)
+    year = wc["year"]
+    n_src = sum(1 for s in p.sources if p.covers(s, year))  # the year's availability set
+    window = int(p.cfg["samples"]["window_days"])
+    # the product's network is mpfm or mpfm_g (chosen by select_precip): priced as mpfm_g,
+    # the larger, with its gauge channels; a residual correction is in the per-cell-day term
+    chans = _channels(p, n_src) + NET_CHANNELS["mpfm_g"][1]
+    macs, radius = mpfm_macs_per_cell_day(m, chans, window)
+    tile = int(m["predict_tile"])
+    halo = ((tile + 2 * radius) / tile) ** 2
+    cell_days = p.cells * p.days_in_year(year)
+    seeds = len(m.get("seeds", [0]))
+    block = int(m["predict_days"]) + window - 1
+    padded = (p.nlat + 2 * radius) * (p.nlon + 2 * radius)
+    return Work(
+        "predict_precip",
+        threads=2,
+        time={"gmac": cell_days * macs * halo * seeds / 1e9, "cell_days_m": cell_days / 1e6},
+        mem={"block_mb": _mb(padded * block * _channels(p, n_src))},
+        gpu=_device_is_gpu(p),
+    )
+
+
+@_rule("score_grid_precip")
+def _score_grid(p: Product, wc) -> Work:
+    n = len(p.sources) + 2
+    days = p.days_in_year(wc["year"])
+    return Work(
+        "score_grid_precip",
+        time={"cell_days_m": p.cells * days * n / 1e6},
+        mem={"year_mb": _mb(p.cells * days * n)},
+    )
+
+
+@_rule("select_precip")
+def _select_precip(p: Product, wc) -> Work:
+    """The product variant of a set: members' inner site CV predictions, gauge fields."""
+    return Work(
+        "select_precip",
+        threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
+        time={"station_days_m": p.station_days / 1e6},
+        mem={"patches_mb": _patches_mb(p)},
+    )
+
+
+def _refit_nets(p: Product) -> list[str]:
+    """Networks retrained in every site_cv fold (as the workflow's pm_refit)."""
+    cv = p.cfg["cv"]
+    nets = list(cv.get("site_cv_deep", []))
+    if cv.get("site_cv_product", False):
+        nets += [n for n in ("mpfm", "mpfm_g") if n not in nets]
+    return nets
+
+
+def _baselines(p: Product) -> list[str]:
+    nets = ("mpfm", "mpfm_g", "cnn3d", "biconvlstm")
+    return [m for m in p.cfg["model"]["baselines"]["models"] if m not in nets]
+
+
+@_rule("cv_fold_precip")
+def _cv_fold_precip(p: Product, wc) -> Work:
+    """One site_cv fold: the baselines and the refitted networks on the fold's fit gauges."""
+    k = int(p.cfg["cv"]["n_splits"])
+    share = (k - 1) / k
+    time = {"station_fits_m": p.station_days * share * len(_baselines(p)) / 1e6}
+    refit = _refit_nets(p)
+    if refit:
+        time["k:mpfm_train_s_per_gmac"] = sum(
+            _train_gmac(p, n, len(p.sources), share) for n in refit
+        )
+    return Work(
+        "cv_fold_precip",
+        threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
+        time=time,
+        mem={"patches_mb": _patches_mb(p)},
+    )
+
+
+@_rule("cross_validate_precip")
+def _cv_precip(p: Product, wc) -> Work:
+    """scores.csv: the fold statistics gathered; holdout scores of every model from the
+    patches and the product files (read one year at a time)."""
+    return Work(
+        "cross_validate_precip",
+        threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
+        time={
+            "station_days_m": p.station_days * (len(_baselines(p)) + 1) / 1e6,
+            "cell_days_m": p.cells * p.days / 1e6,
+        },
+        mem={"patches_mb": _patches_mb(p), "year_mb": _mb(p.cells * 366)},
+    )
+
+
+@_rule("export_geotiff_precip")
+def _export(p: Product, wc) -> Work:
+    days = p.days_in_year(wc["year"])
+    return Work(
+        "export_geotiff_precip",
+        time={"cell_days_m": p.cells * days / 1e6},
+        mem={"day_mb": _mb(p.cells)},
+    )
+
+
+@_rule("report_maps")
+def _report_maps(p: Product, wc) -> Work:
+    n_days = len(p.cfg["report"]["days"]) or int(p.cfg["report"]["n_days"])
+    fields = (len(p.sources) if p.kind == "precip" else 0) + 2
+    return Work(
+        "report_maps",
+        time={"cells_m": p.cells * n_days * fields / 1e6},
+        mem={"maps_mb": _mb(p.cells * n_days * fields)},
+    )
+
+
+@_rule("report_scatter")
+def _report_scatter(p: Product, wc) -> Work:
+    return Work("report_scatter", time={"station_days_m": p.station_days / 1e6})
+
+
+@_rule("report_scores", "report_interpolation", "report_training", "report_ablation")
+def _report_small(p: Product, wc) -> Work:
+    return Work("report_small")
+
+
+# --- so2
+def _so2_columns(p: Product) -> int:
+    """Columns of the SO2 feature table: the model's features plus ~10 keys and targets."""
+    from .features import FeatureConfig
+
+    f = FeatureConfig.from_dict(p.model("features", default={}) or {})
+    return len(f.base_columns) + len(f.conv_columns) + 10
+
+
+def _so2_rounds(p: Product) -> int:
+    """Boosting rounds (the configured maximum: early stopping may stop sooner)."""
+    return int(p.model("lightgbm", "num_boost_round", default=5000))
+
+
+def _so2_table_mb(p: Product) -> float:
+    return _mb(p.station_days * _so2_columns(p), 8)
+
+
+def _so2_fit_terms(p: Product, rows: float, models: list[str], times: float = 1) -> dict:
+    """Kernel work terms of fitting the named SO2 models ``times`` on ``rows`` station-days."""
+    cols = _so2_columns(p)
+    t: dict[str, float] = {}
+
+    def add(name, units):
+        t[name] = t.get(name, 0.0) + units * times
+
+    for m in models:
+        if m in ("lightgbm", "lightgbm_plain"):  # histograms per row + split search per leaf
+            add("k:lgbm_fit_s_per_row_round_col", rows * _so2_rounds(p) * cols)
+            add("k:lgbm_fit_s_per_round_col", _so2_rounds(p) * cols)
+        elif m == "rf_ps":
+            trees = int(p.model("rf_ps", "n_estimators", default=500))
+            frac = float(p.model("rf_ps", "max_features", default=0.5))
+            add("k:rf_fit_s_per_row_tree_col", rows * trees * cols * frac * math.log2(max(rows, 2)))
+        elif m == "lstm":
+            ep = int(p.model("lstm", "epochs", default=30))
+            hid = int(p.model("lstm", "hidden", default=64))
+            seq = int(p.model("lstm", "seq_len", default=7))
+            lay = int(p.model("lstm", "layers", default=2))
+            add("k:lstm_fit_s_per_gmac", rows * ep * seq * lay * 4 * hid * (hid + cols) * 3 / 1e9)
+    return t
+
+
+def _so2_threads(p: Product) -> int:
+    return threads_for(p.station_days, 100_000, lo=2, hi=16)
+
+
+def _so2_cv_folds(p: Product, schemes) -> int:
+    """Folds of the SO2 CV schemes (region: named regions, else blocks of the grid)."""
+    cv = p.cfg["cv"]
+    g = p.cfg["grid"]
+    n = 0
+    for s in schemes:
+        if s in ("sample_cv", "site_cv"):
+            n += int(cv["n_splits"])
+        elif s == "block_cv":
+            n += int(cv["block_splits"])
+        elif s == "region":
+            if cv.get("regions"):
+                n += len(cv["regions"])
+            else:
+                b = float(cv["region_block_size"])
+                ny = math.ceil((float(g["north"]) - float(g["south"])) / b)
+                nx = math.ceil((float(g["east"]) - float(g["west"])) / b)
+                n += ny * nx
+    return n
+
+
+@_rule("so2_samples")
+def _so2_samples(p: Product, wc) -> Work:
+    nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
+    return Work(
+        "so2_samples",
+        time={
+            "cell_days_m": p.cells * p.days * nvar / 1e6,
+            "values_m": p.station_days * _so2_columns(p) / 1e6,
+        },
+        mem={"block_mb": _mb(p.cells * 16 * nvar), "table_mb": _so2_table_mb(p)},
+    )
+
+
+@_rule("so2_train")
+def _so2_train(p: Product, wc) -> Work:
+    return Work(
+        "so2_train",
+        threads=_so2_threads(p),
+        time=_so2_fit_terms(p, p.station_days, ["lightgbm"]),
+        mem={"table_mb": _so2_table_mb(p)},
+    )
+
+
+@_rule("so2_cross_validate")
+def _so2_cv(p: Product, wc) -> Work:
+    schemes = list(p.cfg["cv"]["so2_schemes"])
+    folds = _so2_cv_folds(p, schemes)
+    models = ["lightgbm"] + list(
+        p.model("so2_baselines", default=["lightgbm_plain", "rf_ps", "lstm"])
+    )
+    rows = p.station_days * 0.9  # a fold trains on ~all but the held-out part
+    forest = 0.0
+    if "rf_ps" in models:  # one fold's forest: ~2/3 node per training row and tree, ~72 B a node
+        trees = int(p.model("rf_ps", "n_estimators", default=500))
+        forest = trees * 0.6 * p.station_days * 72 / 1e6
+    return Work(
+        "so2_cross_validate",
+        threads=_so2_threads(p),
+        time=_so2_fit_terms(p, rows, models, times=folds),
+        mem={"table_mb": _so2_table_mb(p), "forest_mb": forest},
+    )
+
+
+@_rule("so2_ablation")
+def _so2_ablation(p: Product, wc) -> Work:
+    schemes = list(p.cfg["cv"]["ablation_schemes"])
+    folds = _so2_cv_folds(p, schemes)
+    variants = 1 + 4  # the full model and each of the four techniques toggled
+    return Work(
+        "so2_ablation",
+        threads=_so2_threads(p),
+        time=_so2_fit_terms(p, p.station_days * 0.9, ["lightgbm"], times=variants * folds),
+        mem={"table_mb": _so2_table_mb(p)},
+    )
+
+
+@_rule("so2_explain")
+def _so2_explain(p: Product, wc) -> Work:
+    n = int(p.model("shap_samples", default=2000))
+    return Work(
+        "so2_explain",
+        time={"rows_rounds_g": n * _so2_rounds(p) * _so2_columns(p) / 1e9},
+        mem={"table_mb": _so2_table_mb(p)},
+    )
+
+
+@_rule("so2_predict")
+def _so2_predict(p: Product, wc) -> Work:
+    cell_days = p.cells * p.days_in_year(wc["year"])
+    nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
+    block = int(p.model("predict_days", default=8))
+    tile = int(p.model("predict_tile", default=256))
+    cols = _so2_columns(p)
+    return Work(
+        "so2_predict",
+        threads=threads_for(p.cells, 1_000_000, lo=2, hi=16),
+        time={
+            "cell_days_m": cell_days / 1e6,
+            "k:so2_features_s_per_value": cell_days * cols,
+            "k:lgbm_predict_s_per_row_round": cell_days * _so2_rounds(p),
+        },
+        mem={
+            "block_mb": _mb(p.cells * block * nvar),
+            "tile_mb": _mb(tile * tile * block * cols, 8),
+        },
+    )
+
+
+# ------------------------------------------------------------------------ dispatch
+class NoCostModel(KeyError):
+    """A workflow rule the cost model has no function for."""
+
+
+def rule_key(rule: str, product_cfg: Mapping) -> str:
+    """The cost function name of a workflow rule (``ingest_<source>`` -> ``ingest``)."""
+    if rule in RULES:
+        return rule
+    if rule.startswith("ingest_") and rule[len("ingest_") :] in product_cfg.get("sources", {}):
+        return "ingest"
+    raise NoCostModel(
+        f"no cost model for rule {rule!r} (known: {sorted(RULES)} and ingest_<source>)"
+    )
+
+
+def work(
+    rule: str,
+    product_cfg: Mapping,
+    wildcards: Mapping[str, str],
+    *,
+    covers: Callable[[str, int], bool] | None = None,
+) -> Work:
+    """The :class:`Work` of one job of ``rule`` for a product.
+
+    ``covers(source, year)`` says whether a source has data in a year (the workflow's
+    coverage rule; default: the source's ``first_year``/``last_year``): ingest and downscale
+    jobs of uncovered years only write an absent marker, and a year's product uses the
+    sources covering it.
+    """
+    p = Product(product_cfg, covers)
+    key = rule_key(rule, product_cfg)
+    if key == "ingest":
+        return _ingest_precip(p, rule[len("ingest_") :], wildcards["year"])
+    return RULES[key](p, wildcards)
+
+
+def estimate(
+    rule: str,
+    product_cfg: Mapping,
+    wildcards: Mapping[str, str],
+    *,
+    covers: Callable[[str, int], bool] | None = None,
+    constants: Constants | None = None,
+) -> Cost:
+    """Estimated :class:`Cost` of one job of ``rule`` (see the module docstring)."""
+    k = constants or load_constants()
+    return price(work(rule, product_cfg, wildcards, covers=covers), k, rule=rule)
+
+
+# ------------------------------------------------------------------------ calibration
+def _num(row: Mapping, key: str) -> float:
+    try:
+        return float(row.get(key, "nan"))
+    except ValueError:
+        return math.nan
+
+
+def read_benchmarks(folder: str | os.PathLike) -> list[dict]:
+    """Every job's benchmark record under ``folder`` (Snakemake ``--benchmark-extended`` TSVs).
+
+    Returns dicts with ``rule``, ``wildcards`` (dict), ``threads``, ``s`` (wall seconds),
+    ``cpu_s`` (CPU time), ``max_rss`` (MB), ``resources`` (dict) and ``path``.  Files
+    without the extended columns are skipped (their rule is unknown).
+    """
+    import ast
+    import csv
+
+    out = []
+    for path in sorted(Path(folder).rglob("*.tsv")):
+        if "benchmarks" not in path.parts:
+            continue
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        for row in rows[-1:]:  # the last repeat
+            if "rule_name" not in row:
+                continue
+
+            num = functools.partial(_num, row)
+            out.append(
+                {
+                    "rule": row["rule_name"],
+                    "wildcards": ast.literal_eval(row.get("wildcards") or "{}"),
+                    "threads": int(float(row.get("threads") or 1)),
+                    "s": num("s"),
+                    "cpu_s": num("cpu_time"),
+                    "max_rss": num("max_rss"),
+                    "resources": ast.literal_eval(row.get("resources") or "{}"),
+                    "path": str(path),
+                }
+            )
+    return out
+
+
+def _nnls_fit(X, y, lower):
+    """Least squares ``y ~ X c`` with ``c >= lower`` (NNLS on the shifted problem)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    X = np.asarray(X, float)
+    y = np.asarray(y, float) - X @ np.asarray(lower, float)
+    scale = np.where(np.abs(X).max(axis=0) > 0, np.abs(X).max(axis=0), 1.0)
+    c, _ = nnls(X / scale, y)
+    return c / scale + np.asarray(lower, float)
+
+
+def fit_rule_constants(
+    jobs: list[tuple[Work, float, float]], k: Constants | None = None
+) -> dict[str, dict]:
+    """Fit each rule key's ``fixed_s``, ``time``, ``fixed_mb`` and ``mem`` coefficients.
+
+    Parameters
+    ----------
+    jobs : list of (Work, cpu_s, max_rss_mb)
+        Measured jobs (from :func:`read_benchmarks`) with their :class:`Work`.
+    k : Constants, optional
+        Kernel rates; the CPU time of ``k:`` / ``r:`` terms is subtracted before fitting.
+
+    Returns
+    -------
+    dict
+        Rule key -> constants entry (with ``n`` jobs and the largest relative errors).
+        Memory terms named ``*_mb`` (arrays the job holds) get coefficients of at least 1:
+        a job holds its arrays at least once, even where the runs are too small to show it.
+    """
+    import numpy as np
+
+    k = k or Constants({})
+    by_key: dict[str, list] = {}
+    for w, cpu, rss in jobs:
+        if math.isfinite(cpu) and math.isfinite(rss):
+            by_key.setdefault(w.key, []).append((w, cpu, rss))
+    out = {}
+    for key, rows in sorted(by_key.items()):
+        tterms = sorted({t for w, _, _ in rows for t in w.time if not t.startswith(("k:", "r:"))})
+        mterms = sorted({m for w, _, _ in rows for m in w.mem if not m.startswith(("k:", "r:"))})
+        known = np.array(
+            [
+                sum(_coef(k, {}, t) * u for t, u in w.time.items() if t[:2] in ("k:", "r:"))
+                for w, _, _ in rows
+            ]
+        )
+        cpu = np.array([r[1] for r in rows]) - known
+        rss = np.array([r[2] for r in rows])
+        Xt = np.array([[1.0] + [w.time.get(t, 0.0) for t in tterms] for w, _, _ in rows])
+        Xm = np.array([[1.0] + [w.mem.get(m, 0.0) for m in mterms] for w, _, _ in rows])
+        ct = _nnls_fit(Xt, cpu, [0.0] * (1 + len(tterms)))
+        lower_m = [0.0] + [1.0 if m.endswith("_mb") else 0.0 for m in mterms]
+        cm = _nnls_fit(Xm, rss, lower_m)
+        pred_t, pred_m = Xt @ ct + known, Xm @ cm
+        out[key] = {
+            "fixed_s": round(float(ct[0]), 3),
+            "time": {t: float(f"{c:.4g}") for t, c in zip(tterms, ct[1:])},
+            "fixed_mb": round(float(cm[0]), 1),
+            "mem": {m: float(f"{c:.4g}") for m, c in zip(mterms, cm[1:])},
+            "n": len(rows),
+            "max_cpu_s": round(float(cpu.max() + known.max()), 2),
+            "max_rss_mb": round(float(rss.max()), 1),
+            "cpu_rel_err": round(
+                float(np.max(np.abs(pred_t - (cpu + known)) / np.maximum(cpu + known, 1.0))), 3
+            ),
+            "rss_rel_err": round(float(np.max(np.abs(pred_m - rss) / np.maximum(rss, 1.0))), 3),
+        }
+    return out

@@ -1,0 +1,231 @@
+"""The cost model (gridfuse.cost): sizes, pricing, requests, fitting, benchmark records."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from gridfuse import cost
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _products(name: str) -> dict:
+    cfg = yaml.safe_load((ROOT / name).read_text())
+    validate(cfg, str(SCHEMA))
+    return cfg["products"]
+
+
+def _k(**rules) -> cost.Constants:
+    kernels = {
+        n: {"value": 1e-9}
+        for n in (
+            "lgbm_fit_s_per_row_round_col",
+            "lgbm_fit_s_per_round_col",
+            "lgbm_predict_s_per_row_round",
+            "rf_fit_s_per_row_tree_col",
+            "lstm_fit_s_per_gmac",
+            "so2_features_s_per_value",
+            "mpfm_predict_s_per_gmac",
+            "mpfm_train_s_per_gmac",
+        )
+    }
+    return cost.Constants({"kernels": kernels, "rules": rules})
+
+
+def test_product_sizes_of_the_presets():
+    q = cost.Product(_products("configs/qinghai_precip.yaml")["qinghai_precip"])
+    assert (q.nlat, q.nlon, q.cells) == (850, 1390, 850 * 1390)
+    assert q.days == 12_418 and q.all_years[0] == 1990 and q.all_years[-1] == 2023
+    assert q.days_in_year(2020) == 366 and q.days_in_year(2019) == 365
+    c = cost.Product(_products("configs/china_so2.yaml")["china_so2"])
+    assert (c.nlat, c.nlon) == (3600, 6200)
+    assert c.days == 1017
+    assert c.days_in_year(2018) == 11 + 30 + 31 + 30 + 31 + 31 + 30 + 31 + 30 + 31  # Mar 21 on
+    assert c.stations == cost.REGION_STATIONS["so2"]
+
+
+def test_files_per_year():
+    assert cost.files_per_year("imerg_hhr", 366) == 17_568
+    assert cost.files_per_year("gsmap_hourly", 365) == 8760
+    assert cost.files_per_year("cmorph", 365) == 8760  # hourly files of two half-hours
+    assert cost.files_per_year("gldas", 365) == 2920
+    assert cost.files_per_year("era5", 365) == 12 and cost.files_per_year("era5", 366) == 12
+    assert cost.files_per_year("era5", 3) == 1
+
+
+def test_macs_of_a_small_network_by_hand():
+    """cnn3d, 3 channels, window 3, one Conv3d of 2 filters, head 2: counted by hand."""
+    sizes = {"conv_channels": [2], "hidden": [2], "head_hidden": 2, "attention_heads": 1}
+    macs, radius = cost.mpfm_macs_per_cell_day(sizes, 3, 3, net="cnn3d")
+    conv = 2 * 3 * 27 * 3  # weights x 3 days
+    head = 2 * 2 + 2 * 1  # two 1x1 convolutions, once
+    assert macs == conv + head
+    assert radius == 1
+    # the full model adds attention and the ConvLSTM, each direction up to the centre day
+    full, _ = cost.mpfm_macs_per_cell_day(sizes, 3, 3, net="mpfm")
+    attention = (2 * 6 + 2 * 2) * 3 + 2 * 3 * 3 * 2
+    lstm = 2 * (4 * 8 * 9) * 2  # two directions x gate conv (2+2 -> 8) x 2 steps
+    head_full = (4 + 2) * 2 + 2  # ConvLSTM out (2 x 2) + skip (2) -> 2 -> 1
+    assert full == conv + attention + lstm + head_full
+
+
+def test_price_and_requests():
+    k = _k(r={"fixed_s": 10.0, "time": {"u": 2.0}, "fixed_mb": 100.0, "mem": {"a_mb": 3.0}})
+    c = cost.price(cost.Work("r", threads=4, time={"u": 20.0}, mem={"a_mb": 50.0}), k)
+    assert c.cpu_s == pytest.approx(50.0) and c.wall_s == pytest.approx(20.0)
+    assert c.peak_mb == pytest.approx(250.0)
+    assert c.mem_mb() == math.ceil(250 * cost.MEM_MARGIN + cost.MEM_SLACK_MB)
+    assert c.mem_mb(2) == math.ceil((250 * cost.MEM_MARGIN + cost.MEM_SLACK_MB) * 1.5)
+    assert c.runtime_min() == cost.RUNTIME_FLOOR_MIN  # 40 s x 2 is under the floor
+    long = cost.price(cost.Work("r", threads=1, time={"u": 1e6}), k)
+    assert long.runtime_min() == cost.RUNTIME_CAP_MIN and long.runtime_min(2) == long.runtime_min()
+    mid = cost.price(cost.Work("r", threads=1, time={"u": 895.0}), k)  # 1800 s
+    assert mid.runtime_min() == 60 and mid.runtime_min(2) == 90
+    # a scheduler capping a 4-thread job at 1 thread: the time request follows
+    par = cost.price(cost.Work("r", threads=4, time={"u": 1790.0}), k)  # 10 + 3580 s
+    assert par.wall_s == pytest.approx(10 + 895) and par.wall_at(1) == pytest.approx(3590)
+    assert par.runtime_min(threads=1) == math.ceil(3590 * 2 / 60) > par.runtime_min()
+
+
+def test_kernel_and_rule_terms_and_fallback():
+    k = _k(
+        a={"fixed_s": 1.0, "time": {"g": 3.0}},
+        b={"fixed_s": 0.0},
+        downscale={"fixed_s": 5.0},
+    )
+    w = cost.Work("b", time={"k:lstm_fit_s_per_gmac": 2e9, "r:a:g": 10.0})
+    assert cost.price(w, k).cpu_s == pytest.approx(2.0 + 30.0)
+    assert k.rule("downscale.era5_met") == {"fixed_s": 5.0}
+    with pytest.raises(KeyError, match="no cost constants for rule 'nope'"):
+        k.rule("nope")
+    with pytest.raises(KeyError, match="no kernel constant 'x'"):
+        k.kernel("x")
+
+
+def test_work_follows_coverage_and_sizes():
+    p = _products("configs/qinghai_precip.yaml")["qinghai_precip"]
+    covers = lambda s, y: not (s == "gsmap" and y < 1998)  # noqa: E731
+    w = cost.work("ingest_gsmap", p, {"product": "qinghai_precip", "year": "1995"}, covers=covers)
+    assert w.key == "ingest.absent" and not w.time
+    w = cost.work("ingest_imerg", p, {"product": "qinghai_precip", "year": "2020"}, covers=covers)
+    assert w.key == "ingest.imerg_hhr" and w.time["files"] == 17_568 and 2 <= w.threads <= 8
+    # a year's product uses the sources covering it: 1995 has 1 (era5) + 3 static channels
+    only_era5 = lambda s, y: s == "era5" or y >= 2000  # noqa: E731
+    w95 = cost.work("predict_precip", p, {"product": "q", "year": "1995"}, covers=only_era5)
+    w05 = cost.work("predict_precip", p, {"product": "q", "year": "2005"}, covers=only_era5)
+    assert w95.mem["block_mb"] * 8 == pytest.approx(w05.mem["block_mb"] * 4)
+    assert w95.time["gmac"] < w05.time["gmac"]
+    with pytest.raises(cost.NoCostModel):
+        cost.work("not_a_rule", p, {"product": "q"})
+
+
+def test_so2_region_folds_and_named_regions():
+    p = copy.deepcopy(_products("configs/china_so2.yaml")["china_so2"])
+    prod = cost.Product(p)
+    assert cost._so2_cv_folds(prod, ["region"]) == 36 * 62  # 1 deg blocks of the rectangle
+    p["cv"]["regions"] = {"bth": [113, 36, 120, 42], "prd": [111, 21, 116, 24]}
+    assert cost._so2_cv_folds(cost.Product(p), ["region", "site_cv"]) == 2 + 10
+
+
+def test_every_rule_is_priced_and_requests_cover_the_peak():
+    """Every rule of the test config has a cost function; requests exceed peaks."""
+    k = _k(default={"fixed_s": 5.0, "fixed_mb": 200.0, "mem": {}})
+    for product, cfg in _products("configs/test.yaml").items():
+        for rule in cost.RULES:
+            if ("so2" in rule) != (cfg["kind"] == "so2") and rule.startswith(("so2", "train")):
+                continue
+            wc = {"product": product, "year": "2019", "source": next(iter(cfg["sources"]))}
+            wc |= {"net": "mpfm", "set": "-".join(cfg["sources"])}
+            try:
+                w = cost.work(rule, cfg, wc)
+            except KeyError:
+                continue  # a rule of the other kind reading keys this kind lacks
+            c = cost.price(w, k)
+            assert c.mem_mb() > c.peak_mb > 0 and c.runtime_min() >= cost.RUNTIME_FLOOR_MIN
+
+
+def test_fit_recovers_known_coefficients():
+    truth = {"fixed_s": 4.0, "time": {"u": 0.5, "v": 2.0}, "fixed_mb": 150.0, "mem": {"a_mb": 2.5}}
+    k = _k()
+    jobs = []
+    for u, v, a in [(1, 0, 10), (10, 1, 40), (40, 3, 100), (100, 20, 400), (5, 50, 5)]:
+        w = cost.Work("r", time={"u": u, "v": v, "k:lstm_fit_s_per_gmac": 1e9}, mem={"a_mb": a})
+        cpu = 4.0 + 0.5 * u + 2.0 * v + 1.0
+        rss = 150.0 + 2.5 * a
+        jobs.append((w, cpu, rss))
+    got = cost.fit_rule_constants(jobs, k)["r"]
+    assert got["fixed_s"] == pytest.approx(truth["fixed_s"], abs=1e-6)
+    assert got["time"]["u"] == pytest.approx(0.5) and got["time"]["v"] == pytest.approx(2.0)
+    assert got["fixed_mb"] == pytest.approx(150.0, abs=0.1)
+    assert got["mem"]["a_mb"] == pytest.approx(2.5)
+    assert got["n"] == 5 and got["cpu_rel_err"] < 1e-6
+    # arrays are held at least once, even when the measured peaks do not show them
+    flat = [(cost.Work("m", mem={"a_mb": a}), 1.0, 300.0) for a in (1, 2, 3)]
+    assert cost.fit_rule_constants(flat, k)["m"]["mem"]["a_mb"] == 1.0
+
+
+def test_read_benchmarks_extended_tsv(tmp_path):
+    folder = tmp_path / "results" / "p" / "benchmarks"
+    folder.mkdir(parents=True)
+    head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+    head += "\tjobid\trule_name\twildcards\tparams\tthreads\tcpu_usage\tresources\tinput_size_mb"
+    row = "12.5\t0:00:12\t456.7\t1\t1\t1\t0\t0\t80\t9.75\t3\tdownscale\t"
+    row += "{'product': 'p', 'source': 'era5', 'year': '2019'}\t{}\t2\t1.2\t"
+    row += "{'mem_mb': 900, 'runtime': 10}\t{}"
+    (folder / "downscale_era5_2019.tsv").write_text(head + "\n" + row + "\n")
+    (folder / "plain.tsv").write_text("s\tmax_rss\n1\t2\n")  # not extended: skipped
+    (recs,) = cost.read_benchmarks(tmp_path)
+    assert recs["rule"] == "downscale" and recs["wildcards"]["year"] == "2019"
+    assert recs["cpu_s"] == 9.75 and recs["max_rss"] == 456.7 and recs["threads"] == 2
+    assert recs["resources"]["mem_mb"] == 900
+
+
+def test_packaged_constants_are_complete():
+    """The shipped constants say when/where they were measured and price every rule."""
+    data = json.loads(cost.CONSTANTS_FILE.read_text())
+    for key in ("when", "host", "cpu", "command"):
+        assert data["measured"].get(key), key
+    k = cost.load_constants(cost.CONSTANTS_FILE)
+    for name in (
+        "lgbm_fit_s_per_row_round_col",
+        "lgbm_fit_s_per_round_col",
+        "lgbm_predict_s_per_row_round",
+        "rf_fit_s_per_row_tree_col",
+        "lstm_fit_s_per_gmac",
+        "so2_features_s_per_value",
+        "mpfm_predict_s_per_gmac",
+        "mpfm_train_s_per_gmac",
+    ):
+        assert 0 < k.kernel(name) < 1, name
+    for product, cfg in _products("configs/test.yaml").items():
+        c = cost.estimate(
+            "downscale",
+            cfg,
+            {"product": product, "year": "2019", "source": next(iter(cfg["sources"]))},
+            constants=k,
+        )
+        assert c.peak_mb > 100
+
+
+def test_requests_cover_measured_peaks_of_the_test_workflow(test_workflow):
+    """Every benchmarked job of the shared tiny run peaked below its memory request (the
+    request the cost model computed for it, as recorded in its benchmark file)."""
+    recs = cost.read_benchmarks(test_workflow / "results")
+    assert len(recs) > 40, "the test run wrote too few extended benchmark records"
+    products = _products("configs/test.yaml")
+    over = []
+    for r in recs:
+        req = int(r["resources"]["mem_mb"])
+        c = cost.estimate(r["rule"], products[r["wildcards"]["product"]], r["wildcards"])
+        assert req == c.mem_mb(), (r["rule"], req, c.mem_mb())
+        if not r["max_rss"] <= req:
+            over.append((r["rule"], r["wildcards"], r["max_rss"], req))
+    assert not over, f"jobs over their memory request (rule, wildcards, MB, request): {over}"
