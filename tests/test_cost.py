@@ -52,13 +52,15 @@ def test_product_sizes_of_the_presets():
     assert c.stations == cost.REGION_STATIONS["so2"]
 
 
-def test_files_per_year():
+def test_format_facts_come_from_the_registry():
     assert cost.files_per_year("imerg_hhr", 366) == 17_568
     assert cost.files_per_year("gsmap_hourly", 365) == 8760
     assert cost.files_per_year("cmorph", 365) == 8760  # hourly files of two half-hours
     assert cost.files_per_year("gldas", 365) == 2920
-    assert cost.files_per_year("era5", 365) == 12 and cost.files_per_year("era5", 366) == 12
-    assert cost.files_per_year("era5", 3) == 1
+    assert 12 <= cost.files_per_year("era5", 365) <= 13 and cost.files_per_year("era5", 3) == 1
+    assert cost.steps_per_day("imerg_hhr") == 48 and cost.format_variables("era5_met") == 10
+    p = cost.Product(_products("configs/qinghai_precip.yaml")["qinghai_precip"])
+    assert not p.covers("gldas", 1999) and p.covers("gldas", 2000) and p.covers("era5", 1990)
 
 
 def test_macs_of_a_small_network_by_hand():

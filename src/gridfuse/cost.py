@@ -60,31 +60,9 @@ RUNTIME_FLOOR_MIN = 5
 RUNTIME_CAP_MIN = 24 * 60
 RETRY_GROWTH = 0.5
 
-# ------------------------------------------------------------------------ format facts
-# Native steps per day, files per day and resolution (deg) of the gridded source formats.
-# (The source-format registry of the library replaces these tables once it exists.)
-STEPS_PER_DAY = {
-    "imerg_hhr": 48,
-    "cmorph": 48,
-    "gsmap_hourly": 24,
-    "gsmap_netcdf": 24,
-    "gldas": 8,
-    "era5": 24,
-    "era5_met": 24,
-    "tropomi_l2": 1,
-}
-FILES_PER_DAY = {"era5": 12 / 365.25, "era5_met": 12 / 365.25, "cmorph": 24, "tropomi_l2": 15}
-NATIVE_RES = {
-    "imerg_hhr": 0.1,
-    "cmorph": 0.0727,
-    "gsmap_hourly": 0.1,
-    "gsmap_netcdf": 0.1,
-    "gldas": 0.25,
-    "era5": 0.25,
-    "era5_met": 0.25,
-}
-# Daily variables a source format yields (what downscale regrids).
-FORMAT_VARIABLES = {"era5_met": 10, "tropomi_l2": 2}
+# ------------------------------------------------------------------------ product facts
+# Per-format facts (steps and files per day, native resolution, daily variables) come from
+# the source-format registry (gridfuse.sources.registry).
 # Stations in a real product's region (CMA gauges of Qinghai: 48; CNEMC sites of China:
 # ~1,700 in 2018 growing to ~1,900), and in the national files a station reader parses before
 # cropping to the region; synthetic products use their configured counts.
@@ -271,7 +249,12 @@ class Product:
         if self._covers is not None:
             return bool(self._covers(source, int(year)))
         c = self.cfg["sources"][source]
-        return int(c.get("first_year", 1900)) <= int(year) <= int(c.get("last_year", 2100))
+        return _fmt(c["format"]).covers_year(
+            int(year),
+            version=c.get("version", ""),
+            first_year=c.get("first_year"),
+            last_year=c.get("last_year"),
+        )
 
     # time
     @property
@@ -315,7 +298,7 @@ class Product:
         """Cells of a source's native grid over the product region plus its margin."""
         g = self.cfg["grid"]
         margin = float(self.cfg["sources"].get(source, {}).get("margin", 0.5)) if source else 0.5
-        r = NATIVE_RES.get(fmt)
+        r = _fmt(fmt).native_res
         if r is None and source is not None:
             r = self.cfg["sources"][source].get("grid_res")
         r = float(r or 0.1)
@@ -332,10 +315,25 @@ class Product:
         return c
 
 
+def _fmt(name: str):
+    from .sources.registry import get_format
+
+    return get_format(name)
+
+
 def files_per_year(fmt: str, days: int) -> int:
-    """Files a source format has in ``days`` days (one per step, ERA5 one per month)."""
-    per_day = FILES_PER_DAY.get(fmt, STEPS_PER_DAY.get(fmt, 24))
-    return max(1, round(per_day * days))
+    """Files a source format has in ``days`` days (the registry's files per day)."""
+    return _fmt(fmt).files_in(days)
+
+
+def steps_per_day(fmt: str) -> float:
+    """Native time steps per day of a format (the registry's)."""
+    return float(_fmt(fmt).steps_per_day)
+
+
+def format_variables(fmt: str) -> int:
+    """Daily variables a format yields (what downscale regrids)."""
+    return len(_fmt(fmt).outputs)
 
 
 def threads_for(work: float, per_thread: float, lo: int = 1, hi: int = 16) -> int:
@@ -450,10 +448,10 @@ def _ingest_precip(p: Product, source: str, year) -> Work:
     days = p.days_in_year(year)
     files = files_per_year(fmt, days)
     cells = p.native_cells(fmt, source)
-    steps = STEPS_PER_DAY.get(fmt, 24) * days
+    steps = steps_per_day(fmt) * days
     threads = threads_for(files, 4000, lo=2, hi=8)
     # files of a month (ERA5) hold a month of steps; the step readers hold 8 days
-    block = (31 if fmt in ("era5", "era5_met") else 8) * STEPS_PER_DAY.get(fmt, 24)
+    block = (31 if _fmt(fmt).files_per_day < 1 else 8) * steps_per_day(fmt)
     return Work(
         f"ingest.{fmt}",
         threads=threads,
@@ -481,7 +479,7 @@ def _ingest_era5_met(p: Product, wc) -> Work:
         return Work("ingest.absent")
     days = p.days_in_year(wc["year"])
     cells = p.native_cells("era5_met", "era5_met")
-    nvar = FORMAT_VARIABLES["era5_met"]
+    nvar = format_variables("era5_met")
     return Work(
         "ingest_era5_met",
         time={"cell_steps_m": cells * days * 24 * nvar / 1e6},
@@ -490,7 +488,7 @@ def _ingest_era5_met(p: Product, wc) -> Work:
 
 
 def _source_vars(p: Product, source: str) -> int:
-    return FORMAT_VARIABLES.get(p.sources.get(source, ""), 1)
+    return format_variables(p.sources[source])
 
 
 @_rule("downscale", "downscale_temporary")
@@ -889,7 +887,8 @@ def work(
     """The :class:`Work` of one job of ``rule`` for a product.
 
     ``covers(source, year)`` says whether a source has data in a year (the workflow's
-    coverage rule; default: the source's ``first_year``/``last_year``): ingest and downscale
+    coverage rule; default: the registry's coverage of the source's version within its
+    ``first_year``/``last_year``): ingest and downscale
     jobs of uncovered years only write an absent marker, and a year's product uses the
     sources covering it.
     """
