@@ -573,7 +573,7 @@ def _train(p: Product, wc) -> Work:
     return Work(
         "train_mpfm",
         threads=threads,
-        time={"gmac": _train_gmac(p, wc.get("net", "mpfm"), n_src)},
+        time={"k:mpfm_train_s_per_gmac": _train_gmac(p, wc.get("net", "mpfm"), n_src)},
         mem={"patches_mb": _patches_mb(p)},
         gpu=_device_is_gpu(p),
     )
@@ -581,6 +581,8 @@ def _train(p: Product, wc) -> Work:
 
 @_rule("predict_precip")
 def _predict(p: Product, wc) -> Work:
+    from .predict import CPU_BUDGET_MB, predict_memory_mb
+
     m = _mpfm(p)
     year = wc["year"]
     n_src = sum(1 for s in p.sources if p.covers(s, year))  # the year's availability set
@@ -593,13 +595,25 @@ def _predict(p: Product, wc) -> Work:
     halo = ((tile + 2 * radius) / tile) ** 2
     cell_days = p.cells * p.days_in_year(year)
     seeds = len(m.get("seeds", [0]))
-    block = int(m["predict_days"]) + window - 1
-    padded = (p.nlat + 2 * radius) * (p.nlon + 2 * radius)
+    # the inference engine's own peak model: raw blocks (one prefetched), the standardized
+    # and padded block, the activation budget, the output
+    engine = predict_memory_mb(
+        p.nlat,
+        p.nlon,
+        _channels(p, n_src),
+        time_block=int(m["predict_days"]),
+        window=window,
+        radius=radius,
+        budget_mb=float(m.get("predict_mem_mb") or CPU_BUDGET_MB),
+    )
     return Work(
         "predict_precip",
         threads=2,
-        time={"gmac": cell_days * macs * halo * seeds / 1e9, "cell_days_m": cell_days / 1e6},
-        mem={"block_mb": _mb(padded * block * _channels(p, n_src))},
+        time={
+            "k:mpfm_predict_s_per_gmac": cell_days * macs * halo * seeds / 1e9,
+            "cell_days_m": cell_days / 1e6,
+        },
+        mem={"engine_mb": engine},
         gpu=_device_is_gpu(p),
     )
 
