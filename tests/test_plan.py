@@ -106,3 +106,35 @@ def test_plan_of_a_bad_config_names_the_key(mutate, key, tmp_path):
     assert proc.returncode == 2
     assert key in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stdout == ""
+
+
+def test_validate_config_names_the_key_and_fills_defaults():
+    from gridfuse.cli import ConfigError, validate_config
+
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    cfg = yaml.safe_load((ROOT / "configs" / "test.yaml").read_text())
+    full = validate_config(cfg, schema)
+    assert full["products"]["test_precip"]["samples"]["patch"] == 15  # a default, filled
+    assert "samples" not in cfg["products"]["test_precip"]  # the input is left alone
+    bad = copy.deepcopy(cfg)
+    bad["products"]["test_so2"]["cv"]["n_splits"] = 1
+    with pytest.raises(ConfigError, match=r"products\.test_so2\.cv\.n_splits"):
+        validate_config(bad, schema)
+    with pytest.raises(ConfigError, match="mapping"):
+        validate_config(["not", "a", "mapping"], schema)
+
+
+def test_plan_totals_and_table():
+    from gridfuse.cli import Plan, RulePlan
+
+    p = Plan(
+        [
+            RulePlan("a", jobs=3, cpu_hours=2.5, gpu_hours=0.0, mem_mb=900, max_job_hours=1.0),
+            RulePlan("b", jobs=1, cpu_hours=0.5, gpu_hours=0.25, mem_mb=4000, max_job_hours=2.0),
+        ]
+    )
+    j = p.to_json()
+    assert j["total_cpu_hours"] == 3.0 and j["total_gpu_hours"] == 0.25
+    assert j["max_job_hours"] == 2.0 and [r["rule"] for r in j["rules"]] == ["a", "b"]
+    lines = p.table().splitlines()
+    assert lines[-1].split()[:3] == ["total", "4", "3.00"]
