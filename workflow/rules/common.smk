@@ -32,6 +32,7 @@ PRODUCTS = {k: v for k, v in config["products"].items() if v.get("enabled", True
 # `gridfuse plan` builds the whole DAG without raw data: raw inputs are not required then.
 PLANNING = os.environ.get("GRIDFUSE_PLAN") == "1"
 
+
 wildcard_constraints:
     product="|".join(PRODUCTS) or "NO_PRODUCT",
     year=r"\d{4}",
