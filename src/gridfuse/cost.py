@@ -59,6 +59,9 @@ RUNTIME_MARGIN = 2.0
 RUNTIME_FLOOR_MIN = 5
 RUNTIME_CAP_MIN = 24 * 60
 RETRY_GROWTH = 0.5
+# share of a job's measured peak a memory term's arrays must reach to be fitted (see
+# fit_rule_constants)
+MEM_SUPPORT = 0.25
 
 # ------------------------------------------------------------------------ product facts
 # Per-format facts (steps and files per day, native resolution, daily variables) come from
@@ -93,7 +96,16 @@ class Constants:
         self.measured: dict = dict(self.data.get("measured", {}))
 
     def rule(self, key: str) -> Mapping:
-        """Constants of a rule key (``downscale.era5_met`` falls back to ``downscale``)."""
+        """Constants of a rule key (``downscale.era5_met`` falls back to ``downscale``).
+
+        A job that only writes an absent marker (``<rule>.absent``) without its own
+        measurement costs what the cheapest measured job costs (start-up and a tiny write).
+        """
+        if key.endswith(".absent") and key not in self.rules and self.rules:
+            return {
+                "fixed_s": min(float(r.get("fixed_s", 0)) for r in self.rules.values()),
+                "fixed_mb": min(float(r.get("fixed_mb", 0)) for r in self.rules.values()),
+            }
         k = key
         while True:
             if k in self.rules:
@@ -503,7 +515,8 @@ def _downscale(p: Product, wc) -> Work:
         "downscale",
         threads=threads,
         time={"cell_days_m": p.cells * days * nvar / 1e6},
-        mem={"block_mb": _mb(p.cells * block * nvar * threads)},
+        # dask regrids one variable's block of time_block days per task, one per thread
+        mem={"block_mb": _mb(p.cells * block * threads)},
     )
 
 
@@ -999,7 +1012,11 @@ def fit_rule_constants(
     dict
         Rule key -> constants entry (with ``n`` jobs and the largest relative errors).
         Memory terms named ``*_mb`` (arrays the job holds) get coefficients of at least 1:
-        a job holds its arrays at least once, even where the runs are too small to show it.
+        a job holds its arrays at least once, even where the runs are too small to show it;
+        a term is fitted only where its arrays reach ``MEM_SUPPORT`` of a job's peak
+        (``mem_fitted``), and the fixed part is raised until every measured peak is covered.
+        ``time_share``: the largest share of a job's CPU time each time term explains (a
+        small share means the runs hardly show that term).
     """
     import numpy as np
 
@@ -1023,14 +1040,30 @@ def fit_rule_constants(
         Xt = np.array([[1.0] + [w.time.get(t, 0.0) for t in tterms] for w, _, _ in rows])
         Xm = np.array([[1.0] + [w.mem.get(m, 0.0) for m in mterms] for w, _, _ in rows])
         ct = _nnls_fit(Xt, cpu, [0.0] * (1 + len(tterms)))
-        lower_m = [0.0] + [1.0 if m.endswith("_mb") else 0.0 for m in mterms]
-        cm = _nnls_fit(Xm, rss, lower_m)
+        lower_m = np.array([0.0] + [1.0 if m.endswith("_mb") else 0.0 for m in mterms])
+        # a memory term is fitted only where the runs show it: where its arrays reach
+        # MEM_SUPPORT of some job's peak; elsewhere its coefficient stays at the lower bound
+        # (arrays held once) and the runs fit only the fixed part
+        shown = np.array(
+            [True] + [bool(np.any(Xm[:, i + 1] >= MEM_SUPPORT * rss)) for i in range(len(mterms))]
+        )
+        cm = lower_m.copy()
+        fixed_part = Xm[:, ~shown] @ lower_m[~shown]
+        cm[shown] = _nnls_fit(Xm[:, shown], rss - fixed_part, lower_m[shown])
+        # the fixed part covers every measured peak: no calibration job above its model
+        cm[0] += max(0.0, float(np.max(rss - Xm @ cm)))
         pred_t, pred_m = Xt @ ct + known, Xm @ cm
+        share = [
+            float(np.max(ct[i + 1] * Xt[:, i + 1] / np.maximum(cpu + known, 1e-9)))
+            for i in range(len(tterms))
+        ]
         out[key] = {
             "fixed_s": round(float(ct[0]), 3),
             "time": {t: float(f"{c:.4g}") for t, c in zip(tterms, ct[1:])},
             "fixed_mb": round(float(cm[0]), 1),
             "mem": {m: float(f"{c:.4g}") for m, c in zip(mterms, cm[1:])},
+            "mem_fitted": [m for m, ok in zip(mterms, shown[1:]) if ok],
+            "time_share": {t: round(v, 3) for t, v in zip(tterms, share)},
             "n": len(rows),
             "max_cpu_s": round(float(cpu.max() + known.max()), 2),
             "max_rss_mb": round(float(rss.max()), 1),
