@@ -295,6 +295,68 @@ def kernel_mpfm_train(stations=40, days=200, n_src=5, samples=512) -> dict:
     }
 
 
+def kernel_global_files(n_files=6) -> dict:
+    """Seconds per file of reading the real products' **global** files (written at their
+    full native extent, compressed, by the library's writers) for the Qinghai region: real
+    archives hold global files, the synthetic runs region-cropped ones."""
+    import pandas as pd
+
+    from gridfuse.grid import Grid
+    from gridfuse.sources import cmorph, gldas, gsmap, imerg, read_precip_daily
+
+    grid = Grid(west=89.5, south=31.37, east=103.4, north=39.87, res=0.01)
+    rng = np.random.default_rng(0)
+    day = pd.Timestamp("2020-07-01")
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="gridfuse_global_") as tmp:
+        for fmt in ("imerg_hhr", "cmorph", "gldas", "gsmap_hourly"):
+            folder = Path(tmp) / fmt
+            for i in range(n_files):
+                if fmt == "imerg_hhr":
+                    t = day + pd.Timedelta(minutes=30 * i)
+                    lat, lon = (
+                        np.round(89.95 - 0.1 * np.arange(1800), 4),
+                        np.round(-179.95 + 0.1 * np.arange(3600), 4),
+                    )
+                    rate = rng.gamma(0.3, 2.0, (lat.size, lon.size)).astype("f4")
+                    f = folder / f"{t.day_of_year:03d}" / imerg.hhr_name(t)
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    imerg.write_imerg_hhr(f, t, lat, lon, rate)
+                elif fmt == "cmorph":
+                    t = day + pd.Timedelta(hours=i)
+                    lat, lon = cmorph.LAT[::-1], cmorph.LON
+                    rate = rng.gamma(0.3, 2.0, (2, lat.size, lon.size)).astype("f4")
+                    f = folder / f"{t:%m}" / f"{t:%d}" / cmorph.cmorph_name(t)
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    cmorph.write_cmorph(f, t, lat, lon, rate)
+                elif fmt == "gldas":
+                    t = day + pd.Timedelta(hours=3 * (i + 1))
+                    lat, lon = gldas.LAT[::-1], gldas.LON
+                    rate = (rng.gamma(0.3, 2.0, (lat.size, lon.size)) / 10800).astype("f4")
+                    f = folder / f"{t.day_of_year:03d}" / gldas.gldas_name(t)
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    gldas.write_gldas(f, t, lat, lon, rate)
+                else:
+                    t = day + pd.Timedelta(hours=i)
+                    lat, lon = gsmap.LAT, gsmap.LON
+                    rate = rng.gamma(0.3, 2.0, (lat.size, lon.size)).astype("f4")
+                    f = folder / f"{t:%m}" / f"{t:%d}" / gsmap.hourly_name(t)
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    gsmap.write_gsmap_binary(f, lat, lon, rate)
+            t = cpu_time(
+                lambda fmt=fmt, folder=folder: read_precip_daily(
+                    fmt, [folder], pd.DatetimeIndex([day]), 0, grid, 0.5
+                )
+            )
+            out[f"ingest_s_per_file.{fmt}"] = {
+                "value": t / n_files,
+                "unit": "CPU s per global file (Qinghai region read)",
+                "how": f"read_precip_daily of {n_files} global {fmt} files written compressed "
+                "at the full native extent by gridfuse.sources writers, 1 thread",
+            }
+    return out
+
+
 KERNELS = [
     kernel_lightgbm,
     kernel_forest,
@@ -302,6 +364,7 @@ KERNELS = [
     kernel_so2_features,
     kernel_mpfm_predict,
     kernel_mpfm_train,
+    kernel_global_files,
 ]
 
 

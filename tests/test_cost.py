@@ -207,7 +207,7 @@ def test_packaged_constants_are_complete():
         "mpfm_predict_s_per_gmac",
         "mpfm_train_s_per_gmac",
     ):
-        assert 0 < k.kernel(name) < 1, name
+        assert 0 < k.kernel(name) < 10, name  # seconds per unit: well below 10 on any CPU
     for product, cfg in _products("configs/test.yaml").items():
         c = cost.estimate(
             "downscale",

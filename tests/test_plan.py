@@ -117,8 +117,8 @@ def test_validate_config_names_the_key_and_fills_defaults():
     assert full["products"]["test_precip"]["samples"]["patch"] == 15  # a default, filled
     assert "samples" not in cfg["products"]["test_precip"]  # the input is left alone
     bad = copy.deepcopy(cfg)
-    bad["products"]["test_so2"]["cv"]["n_splits"] = 1
-    with pytest.raises(ConfigError, match=r"products\.test_so2\.cv\.n_splits"):
+    bad["products"]["test_precip"]["cv"]["n_splits"] = 1
+    with pytest.raises(ConfigError, match=r"products\.test_precip\.cv\.n_splits: 1 is less"):
         validate_config(bad, schema)
     with pytest.raises(ConfigError, match="mapping"):
         validate_config(["not", "a", "mapping"], schema)

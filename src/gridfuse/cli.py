@@ -58,7 +58,17 @@ def validate_config(cfg: Mapping, schema_path: str | os.PathLike) -> dict:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
-    err = best_match(Draft202012Validator(schema).iter_errors(cfg))
+    def walk(errors):
+        for e in errors:
+            yield e
+            yield from walk(e.context or [])
+
+    errors = list(walk(Draft202012Validator(schema).iter_errors(cfg)))
+    # the deepest error names the offending key (a failed value inside a kind-conditional
+    # section also fails the section's unevaluatedProperties, one level up)
+    err = max(errors, key=lambda e: len(e.absolute_path), default=None)
+    if err is not None and len(err.absolute_path) == 0:
+        err = best_match(errors)
     if err is not None:
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise ConfigError(f"config key {where}: {err.message}")

@@ -256,7 +256,8 @@ def _job_cost(name, items):
 
 def job_cost(name, wildcards):
     """The cost model's estimate (gridfuse.cost.Cost) of a job of rule ``name``."""
-    return _job_cost(name, tuple(sorted(dict(wildcards).items())))
+    items = wildcards.items() if hasattr(wildcards, "items") else vars(wildcards).items()
+    return _job_cost(name, tuple(sorted(items)))
 
 
 def cost_threads(name):
@@ -265,13 +266,13 @@ def cost_threads(name):
 
 
 def cost_mem(name):
-    """``mem_mb`` of rule ``name``: the modelled peak with margin, grown per retry."""
+    """``mem_mb`` from the cost model (the modelled peak with margin, grown per retry)."""
     return lambda wc, attempt: job_cost(name, wc).mem_mb(attempt)
 
 
 def cost_runtime(name):
-    """``runtime`` (min) of rule ``name``: the modelled wall time at the job's threads (after
-    any --max-threads / --cores cap) with margin, grown per retry."""
+    """``runtime`` (min) from the cost model (the modelled wall time at the job's threads, after
+    any --max-threads / --cores cap, with margin, grown per retry)."""
     return lambda wc, threads, attempt: job_cost(name, wc).runtime_min(attempt, threads)
 
 
