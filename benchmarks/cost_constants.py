@@ -147,14 +147,22 @@ def kernel_forest(sizes=(10_000, 40_000), cols=40, trees=10) -> dict:
         )
         t = cpu_time(lambda rf=rf, X=X, y=y: rf.fit(X, y))
         rates.append(t / (n * trees * cols * 0.5 * math.log2(n)))
+    Xp, _ = _table(100_000, cols, seed=1)
+    t_pred = cpu_time(lambda: rf.predict(Xp))
     return {
+        "rf_predict_s_per_row_tree": {
+            "value": t_pred / (len(Xp) * trees),
+            "unit": "CPU s per row x tree",
+            "how": f"RandomForestRegressor.predict of {len(Xp)} rows, {trees} trees grown on "
+            f"{sizes[1]} rows, 1 thread",
+        },
         "rf_fit_s_per_row_tree_col": {
             "value": rates[-1],
             "unit": "CPU s per row x tree x column tried x log2(rows)",
             "how": f"RandomForestRegressor.fit, {sizes[1]} rows x {cols} columns, {trees} "
             f"trees, max_features 0.5, min_samples_leaf 2, 1 thread (at {sizes[0]} rows: "
             f"{rates[0]:.3g})",
-        }
+        },
     }
 
 

@@ -64,6 +64,11 @@ RETRY_GROWTH = 0.5
 PROXIES = {
     "select_precip": "cross_validate_precip",
     "cv_fold_precip": "cross_validate_precip",
+    "cross_validate_fold_so2": "so2_cross_validate",
+    "score_grid_so2": "so2_predict",
+    "cross_validate_so2": "report_small",
+    "ablation_variant_so2": "so2_ablation",
+    "build_mask": "build_static",
 }
 # share of a job's measured peak a memory term's arrays must reach to be fitted (see
 # fit_rule_constants)
@@ -820,7 +825,7 @@ def _so2_cv_folds(p: Product, schemes) -> int:
     return n
 
 
-@_rule("so2_samples")
+@_rule("so2_samples", "samples_so2")
 def _so2_samples(p: Product, wc) -> Work:
     nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
     return Work(
@@ -834,7 +839,7 @@ def _so2_samples(p: Product, wc) -> Work:
     )
 
 
-@_rule("so2_train")
+@_rule("so2_train", "train_so2")
 def _so2_train(p: Product, wc) -> Work:
     return Work(
         "so2_train",
@@ -877,7 +882,7 @@ def _so2_ablation(p: Product, wc) -> Work:
     )
 
 
-@_rule("so2_explain")
+@_rule("so2_explain", "explain_so2")
 def _so2_explain(p: Product, wc) -> Work:
     n = int(p.model("shap_samples", default=2000))
     return Work(
@@ -887,9 +892,9 @@ def _so2_explain(p: Product, wc) -> Work:
     )
 
 
-@_rule("so2_predict")
+@_rule("so2_predict", "predict_so2")
 def _so2_predict(p: Product, wc) -> Work:
-    cell_days = p.cells * p.days_in_year(wc["year"])
+    cell_days = p.cells * p.days_in_year(wc["year"]) * mask_fraction(p)
     nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
     block = int(p.model("predict_days", default=8))
     tile = int(p.model("predict_tile", default=256))
@@ -906,6 +911,146 @@ def _so2_predict(p: Product, wc) -> Work:
             "block_mb": _mb(p.cells * block * nvar),
             "tile_mb": _mb(tile * tile * block * cols, 8),
         },
+    )
+
+
+# --- so2, one job per CV fold and per ablation variant (gridfuse.models.so2 plans them)
+def _fit_models_terms(p: Product, models, rows: float, cols: int | None = None) -> dict:
+    t = _so2_fit_terms(p, rows, list(models))
+    if cols is not None:  # an ablation variant's own column count
+        full = _so2_columns(p)
+        t = {k: v * (cols + 10) / full for k, v in t.items()}
+    return t
+
+
+def _forest_mb(p: Product, models, rows: float) -> float:
+    """One fold's RF-Ps forest: ~2/3 node per training row and tree, ~72 B a node."""
+    if "rf_ps" not in models:
+        return 0.0
+    return int(p.model("rf_ps", "n_estimators", default=500)) * 0.6 * rows * 72 / 1e6
+
+
+@_rule("cross_validate_fold_so2")
+def _so2_cv_fold(p: Product, wc) -> Work:
+    from .models.so2 import cv_plan
+
+    cv = p.cfg["cv"]
+    plan = cv_plan([wc["scheme"]], cv, p.model("so2_baselines", default=[]))
+    job = next(j for j in plan if str(j["fold"]) == str(wc["fold"]))
+    rows = p.station_days * float(job["train_share"])
+    return Work(
+        "cross_validate_fold_so2",
+        threads=_so2_threads(p),
+        time=_fit_models_terms(p, job["models"], rows),
+        mem={"table_mb": _so2_table_mb(p), "forest_mb": _forest_mb(p, job["models"], rows)},
+    )
+
+
+def _grid_predict_terms(p: Product, model: str, every: int) -> dict:
+    """A model gridded on every ``every``-th day inside the mask (OSSE scoring)."""
+    cell_days = p.cells * mask_fraction(p) * math.ceil(p.days / max(1, every))
+    t = {"k:so2_features_s_per_value": cell_days * _so2_columns(p)}
+    if model.startswith("lightgbm"):
+        t["k:lgbm_predict_s_per_row_round"] = cell_days * _so2_rounds(p)
+    elif model == "rf_ps":
+        t["k:rf_predict_s_per_row_tree"] = cell_days * int(
+            p.model("rf_ps", "n_estimators", default=500)
+        )
+    elif model == "lstm":
+        hid = int(p.model("lstm", "hidden", default=64))
+        seq = int(p.model("lstm", "seq_len", default=7))
+        lay = int(p.model("lstm", "layers", default=2))
+        t["k:lstm_fit_s_per_gmac"] = cell_days * seq * lay * 4 * hid * (hid + _so2_columns(p)) / 1e9
+    return t
+
+
+@_rule("score_grid_so2")
+def _so2_score_grid(p: Product, wc) -> Work:
+    """osse_grid of one model: the full model's product against the truth, or a baseline
+    fitted on every station-day and gridded on every k-th day."""
+    every = int(p.cfg["cv"].get("so2_osse_every", 1))
+    model = wc.get("model", "lightgbm")
+    cell_days = p.cells * mask_fraction(p) * math.ceil(p.days / max(1, every))
+    time = {"cell_days_m": cell_days / 1e6}
+    if model != "lightgbm":
+        time |= _fit_models_terms(p, [model], p.station_days)
+        time |= _grid_predict_terms(p, model, every)
+    block = int(p.model("predict_days", default=8))
+    return Work(
+        "score_grid_so2",
+        threads=_so2_threads(p),
+        time=time,
+        mem={"block_mb": _mb(p.cells * block * 2), "table_mb": _so2_table_mb(p)},
+    )
+
+
+@_rule("cross_validate_so2")
+def _so2_cv_gather(p: Product, wc) -> Work:
+    """scores.csv: the folds' out-of-fold predictions gathered and scored."""
+    n = p.station_days * len(p.cfg["cv"]["so2_schemes"]) * 4
+    return Work("cross_validate_so2", time={"oof_rows_m": n / 1e6}, mem={"oof_mb": _mb(n * 8, 8)})
+
+
+@_rule("ablation_variant_so2")
+def _so2_ablation_variant(p: Product, wc) -> Work:
+    """One ablation variant: its LightGBM in every fold of the ablation schemes (+ osse_grid
+    of the variant in an OSSE)."""
+    from .features import FeatureConfig
+    from .models.so2 import ablation_plan
+
+    cv = p.cfg["cv"]
+    feats = FeatureConfig.from_dict(p.model("features", default={}) or {})
+    plan = {j["variant"]: j for j in ablation_plan(feats, cv)}
+    job = plan.get(wc.get("variant", "full")) or next(iter(plan.values()))
+    k = max(2, int(cv.get("n_splits", 10)))
+    time = _fit_models_terms(
+        p, ["lightgbm"], p.station_days * (1 - 1 / k) * job["fits"], job["columns"]
+    )
+    if p.synthetic and cv.get("so2_osse_ablation", False):
+        time |= _fit_models_terms(p, ["lightgbm"], p.station_days, job["columns"])
+        g = _grid_predict_terms(p, "lightgbm", int(cv.get("so2_osse_every", 1)))
+        for key, v in g.items():
+            time[key] = time.get(key, 0.0) + v
+    return Work(
+        "ablation_variant_so2",
+        threads=_so2_threads(p),
+        time=time,
+        mem={"table_mb": _so2_table_mb(p)},
+    )
+
+
+@_rule("ablation_so2")
+def _so2_ablation_gather(p: Product, wc) -> Work:
+    return Work("report_small")
+
+
+@_rule("build_mask")
+def _build_mask(p: Product, wc) -> Work:
+    return Work("build_mask", time={"cells_m": p.cells / 1e6}, mem={"grid_mb": _mb(p.cells * 2)})
+
+
+@functools.lru_cache(maxsize=16)
+def _mask_fraction(spec_json: str, grid_json: str) -> float:
+    import numpy as np
+
+    from .grid import Grid
+    from .mask import build_mask
+
+    inside = build_mask(json.loads(spec_json), Grid.from_config(json.loads(grid_json)))
+    return float(np.mean(inside))
+
+
+def mask_fraction(p: Product) -> float:
+    """Share of the grid inside the product's domain mask (1 without a mask, and when the
+    mask's file is not there to read: the plan then prices the whole rectangle)."""
+    spec = dict(p.cfg.get("mask") or {})
+    if not (spec.get("path") or spec.get("box") or spec.get("polygon")):
+        return 1.0
+    if spec.get("path") and not Path(spec["path"]).exists():
+        return 1.0
+    return _mask_fraction(
+        json.dumps(spec, sort_keys=True, default=str),
+        json.dumps(dict(p.cfg["grid"]), sort_keys=True),
     )
 
 

@@ -13,7 +13,7 @@ def mask_input(product):
 
 def mask_file(wildcards):
     path = pcfg(wildcards.product)["mask"].get("path")
-    return [path] if path else []
+    return [path] if path and not PLANNING else []
 
 
 def check_mask_files():
@@ -30,4 +30,5 @@ def check_mask_files():
         raise WorkflowError("mask files are missing:\n" + "\n".join(missing))
 
 
-check_mask_files()
+if not PLANNING:  # `gridfuse plan` needs no raw data
+    check_mask_files()
