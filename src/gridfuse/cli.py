@@ -106,6 +106,7 @@ class Plan:
     """Every rule's :class:`RulePlan` of one config, and the totals."""
 
     rules: list[RulePlan] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_cpu_hours(self) -> float:
@@ -151,6 +152,7 @@ class Plan:
             f"{'total':<26s} {self.jobs:>5d} {'':>7s} {self.total_cpu_hours:>10.2f} "
             f"{self.total_gpu_hours:>7.2f} {'':>10s} {self.max_job_hours:>13.2f}"
         )
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -208,9 +210,14 @@ def make_plan(configfile: str | os.PathLike, snakefile: str | os.PathLike | None
     validate_config(raw, snakefile.parent / "workflow" / "schemas" / "config.schema.yaml")
 
     from .cost import NoCostModel
+    from .cost import notes as cost_notes
 
     by_rule: dict[str, RulePlan] = {}
+    proxies: dict[str, str] = {}
+    notes: list[str] = []
     for wf, jobs in _dag_jobs(configfile, snakefile):
+        for product in wf.globals["PRODUCTS"].values():
+            notes += [n for n in cost_notes(product) if n not in notes]
         job_cost = wf.globals["job_cost"]
         for job in jobs:
             name = job.rule.name
@@ -228,6 +235,8 @@ def make_plan(configfile: str | os.PathLike, snakefile: str | os.PathLike | None
                 r.mem_mb = max(r.mem_mb, int(job.resources.get("mem_mb", 0) or 0))
                 r.max_job_hours = max(r.max_job_hours, hours)
                 continue
+            if c.proxy:
+                proxies[name] = c.proxy
             hours = c.wall_s / 3600
             if c.gpu:
                 r.gpu_hours += hours
@@ -236,7 +245,10 @@ def make_plan(configfile: str | os.PathLike, snakefile: str | os.PathLike | None
             r.mem_mb = max(r.mem_mb, c.mem_mb())
             r.max_job_hours = max(r.max_job_hours, hours)
     order = sorted(by_rule.values(), key=lambda r: -r.cpu_hours)
-    return Plan(order)
+    notes += [
+        f"{r} priced like {p} (not measured yet: run `make bench`)" for r, p in proxies.items()
+    ]
+    return Plan(order, notes)
 
 
 def _plan(args) -> int:

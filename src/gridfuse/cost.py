@@ -191,6 +191,7 @@ class Cost:
     peak_mb: float
     gpu: bool = False
     fixed_s: float = 0.0
+    proxy: str = ""
 
     def mem_mb(self, attempt: int = 1) -> int:
         """Memory request (MB) at ``attempt``: the peak with margin and slack."""
@@ -243,6 +244,7 @@ def price(w: Work, k: Constants, rule: str | None = None) -> Cost:
         peak_mb=peak,
         gpu=w.gpu,
         fixed_s=fixed_s,
+        proxy=str(c.get("proxy", "")),
     )
 
 
@@ -1052,6 +1054,31 @@ def mask_fraction(p: Product) -> float:
         json.dumps(spec, sort_keys=True, default=str),
         json.dumps(dict(p.cfg["grid"]), sort_keys=True),
     )
+
+
+def notes(product_cfg: Mapping) -> list[str]:
+    """What a plan of this product assumes (printed under the plan's table)."""
+    p = Product(product_cfg)
+    out = []
+    if p.kind == "so2":
+        out.append(
+            f"LightGBM priced at model.lightgbm.num_boost_round = {_so2_rounds(p)} rounds, the "
+            "cap (early stopping may end sooner; lower it to bound the cost)"
+        )
+        spec = dict(p.cfg.get("mask") or {})
+        if spec.get("path") and not Path(spec["path"]).exists():
+            out.append(f"mask file {spec['path']} not found: predictions priced on the whole grid")
+    if p.kind == "precip":
+        out.append(
+            "train_mpfm and predict_precip priced on CPUs (the SLURM profile gives them a GPU; "
+            "no GPU rate is in the constants)"
+        )
+    if not p.synthetic:
+        out.append(
+            f"{p.stations} stations assumed in the region ({p.kind}); the station files hold "
+            "the whole network"
+        )
+    return out
 
 
 # ------------------------------------------------------------------------ dispatch
