@@ -130,12 +130,20 @@ def test_work_follows_coverage_and_sizes():
         cost.work("not_a_rule", p, {"product": "q"})
 
 
-def test_so2_region_folds_and_named_regions():
+def test_so2_cv_folds_follow_the_schemes():
     p = copy.deepcopy(_products("configs/china_so2.yaml")["china_so2"])
-    prod = cost.Product(p)
-    assert cost._so2_cv_folds(prod, ["region"]) == 36 * 62  # 1 deg blocks of the rectangle
     p["cv"]["regions"] = {"bth": [113, 36, 120, 42], "prd": [111, 21, 116, 24]}
-    assert cost._so2_cv_folds(cost.Product(p), ["region", "site_cv"]) == 2 + 10
+    p["cv"]["so2_schemes"] = ["region", "site_cv"]
+    from gridfuse.models.so2 import cv_plan
+
+    assert len(cv_plan(["region", "site_cv"], p["cv"], [])) == 2 + 10
+    # one job per fold: a region fold trains on (up to) every station-day, a site_cv fold 9/10
+    wr = cost.work(
+        "cross_validate_fold_so2", p, {"product": "c", "scheme": "region", "fold": "bth"}
+    )
+    ws = cost.work("cross_validate_fold_so2", p, {"product": "c", "scheme": "site_cv", "fold": "3"})
+    lgbm = "k:lgbm_fit_s_per_row_round_col"
+    assert ws.time[lgbm] == pytest.approx(0.9 * wr.time[lgbm])
 
 
 def test_every_rule_is_priced_and_requests_cover_the_peak():

@@ -27,11 +27,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONSTANTS_FILE",
@@ -806,28 +809,7 @@ def _so2_threads(p: Product) -> int:
     return threads_for(p.station_days, 100_000, lo=2, hi=16)
 
 
-def _so2_cv_folds(p: Product, schemes) -> int:
-    """Folds of the SO2 CV schemes (region: named regions, else blocks of the grid)."""
-    cv = p.cfg["cv"]
-    g = p.cfg["grid"]
-    n = 0
-    for s in schemes:
-        if s in ("sample_cv", "site_cv"):
-            n += int(cv["n_splits"])
-        elif s == "block_cv":
-            n += int(cv["block_splits"])
-        elif s == "region":
-            if cv.get("regions"):
-                n += len(cv["regions"])
-            else:
-                b = float(cv["region_block_size"])
-                ny = math.ceil((float(g["north"]) - float(g["south"])) / b)
-                nx = math.ceil((float(g["east"]) - float(g["west"])) / b)
-                n += ny * nx
-    return n
-
-
-@_rule("so2_samples", "samples_so2")
+@_rule("samples_so2")
 def _so2_samples(p: Product, wc) -> Work:
     nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
     return Work(
@@ -841,7 +823,7 @@ def _so2_samples(p: Product, wc) -> Work:
     )
 
 
-@_rule("so2_train", "train_so2")
+@_rule("train_so2")
 def _so2_train(p: Product, wc) -> Work:
     return Work(
         "so2_train",
@@ -851,40 +833,7 @@ def _so2_train(p: Product, wc) -> Work:
     )
 
 
-@_rule("so2_cross_validate")
-def _so2_cv(p: Product, wc) -> Work:
-    schemes = list(p.cfg["cv"]["so2_schemes"])
-    folds = _so2_cv_folds(p, schemes)
-    models = ["lightgbm"] + list(
-        p.model("so2_baselines", default=["lightgbm_plain", "rf_ps", "lstm"])
-    )
-    rows = p.station_days * 0.9  # a fold trains on ~all but the held-out part
-    forest = 0.0
-    if "rf_ps" in models:  # one fold's forest: ~2/3 node per training row and tree, ~72 B a node
-        trees = int(p.model("rf_ps", "n_estimators", default=500))
-        forest = trees * 0.6 * p.station_days * 72 / 1e6
-    return Work(
-        "so2_cross_validate",
-        threads=_so2_threads(p),
-        time=_so2_fit_terms(p, rows, models, times=folds),
-        mem={"table_mb": _so2_table_mb(p), "forest_mb": forest},
-    )
-
-
-@_rule("so2_ablation")
-def _so2_ablation(p: Product, wc) -> Work:
-    schemes = list(p.cfg["cv"]["ablation_schemes"])
-    folds = _so2_cv_folds(p, schemes)
-    variants = 1 + 4  # the full model and each of the four techniques toggled
-    return Work(
-        "so2_ablation",
-        threads=_so2_threads(p),
-        time=_so2_fit_terms(p, p.station_days * 0.9, ["lightgbm"], times=variants * folds),
-        mem={"table_mb": _so2_table_mb(p)},
-    )
-
-
-@_rule("so2_explain", "explain_so2")
+@_rule("explain_so2")
 def _so2_explain(p: Product, wc) -> Work:
     n = int(p.model("shap_samples", default=2000))
     return Work(
@@ -894,7 +843,7 @@ def _so2_explain(p: Product, wc) -> Work:
     )
 
 
-@_rule("so2_predict", "predict_so2")
+@_rule("predict_so2")
 def _so2_predict(p: Product, wc) -> Work:
     cell_days = p.cells * p.days_in_year(wc["year"]) * mask_fraction(p)
     nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
@@ -1050,10 +999,14 @@ def mask_fraction(p: Product) -> float:
         return 1.0
     if spec.get("path") and not Path(spec["path"]).exists():
         return 1.0
-    return _mask_fraction(
-        json.dumps(spec, sort_keys=True, default=str),
-        json.dumps(dict(p.cfg["grid"]), sort_keys=True),
-    )
+    try:
+        return _mask_fraction(
+            json.dumps(spec, sort_keys=True, default=str),
+            json.dumps(dict(p.cfg["grid"]), sort_keys=True),
+        )
+    except Exception as err:  # an unreadable mask is build_mask's error to report
+        logger.warning("mask of the product not readable (%s): priced on the whole grid", err)
+        return 1.0
 
 
 def notes(product_cfg: Mapping) -> list[str]:
