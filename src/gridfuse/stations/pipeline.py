@@ -236,11 +236,23 @@ def _read_cnemc(req: ReadRequest) -> Observations:
     return Observations(wide, stations, hourly=True)
 
 
+def _read_wide(req: ReadRequest) -> Observations:
+    """``wide_csv``: one column per station; ``req.options["dem"]`` (a DEM path, optional)
+    gives the elevations the station table lacks."""
+    if req.table is None:
+        raise ValueError(f"wide_csv stations at {req.path} need a station table (stations.table)")
+    values = wide.read_wide_values(req.path, start=req.start, end=req.end)
+    dem_path = (req.options or {}).get("dem")
+    dem = wide.read_dem(dem_path) if dem_path else None
+    stations = wide.read_station_table(req.table, dem=dem, ids=list(values.columns))
+    return Observations(values, stations, hourly=False)
+
+
 register_reader("cma_daily", _read_cma_daily)
 register_reader("cma_hourly", _read_cma_hourly)
 register_reader("generic_csv", _read_generic)
 register_reader("cnemc", _read_cnemc)
-register_reader("wide_csv", wide.read_request)
+register_reader("wide_csv", _read_wide)
 
 
 # --------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ __all__ = [
     "read_wide_values",
     "read_station_table",
     "read_dem",
-    "read_request",
     "wide_to_long",
     "sample_elevation",
 ]
@@ -272,20 +271,3 @@ def read_dem(path: str | Path) -> xr.DataArray:
         raise ValueError(f"{path}: no 2-D variable to use as elevation; have {list(ds.data_vars)}")
     name = "elevation" if "elevation" in names else names[0]
     return ds[name].load()
-
-
-def read_request(req):
-    """Reader of the stations pipeline (``stations.format: wide_csv``).
-
-    ``req`` is a :class:`gridfuse.stations.pipeline.ReadRequest`; ``req.table`` is required;
-    ``req.options["dem"]`` (a DEM path, optional) gives elevations the table lacks.
-    """
-    from .pipeline import Observations
-
-    if req.table is None:
-        raise ValueError(f"wide_csv stations at {req.path} need a station table (stations.table)")
-    wide = read_wide_values(req.path, start=req.start, end=req.end)
-    dem_path = (req.options or {}).get("dem")
-    dem = read_dem(dem_path) if dem_path else None
-    stations = read_station_table(req.table, dem=dem, ids=list(wide.columns))
-    return Observations(wide, stations, hourly=False)
