@@ -12,6 +12,13 @@ Two kinds of measurement, both on this machine, in this run:
    and per-unit coefficients are fitted (:func:`gridfuse.cost.fit_rule_constants`).  Extra
    runs (e.g. the scale rehearsal's folder) can be added with ``--runs``.
 
+3. **GPU rates**: not measured here (this machine has no GPU). The record of
+   ``benchmarks/mpfm_predict.py`` run on a GPU machine, kept with where and when it was
+   measured under ``benchmarks/devices/`` (``--device``; default
+   ``benchmarks/devices/nvidia-h100.json``), is converted to device seconds per GMAC
+   (:func:`gridfuse.cost.gpu_constants`) and stored as the constants' ``gpu`` section: the
+   plan and the requests price the GPU rules' network kernels with it.
+
 Writes the constants file (with when, where and how it was measured) and
 ``results/benchmarks/cost_constants.json``: per rule, the fitted model's CPU time and peak
 memory against the largest measured job (ratio = measured / modelled).
@@ -19,6 +26,8 @@ memory against the largest measured job (ratio = measured / modelled).
     python benchmarks/cost_constants.py                 # kernels + both calibration runs
     python benchmarks/cost_constants.py --runs DIR ...  # also fit on finished runs in DIR
     python benchmarks/cost_constants.py --keep-kernels --no-run --runs DIR ...  # refit only
+    python benchmarks/cost_constants.py --keep-kernels --kernels lightgbm --no-run --runs ...
+    python benchmarks/cost_constants.py --device-only   # only the gpu section, from --device
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from gridfuse import cost
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 RUN_CONFIGS = [ROOT / "configs" / "test.yaml", ROOT / "benchmarks" / "calibration.yaml"]
+DEVICE = ROOT / "benchmarks" / "devices" / "nvidia-h100.json"
 
 
 def cpu_time(fn) -> float:
@@ -86,13 +96,15 @@ def lgbm_params() -> dict:
     }
 
 
-def kernel_lightgbm(sizes=(30_000, 120_000), cols=60, rounds=(20, 60)) -> dict:
+def kernel_lightgbm(
+    sizes=(30_000, 120_000), cols=60, rounds=(20, 60), pred_trees=(60, 300)
+) -> dict:
     """LightGBM: seconds per round = cols x (a x rows + b) (histograms scale with the rows,
     the split search of 255 leaves does not); a, b from two table sizes, each the difference
     of two round counts (so the binning of the data is left out)."""
     import lightgbm as lgb
 
-    per_round, booster = [], None
+    per_round = []
     for n in sizes:
         X, y = _table(n, cols)
         t = []
@@ -102,13 +114,19 @@ def kernel_lightgbm(sizes=(30_000, 120_000), cols=60, rounds=(20, 60)) -> dict:
             t.append(
                 cpu_time(lambda r=r, ds=ds, box=box: box.append(lgb.train(lgbm_params(), ds, r)))
             )
-            booster = box[0]
         per_round.append((t[1] - t[0]) / (rounds[1] - rounds[0]))
     a = max(0.0, (per_round[1] - per_round[0]) / ((sizes[1] - sizes[0]) * cols))
     b = max(0.0, per_round[0] / cols - a * sizes[0])
-    Xp, _ = _table(200_000, cols, seed=1)
-    t_pred = cpu_time(lambda: booster.predict(Xp, num_threads=1))
-    pred = t_pred / (len(Xp) * booster.num_trees())
+    # prediction: the marginal time of a tree, from the same model predicted with two tree
+    # counts (a few dozen trees hide how a long model's later, deeper trees and its size in
+    # the caches slow each tree down: measured 168 ns at 60 trees, 437 ns from 60 to 400)
+    pred_model = lgb.train(lgbm_params(), lgb.Dataset(*_table(sizes[1], cols)), pred_trees[1])
+    Xp, _ = _table(50_000, cols, seed=1)
+    t_pred = [
+        cpu_time(lambda n=n: pred_model.predict(Xp, num_iteration=n, num_threads=1))
+        for n in pred_trees
+    ]
+    pred = max(0.0, (t_pred[1] - t_pred[0]) / (len(Xp) * (pred_trees[1] - pred_trees[0])))
     how = (
         f"lightgbm.train on {sizes[0]} and {sizes[1]} rows x {cols} columns, rounds "
         f"{rounds[1]} minus {rounds[0]} (s per round {per_round[0]:.3f} / {per_round[1]:.3f}), "
@@ -128,8 +146,9 @@ def kernel_lightgbm(sizes=(30_000, 120_000), cols=60, rounds=(20, 60)) -> dict:
         "lgbm_predict_s_per_row_round": {
             "value": pred,
             "unit": "CPU s per row x tree",
-            "how": f"Booster.predict of {len(Xp)} rows, {booster.num_trees()} trees of the "
-            f"{sizes[1]}-row model, 1 thread",
+            "how": f"Booster.predict of {len(Xp)} rows x {cols} columns, trees "
+            f"{pred_trees[1]} minus {pred_trees[0]} of a {pred_trees[1]}-round model fitted on "
+            f"{sizes[1]} rows (s {t_pred[0]:.2f} / {t_pred[1]:.2f}), 1 thread",
         },
     }
 
@@ -468,13 +487,42 @@ def main() -> None:
     ap.add_argument(
         "--keep-kernels", action="store_true", help="reuse the kernel rates of --out (refit only)"
     )
+    ap.add_argument(
+        "--kernels",
+        nargs="*",
+        default=None,
+        help="with --keep-kernels: re-measure only these kernels (e.g. lightgbm)",
+    )
+    ap.add_argument(
+        "--device", type=Path, default=DEVICE, help="GPU record (benchmarks/devices/*.json)"
+    )
+    ap.add_argument(
+        "--device-only",
+        action="store_true",
+        help="only (re)write the gpu section of --out from --device; nothing is measured",
+    )
     args = ap.parse_args()
+
+    gpu = cost.gpu_constants(json.loads(args.device.read_text())) if args.device else {}
+    if gpu:
+        gpu["file"] = str(args.device.resolve().relative_to(ROOT))
+    if args.device_only:
+        data = json.loads(args.out.read_text())
+        data["gpu"] = gpu
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        for name, rec in gpu.get("kernels", {}).items():
+            print(f"{name:36s} {rec['value']:.4g}  ({rec['how']})")
+        print(f"wrote the gpu section of {args.out} from {args.device}")
+        return
 
     one_thread()
     kernels = {}
     if args.keep_kernels:
         kernels = json.loads(args.out.read_text())["kernels"]
-    for fn in [] if args.keep_kernels else KERNELS:
+    todo = KERNELS
+    if args.keep_kernels:
+        todo = [fn for fn in KERNELS if fn.__name__.removeprefix("kernel_") in (args.kernels or [])]
+    for fn in todo:
         t0 = time.perf_counter()
         got = fn()
         kernels.update(got)
@@ -501,6 +549,7 @@ def main() -> None:
         "version": 1,
         "measured": {**machine(), "runs": [str(r) for r in runs], "jobs": len(jobs)},
         "kernels": kernels,
+        "gpu": gpu,
         "rules": rules,
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n")

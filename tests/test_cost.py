@@ -240,3 +240,100 @@ def test_requests_cover_measured_peaks_of_the_test_workflow(test_workflow):
         if not r["max_rss"] <= req:
             over.append((r["rule"], r["wildcards"], r["max_rss"], req))
     assert not over, f"jobs over their memory request (rule, wildcards, MB, request): {over}"
+
+
+# ------------------------------------------------------------------------ GPU pricing
+DEVICE = ROOT / "benchmarks" / "devices" / "nvidia-h100.json"
+
+
+def test_gpu_constants_from_the_device_record():
+    """The device record converts to seconds per GMAC of the cost model's own MAC count, and
+    the packaged constants carry exactly that conversion (with where/when it was measured)."""
+    device = json.loads(DEVICE.read_text())
+    for key in ("when", "where", "command"):
+        assert device["measured"].get(key), key
+    g = cost.gpu_constants(device)
+    recs = {r["measure"]: r for r in device["records"]}
+    macs, radius = cost.mpfm_macs_per_cell_day({}, 8, 7)
+    r = recs["cuda cell_days_per_s fp32"]
+    halo = ((r["tile"] + 2 * radius) / r["tile"]) ** 2
+    fp32 = g["kernels"]["mpfm_predict_s_per_gmac.fp32"]["value"]
+    assert fp32 == pytest.approx(1e9 / (r["ours"] * macs * halo))
+    # tf32 was measured faster than fp32 on the H100; training has its own rate
+    assert g["kernels"]["mpfm_predict_s_per_gmac.tf32"]["value"] < fp32
+    assert 0 < g["kernels"]["mpfm_train_s_per_gmac"]["value"] < 1
+    packaged = cost.load_constants(cost.CONSTANTS_FILE)
+    assert packaged.gpu["kernels"] == g["kernels"]
+    assert packaged.gpu["file"] == "benchmarks/devices/nvidia-h100.json"
+    with pytest.raises(ValueError, match="no CUDA inference or training rate"):
+        cost.gpu_constants({"device": "x", "records": [recs["cuda sgemm"]]})
+
+
+def test_gpu_rules_are_the_ones_the_profile_gives_a_gpu():
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    gpu_rules = {r for r, res in profile["set-resources"].items() if "gpu" in res}
+    assert gpu_rules == set(cost.GPU_RULES)
+
+
+def test_gpu_jobs_priced_on_the_device(monkeypatch):
+    """Qinghai's network rules: kernels on the GPU when the job gets one, else on the CPU."""
+    k = cost.load_constants(cost.CONSTANTS_FILE)
+    cfg = _products("configs/qinghai_precip.yaml")["qinghai_precip"]
+    wc = {"product": "qinghai_precip", "year": "2015"}
+    monkeypatch.setenv("GRIDFUSE_SLURM_GPUS", "1")
+    w = cost.work("predict_precip", cfg, wc)
+    g = cost.price(w, k)
+    assert w.gpu and g.gpu and w.precision == "fp32"
+    units = w.time["k:mpfm_predict_s_per_gmac"]
+    assert g.gpu_s == pytest.approx(units * k.gpu_kernel("mpfm_predict_s_per_gmac", "fp32"))
+    host = g.cpu_s - g.fixed_s - g.gpu_s
+    assert g.wall_s == pytest.approx(g.fixed_s + host / g.threads + g.gpu_s)
+    assert g.gpu_hours == pytest.approx(g.wall_hours)
+    # tf32 inference is priced at its own (faster) rate
+    tf = cost.price(
+        cost.work("predict_precip", _with(cfg, "model.mpfm.predict_precision", "tf32"), wc), k
+    )
+    assert tf.gpu_s < g.gpu_s
+    # no GPU for the job (GRIDFUSE_SLURM_GPUS=0, device cpu) or no device rates: CPU rates
+    cpu_cfgs = [cfg, _with(cfg, "model.mpfm.device", "cpu")]
+    for env, c in zip(("0", "1"), cpu_cfgs):
+        monkeypatch.setenv("GRIDFUSE_SLURM_GPUS", env)
+        w = cost.work("predict_precip", c, wc)
+        cpu = cost.price(w, k)
+        assert not w.gpu and not cpu.gpu and cpu.gpu_s == 0 and cpu.gpu_hours == 0
+        assert cpu.cpu_s > 10 * g.cpu_s
+    monkeypatch.setenv("GRIDFUSE_SLURM_GPUS", "1")
+    bare = cost.Constants({k_: v for k_, v in k.data.items() if k_ != "gpu"})
+    assert not cost.price(cost.work("predict_precip", cfg, wc), bare).gpu
+    # training and the site_cv refits
+    tw = cost.work("train_mpfm", cfg, {"product": "qinghai_precip", "net": "mpfm", "set": "era5"})
+    fw = cost.work("cv_fold_precip", cfg, {"product": "qinghai_precip", "fold": "0"})
+    assert tw.gpu and fw.gpu
+    assert cost.price(fw, k).gpu_s > 0
+    monkeypatch.setenv("GRIDFUSE_SLURM_GPUS", "x")
+    with pytest.raises(ValueError, match="GRIDFUSE_SLURM_GPUS"):
+        cost.gpus_per_job()
+
+
+def test_mask_area_share_prices_a_missing_boundary_file(tmp_path):
+    cfg = copy.deepcopy(_products("configs/china_so2.yaml")["china_so2"])
+    cfg["mask"]["path"] = str(tmp_path / "absent.gpkg")
+    p = cost.Product(cfg)
+    assert cost.mask_fraction(p) == pytest.approx(cfg["mask"]["area_share"])
+    assert any("area_share" in n for n in cost.notes(cfg))
+    cfg["mask"]["area_share"] = 0
+    assert cost.mask_fraction(cost.Product(cfg)) == 1.0
+    assert any("priced on the whole grid" in n for n in cost.notes(cfg))
+    # a mask that can be built is measured, whatever the stated share
+    cfg["mask"] = {"box": [73.0, 18.0, 104.0, 54.0], "area_share": 0.9}
+    assert cost.mask_fraction(cost.Product(cfg)) == pytest.approx(0.5, abs=1e-3)
+
+
+def _with(cfg: dict, dotted: str, value) -> dict:
+    out = copy.deepcopy(cfg)
+    d = out
+    *head, last = dotted.split(".")
+    for h in head:
+        d = d.setdefault(h, {})
+    d[last] = value
+    return out

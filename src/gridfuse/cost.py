@@ -20,6 +20,18 @@ seconds per row x round x column, MPFM seconds per GMAC, ...) measured in the sa
 Requests add margins: memory ``peak x MEM_MARGIN + MEM_SLACK_MB``, runtime ``wall x
 RUNTIME_MARGIN`` (at least ``RUNTIME_FLOOR_MIN``, at most one day), both grown by half of
 the first request per retry.
+
+GPU rules (:data:`GPU_RULES`, the rules ``profiles/slurm`` gives a GPU) run their network
+kernels (``k:mpfm_*`` terms) on the device when the job gets one (``GRIDFUSE_SLURM_GPUS``,
+as the profile reads it, default 1; ``model.mpfm.device`` not ``cpu``) and the constants
+hold the device's rates (section ``gpu``, converted by :func:`gpu_constants` from a device
+record under ``benchmarks/devices/``)::
+
+    gpu_s   = sum(gpu_coef_t * units_t)               the network kernels on the device
+    wall_s  = fixed_s + host_var_s / threads + gpu_s
+    cpu_s   = fixed_s + host_var_s + gpu_s            (one host core drives the device)
+
+Otherwise the same terms are priced at the CPU rates.
 """
 
 from __future__ import annotations
@@ -38,12 +50,15 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONSTANTS_FILE",
+    "GPU_RULES",
     "Constants",
     "Cost",
     "NoCostModel",
     "Product",
     "Work",
     "estimate",
+    "gpu_constants",
+    "gpus_per_job",
     "load_constants",
     "mpfm_macs_per_cell_day",
     "retry",
@@ -73,6 +88,9 @@ PROXIES = {
     "ablation_variant_so2": "so2_ablation",
     "build_mask": "build_static",
 }
+# Rules whose jobs profiles/slurm gives a GPU (set-resources with `gpu:`); tests check that
+# the two lists agree. Their network kernels run on the device when the job gets one.
+GPU_RULES = ("train_mpfm", "predict_precip", "cv_fold_precip")
 # share of a job's measured peak a memory term's arrays must reach to be fitted (see
 # fit_rule_constants)
 MEM_SUPPORT = 0.25
@@ -110,6 +128,8 @@ class Constants:
         self.rules: dict = dict(self.data.get("rules", {}))
         self.kernels: dict = dict(self.data.get("kernels", {}))
         self.measured: dict = dict(self.data.get("measured", {}))
+        self.gpu: dict = dict(self.data.get("gpu", {}))
+        self.gpu_kernels: dict = dict(self.gpu.get("kernels", {}))
 
     def rule(self, key: str) -> Mapping:
         """Constants of a rule key (``downscale.era5_met`` falls back to ``downscale``).
@@ -150,6 +170,13 @@ class Constants:
                 "run `make bench` to measure it"
             ) from None
 
+    def gpu_kernel(self, name: str, precision: str = "") -> float | None:
+        """Device rate of kernel ``name`` (``<name>.<precision>`` first), or None."""
+        for key in ([f"{name}.{precision}"] if precision else []) + [name]:
+            if key in self.gpu_kernels:
+                return float(self.gpu_kernels[key]["value"])
+        return None
+
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, mtime: float) -> Constants:
@@ -181,6 +208,7 @@ class Work:
     time: Mapping[str, float] = field(default_factory=dict)
     mem: Mapping[str, float] = field(default_factory=dict)
     gpu: bool = False
+    precision: str = ""
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,7 @@ class Cost:
     gpu: bool = False
     fixed_s: float = 0.0
     proxy: str = ""
+    gpu_s: float = 0.0
 
     def mem_mb(self, attempt: int = 1) -> int:
         """Memory request (MB) at ``attempt``: the peak with margin and slack."""
@@ -203,7 +232,7 @@ class Cost:
     def wall_at(self, threads: int | None = None) -> float:
         """Wall seconds when the job runs with ``threads`` (default: its own threads)."""
         t = max(1, int(threads or self.threads))
-        return self.fixed_s + (self.cpu_s - self.fixed_s) / t
+        return self.fixed_s + (self.cpu_s - self.fixed_s - self.gpu_s) / t + self.gpu_s
 
     def runtime_min(self, attempt: int = 1, threads: int | None = None) -> int:
         """Runtime request (min) at ``attempt`` with ``threads`` (default: the job's own; a
@@ -219,6 +248,11 @@ class Cost:
     def wall_hours(self) -> float:
         return self.wall_s / 3600
 
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours the job holds (its wall time on one GPU; 0 for a CPU job)."""
+        return self.wall_s / 3600 if self.gpu else 0.0
+
 
 def _coef(k: Constants, own: Mapping, term: str) -> float:
     """Coefficient of a term: the rule's own, a kernel rate (``k:<name>``) or another rule's
@@ -232,23 +266,107 @@ def _coef(k: Constants, own: Mapping, term: str) -> float:
 
 
 def price(w: Work, k: Constants, rule: str | None = None) -> Cost:
-    """Cost of :class:`Work` ``w`` with constants ``k``."""
+    """Cost of :class:`Work` ``w`` with constants ``k``.
+
+    A GPU job (``w.gpu``) prices the kernel terms the constants have a device rate for on
+    the device; without device rates in ``k`` it is priced on the CPU (``Cost.gpu`` False).
+    """
     c = k.rule(w.key)
     tcoef, mcoef = c.get("time", {}), c.get("mem", {})
-    var_s = sum(_coef(k, tcoef, t) * u for t, u in w.time.items())
+    gpu = bool(w.gpu and k.gpu_kernels)
+    var_s = gpu_s = 0.0
+    for t, u in w.time.items():
+        rate = k.gpu_kernel(t[2:], w.precision) if gpu and t.startswith("k:") else None
+        if rate is None:
+            var_s += _coef(k, tcoef, t) * u
+        else:
+            gpu_s += rate * u
     fixed_s = float(c.get("fixed_s", 0.0))
     peak = float(c.get("fixed_mb", 0.0)) + sum(_coef(k, mcoef, m) * mb for m, mb in w.mem.items())
     threads = max(1, int(w.threads))
     return Cost(
         rule=rule or w.key,
         threads=threads,
-        cpu_s=fixed_s + var_s,
-        wall_s=fixed_s + var_s / threads,
+        cpu_s=fixed_s + var_s + gpu_s,
+        wall_s=fixed_s + var_s / threads + gpu_s,
         peak_mb=peak,
-        gpu=w.gpu,
+        gpu=gpu,
         fixed_s=fixed_s,
         proxy=str(c.get("proxy", "")),
+        gpu_s=gpu_s,
     )
+
+
+def gpus_per_job() -> int:
+    """GPUs a GPU rule's job gets: ``GRIDFUSE_SLURM_GPUS`` as ``profiles/slurm`` reads it
+    (default 1; 0 runs the GPU rules on CPUs)."""
+    v = os.environ.get("GRIDFUSE_SLURM_GPUS", "1").strip() or "0"
+    try:
+        return max(0, int(v))
+    except ValueError:
+        raise ValueError(f"GRIDFUSE_SLURM_GPUS must be an integer, got {v!r}") from None
+
+
+def gpu_constants(device: Mapping, window: int = 7) -> dict:
+    """Device rates (``gpu`` section of the constants) from a device record.
+
+    Parameters
+    ----------
+    device : mapping
+        A file of ``benchmarks/devices/``: ``device``, ``measured`` (when, where, command)
+        and ``records``, the records of ``benchmarks/mpfm_predict.py`` run on that device.
+    window : int
+        Days per sample of the benchmark's network (its ``window``).
+
+    Returns
+    -------
+    dict
+        ``device``, ``measured`` and ``kernels``: ``mpfm_predict_s_per_gmac.<precision>``
+        (device seconds per GMAC of :func:`mpfm_macs_per_cell_day` x tile halo, from the
+        grid inference rate of each precision) and ``mpfm_train_s_per_gmac`` (from the
+        training rate, in the training count of the cost model: 3 forward passes per fit
+        sample plus the validation stations' forward passes).  The benchmark's network is
+        the preset MPFM on 8 channels (5 sources + 3 static), 15 x 15 training patches with
+        32 fit and 8 validation stations (``benchmarks/mpfm_predict.py``).
+    """
+    recs = {r["measure"]: r for r in device.get("records", [])}
+    macs, radius = _macs("mpfm", 8, json.dumps({"window": int(window)}, sort_keys=True))
+    kernels = {}
+    for prec in ("fp32", "tf32", "bf16"):
+        r = recs.get(f"cuda cell_days_per_s {prec}")
+        if r is None:
+            continue
+        tile = int(r["tile"])
+        halo = ((tile + 2 * radius) / tile) ** 2
+        kernels[f"mpfm_predict_s_per_gmac.{prec}"] = {
+            "value": 1e9 / (float(r["ours"]) * macs * halo),
+            "unit": "device s per GMAC (cost.mpfm_macs_per_cell_day x tile halo)",
+            "how": f"predict_grid {prec} on {r['grid'][0]}x{r['grid'][1]} cells x {r['days']} "
+            f"days, tile {tile}: {float(r['ours']):.4g} cell-days/s, peak "
+            f"{r.get('peak_gpu_mb')} MB, utilisation {r.get('gpu_util_mean')} %, relative "
+            f"RMS to the CPU {r.get('rel_rms_vs_cpu'):.2g}",
+        }
+    r = recs.get("cuda train samples per s")
+    if r is not None:
+        patch, fit, val = 15, 32, 8
+        per_sample = macs * patch * patch * (3 + val / fit)
+        kernels["mpfm_train_s_per_gmac"] = {
+            "value": 1e9 / (float(r["ours"]) * per_sample),
+            "unit": "device s per GMAC (the cost model's training count)",
+            "how": f"train_fusion: {float(r['ours']):.4g} fit samples/s ({patch}x{patch} "
+            f"patches, {fit} fit + {val} validation stations)",
+        }
+    if not kernels:
+        raise ValueError(
+            f"device record {device.get('device', '?')!r} has no CUDA inference or training "
+            "rate (records 'cuda cell_days_per_s <precision>', 'cuda train samples per s')"
+        )
+    return {
+        "device": device.get("device", ""),
+        "description": device.get("description", ""),
+        "measured": dict(device.get("measured", {})),
+        "kernels": kernels,
+    }
 
 
 # ------------------------------------------------------------------------ product sizes
@@ -584,8 +702,14 @@ def _mpfm(p: Product) -> Mapping:
     return p.cfg["model"]["mpfm"]
 
 
-def _device_is_gpu(p: Product) -> bool:
-    return str(_mpfm(p).get("device", "auto")).startswith("cuda")
+def _gpu_job(p: Product, rule: str) -> bool:
+    """Whether a job of ``rule`` runs its network on a GPU: a GPU rule whose job gets one
+    (:func:`gpus_per_job`) with a device setting other than ``cpu``."""
+    return (
+        rule in GPU_RULES
+        and gpus_per_job() > 0
+        and str(_mpfm(p).get("device", "auto")).lower() != "cpu"
+    )
 
 
 # networks that are another one with extra input channels: mpfm_g = MPFM + 2 gauge channels
@@ -618,7 +742,7 @@ def _train(p: Product, wc) -> Work:
         threads=threads,
         time={"k:mpfm_train_s_per_gmac": _train_gmac(p, wc.get("net", "mpfm"), n_src)},
         mem={"patches_mb": _patches_mb(p)},
-        gpu=_device_is_gpu(p),
+        gpu=_gpu_job(p, "train_mpfm"),
     )
 
 
@@ -657,7 +781,8 @@ def _predict(p: Product, wc) -> Work:
             "cell_days_m": cell_days / 1e6,
         },
         mem={"engine_mb": engine},
-        gpu=_device_is_gpu(p),
+        gpu=_gpu_job(p, "predict_precip"),
+        precision=str(m.get("predict_precision", "fp32")),
     )
 
 
@@ -713,6 +838,7 @@ def _cv_fold_precip(p: Product, wc) -> Work:
         threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
         time=time,
         mem={"patches_mb": _patches_mb(p)},
+        gpu=bool(refit) and _gpu_job(p, "cv_fold_precip"),
     )
 
 
@@ -992,13 +1118,15 @@ def _mask_fraction(spec_json: str, grid_json: str) -> float:
 
 
 def mask_fraction(p: Product) -> float:
-    """Share of the grid inside the product's domain mask (1 without a mask, and when the
-    mask's file is not there to read: the plan then prices the whole rectangle)."""
+    """Share of the grid inside the product's domain mask: 1 without a mask; measured on the
+    grid when the mask can be built; while the mask's file is not there, the config's
+    ``mask.area_share`` (when given, else 1: the whole rectangle)."""
     spec = dict(p.cfg.get("mask") or {})
+    share = float(spec.pop("area_share", 0) or 0)
     if not (spec.get("path") or spec.get("box") or spec.get("polygon")):
         return 1.0
     if spec.get("path") and not Path(spec["path"]).exists():
-        return 1.0
+        return share or 1.0
     try:
         return _mask_fraction(
             json.dumps(spec, sort_keys=True, default=str),
@@ -1009,7 +1137,7 @@ def mask_fraction(p: Product) -> float:
         return 1.0
 
 
-def notes(product_cfg: Mapping) -> list[str]:
+def notes(product_cfg: Mapping, constants: Constants | None = None) -> list[str]:
     """What a plan of this product assumes (printed under the plan's table)."""
     p = Product(product_cfg)
     out = []
@@ -1020,12 +1148,34 @@ def notes(product_cfg: Mapping) -> list[str]:
         )
         spec = dict(p.cfg.get("mask") or {})
         if spec.get("path") and not Path(spec["path"]).exists():
-            out.append(f"mask file {spec['path']} not found: predictions priced on the whole grid")
+            share = float(spec.get("area_share", 0) or 0)
+            if share:
+                out.append(
+                    f"mask file {spec['path']} not found: predictions priced on "
+                    f"mask.area_share = {share:g} of the grid (the config's stated share)"
+                )
+            else:
+                out.append(
+                    f"mask file {spec['path']} not found: predictions priced on the whole grid"
+                )
     if p.kind == "precip":
-        out.append(
-            "train_mpfm and predict_precip priced on CPUs (the SLURM profile gives them a GPU; "
-            "no GPU rate is in the constants)"
-        )
+        k = constants or load_constants()
+        rules = ", ".join(GPU_RULES)
+        if not (gpus_per_job() > 0 and str(_mpfm(p).get("device", "auto")).lower() != "cpu"):
+            why = "GRIDFUSE_SLURM_GPUS=0" if gpus_per_job() == 0 else "model.mpfm.device = cpu"
+            out.append(f"{rules} priced on CPUs ({why})")
+        elif not k.gpu_kernels:
+            out.append(f"{rules} priced on CPUs: the cost constants hold no GPU rate")
+        else:
+            g = k.gpu
+            when = g.get("measured", {}).get("when", "?")
+            prec = _mpfm(p).get("predict_precision", "fp32")
+            out.append(
+                f"{rules}: network kernels priced on one GPU per job at the rates of "
+                f"{g.get('device', '?')} measured {when} ({prec} inference; see "
+                "benchmarks/devices/); a slower GPU takes longer. GRIDFUSE_SLURM_GPUS=0 "
+                "prices them on CPUs"
+            )
     if not p.synthetic:
         out.append(
             f"{p.stations} stations assumed in the region ({p.kind}); the station files hold "
