@@ -306,8 +306,8 @@ def test_gpu_jobs_priced_on_the_device(monkeypatch):
     bare = cost.Constants({k_: v for k_, v in k.data.items() if k_ != "gpu"})
     assert not cost.price(cost.work("predict_precip", cfg, wc), bare).gpu
     # training and the site_cv refits
-    tw = cost.work("train_mpfm", cfg, {"product": "qinghai_precip", "net": "mpfm", "set": "era5"})
-    fw = cost.work("cv_fold_precip", cfg, {"product": "qinghai_precip", "fold": "0"})
+    tw = cost.work("train_precip", cfg, {"product": "qinghai_precip", "net": "mpfm", "set": "era5"})
+    fw = cost.work("cross_validate_fold_precip", cfg, {"product": "qinghai_precip", "fold": "0"})
     assert tw.gpu and fw.gpu
     assert cost.price(fw, k).gpu_s > 0
     monkeypatch.setenv("GRIDFUSE_SLURM_GPUS", "x")

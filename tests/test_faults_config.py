@@ -266,7 +266,7 @@ def test_deleted_model_is_rebuilt_with_its_products(test_workflow, tmp_path):
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert "Nothing to be done" not in text
-    for rule in ("train_mpfm", "predict_precip", "cross_validate_precip"):
+    for rule in ("train_precip", "predict_precip", "cross_validate_precip"):
         assert f"rule {rule}:" in text, f"{rule} not planned:\n{text[-3000:]}"
 
 

@@ -330,7 +330,7 @@ BOUNDS = {
         "ingest_imerg": {"mem_mb": (700, 4000), "runtime": (20, 240), "threads": (4, 8)},
         "ingest_era5": {"mem_mb": (500, 4000)},
         # patches.nc: 48 gauges x 12,418 days x 15 x 15 x 8 float32 = 4.3 GB
-        "train_mpfm": {"mem_mb": (4300, 24_000), "threads": (8, 8)},
+        "train_precip": {"mem_mb": (4300, 24_000), "threads": (8, 8)},
         "cross_validate_precip": {"mem_mb": (4300, 32_000), "threads": (8, 8)},
     },
     "china_so2": {

@@ -307,7 +307,7 @@ def test_interpolation_scores_known_answers(tmp_path, stations):
 # ----------------------------------------------------------------------------- workflow
 @pytest.mark.slow
 def test_downscale_compare_and_samples_rules(tmp_path):
-    """downscale (nearest, and absent stays absent), compare_interpolation and build_samples
+    """downscale (nearest, and absent stays absent), compare_interpolation_precip and samples_precip
     end to end on hand-written daily/station/static inputs (upstream rules not run)."""
     import subprocess
     import sys
@@ -382,8 +382,8 @@ def test_downscale_compare_and_samples_rules(tmp_path):
         str(tmp_path / "cfg.yaml"),
         "--allowed-rules",
         "downscale",
-        "compare_interpolation",
-        "build_samples",
+        "compare_interpolation_precip",
+        "samples_precip",
         "--",
         *targets,
     ]

@@ -373,8 +373,8 @@ def test_slurm_equals_local_and_reruns_one_year(slurm, tmp_path):
     print(f"first SLURM run: {len(first)} jobs\n{first[show].to_string()}")
     assert len(first) > 0 and (first["state"] == "COMPLETED").all(), first.to_string()
     rules = first["comment"].str.extract(r"^rule_(\w+?)(?:_wildcards_|$)")[0]
-    assert {"downscale", "train_mpfm", "predict_precip"} <= set(rules), sorted(set(rules))
-    gpu = rules.isin(["train_mpfm", "predict_precip"])
+    assert {"downscale", "train_precip", "predict_precip"} <= set(rules), sorted(set(rules))
+    gpu = rules.isin(["train_precip", "predict_precip"])
     assert (first.loc[gpu, "partition"] == "gpu").all(), first[gpu].to_string()
     assert first.loc[gpu, "tres"].str.contains("gres/gpu=1").all(), first[gpu].to_string()
     assert not first.loc[~gpu, "tres"].str.contains("gpu").any(), first[~gpu].to_string()

@@ -90,7 +90,7 @@ PROXIES = {
 }
 # Rules whose jobs profiles/slurm gives a GPU (set-resources with `gpu:`); tests check that
 # the two lists agree. Their network kernels run on the device when the job gets one.
-GPU_RULES = ("train_mpfm", "predict_precip", "cv_fold_precip")
+GPU_RULES = ("train_precip", "predict_precip", "cross_validate_fold_precip")
 # share of a job's measured peak a memory term's arrays must reach to be fitted (see
 # fit_rule_constants)
 MEM_SUPPORT = 0.25
@@ -540,6 +540,9 @@ RULES: dict[str, WorkFn] = {}
 
 
 def _rule(*names: str):
+    """Register a work function under rule names (renamed rules keep their old name too, so
+    earlier runs' benchmark files still fit; the constants keep the key of their Work)."""
+
     def deco(fn: WorkFn) -> WorkFn:
         for n in names:
             RULES[n] = fn
@@ -668,7 +671,7 @@ def _downscale(p: Product, wc) -> Work:
     )
 
 
-@_rule("compare_interpolation")
+@_rule("compare_interpolation_precip", "compare_interpolation")
 def _compare(p: Product, wc) -> Work:
     native = sum(p.native_cells(f, s) for s, f in p.sources.items()) * p.days
     methods = len(p.cfg["downscale"]["compare"])
@@ -688,7 +691,7 @@ def _patches_mb(p: Product) -> float:
     return _mb(p.station_days * patch * patch * _channels(p))
 
 
-@_rule("build_samples")
+@_rule("samples_precip", "build_samples")
 def _samples(p: Product, wc) -> Work:
     block = int(p.cfg["downscale"]["time_block"])
     return Work(
@@ -733,7 +736,7 @@ def _train_gmac(p: Product, net: str, n_sources: int, share: float = 1.0) -> flo
     return int(m["epochs"]) * len(m.get("seeds", [0])) * per_epoch / 1e9
 
 
-@_rule("train_mpfm")
+@_rule("train_precip", "train_mpfm")
 def _train(p: Product, wc) -> Work:
     n_src = len(wc["set"].split("-")) if "set" in wc else len(p.sources)
     threads = threads_for(p.station_days, 50_000, lo=2, hi=8)
@@ -742,7 +745,7 @@ def _train(p: Product, wc) -> Work:
         threads=threads,
         time={"k:mpfm_train_s_per_gmac": _train_gmac(p, wc.get("net", "mpfm"), n_src)},
         mem={"patches_mb": _patches_mb(p)},
-        gpu=_gpu_job(p, "train_mpfm"),
+        gpu=_gpu_job(p, "train_precip"),
     )
 
 
@@ -822,7 +825,7 @@ def _baselines(p: Product) -> list[str]:
     return [m for m in p.cfg["model"]["baselines"]["models"] if m not in nets]
 
 
-@_rule("cv_fold_precip")
+@_rule("cross_validate_fold_precip", "cv_fold_precip")
 def _cv_fold_precip(p: Product, wc) -> Work:
     """One site_cv fold: the baselines and the refitted networks on the fold's fit gauges."""
     k = int(p.cfg["cv"]["n_splits"])
@@ -838,7 +841,7 @@ def _cv_fold_precip(p: Product, wc) -> Work:
         threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
         time=time,
         mem={"patches_mb": _patches_mb(p)},
-        gpu=bool(refit) and _gpu_job(p, "cv_fold_precip"),
+        gpu=bool(refit) and _gpu_job(p, "cross_validate_fold_precip"),
     )
 
 

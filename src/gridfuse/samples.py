@@ -4,8 +4,8 @@ Point and neighbourhood extraction (any ``(..., lat, lon)`` field on the target 
 :func:`station_cells`, :func:`values_at_pixels`, :func:`neighbourhood_means`,
 :func:`extract_patches`.  Window arithmetic for training: :func:`window_index` and
 :class:`PatchSampler`.  :func:`write_samples` writes the two files of the precipitation
-``build_samples`` rule, and :func:`interpolation_scores` scores regridding methods at the
-stations (``compare_interpolation``).
+``samples_precip`` rule, and :func:`interpolation_scores` scores regridding methods at the
+stations (``compare_interpolation_precip``).
 
 Files in ``results/<product>/samples/``
 ---------------------------------------

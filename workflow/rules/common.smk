@@ -50,6 +50,31 @@ def pcfg(product):
         )
 
 
+def product_value(product, key_path):
+    """The value at ``key_path`` ("a.b.c") of a product's config."""
+    value = pcfg(product)
+    for key in key_path.split("."):
+        try:
+            value = value[key]
+        except (KeyError, TypeError):
+            raise WorkflowError(
+                f"products.{product}.{key_path}: no such key ({key!r} missing)"
+            ) from None
+    return value
+
+
+def product_param(key_path):
+    """A ``params:`` function giving the value at ``key_path`` ("a.b.c") of the job's
+    product config: each rule names the keys it reads, so a change of any other key
+    does not rerun its jobs (params rerun trigger)."""
+
+    def value(wildcards):
+        return product_value(wildcards.product, key_path)
+
+    value.__name__ = f"product_param_{key_path.replace('.', '_')}"
+    return value
+
+
 def products_of(kind):
     return [p for p, c in PRODUCTS.items() if c["kind"] == kind]
 
@@ -256,7 +281,9 @@ def _job_cost(name, items):
 
 def job_cost(name, wildcards):
     """The cost model's estimate (gridfuse.cost.Cost) of a job of rule ``name``."""
-    items = wildcards.items() if hasattr(wildcards, "items") else vars(wildcards).items()
+    items = (
+        wildcards.items() if hasattr(wildcards, "items") else vars(wildcards).items()
+    )
     return _job_cost(name, tuple(sorted(items)))
 
 

@@ -25,11 +25,11 @@ rule downscale:
         runtime=cost_runtime("downscale"),
     params:
         source=lambda wc: wc.source,
-        grid=lambda wc: pcfg(wc.product)["grid"],
-        method=lambda wc: pcfg(wc.product)["downscale"]["method"],
-        variable_methods=lambda wc: pcfg(wc.product)["downscale"]["variable_methods"],
-        time_block=lambda wc: pcfg(wc.product)["downscale"]["time_block"],
-        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
+        grid=product_param("grid"),
+        method=product_param("downscale.method"),
+        variable_methods=product_param("downscale.variable_methods"),
+        time_block=product_param("downscale.time_block"),
+        utc_start_hour=product_param("day_window.utc_start_hour"),
     script:
         "../scripts/downscale.py"
 
@@ -43,7 +43,7 @@ use rule downscale as downscale_temporary with:
 
 
 # Each source regridded by each compared method at the station cells, scored against gauges.
-rule compare_interpolation:
+rule compare_interpolation_precip:
     input:
         daily=lambda wc: [
             res(wc.product, "daily", s, f"{y}.nc")
@@ -55,28 +55,28 @@ rule compare_interpolation:
     output:
         scores=res("{product}", "evaluation", "interpolation.csv"),
     log:
-        res("{product}", "logs", "compare_interpolation.log"),
+        res("{product}", "logs", "compare_interpolation_precip.log"),
     benchmark:
-        res("{product}", "benchmarks", "compare_interpolation.tsv")
+        res("{product}", "benchmarks", "compare_interpolation_precip.tsv")
     wildcard_constraints:
         product="|".join(products_of("precip")) or "NO_PRODUCT",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: cost_threads("compare_interpolation")
+    threads: cost_threads("compare_interpolation_precip")
     resources:
-        mem_mb=cost_mem("compare_interpolation"),
-        runtime=cost_runtime("compare_interpolation"),
+        mem_mb=cost_mem("compare_interpolation_precip"),
+        runtime=cost_runtime("compare_interpolation_precip"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         sources=lambda wc: sources(wc.product),
-        methods=lambda wc: pcfg(wc.product)["downscale"]["compare"],
+        methods=product_param("downscale.compare"),
         variable="precip",
     script:
-        "../scripts/compare_interpolation.py"
+        "../scripts/compare_interpolation_precip.py"
 
 
 # Station samples: patch cubes per station over the whole period, and the point table.
-rule build_samples:
+rule samples_precip:
     input:
         downscaled=lambda wc: downscaled_files(wc.product),
         static=res("{product}", "static.nc"),
@@ -86,29 +86,29 @@ rule build_samples:
         patches=res("{product}", "samples", "patches.nc"),
         points=res("{product}", "samples", "points.parquet"),
     log:
-        res("{product}", "logs", "build_samples.log"),
+        res("{product}", "logs", "samples_precip.log"),
     benchmark:
-        res("{product}", "benchmarks", "build_samples.tsv")
+        res("{product}", "benchmarks", "samples_precip.tsv")
     wildcard_constraints:
         product="|".join(products_of("precip")) or "NO_PRODUCT",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: cost_threads("build_samples")
+    threads: cost_threads("samples_precip")
     resources:
-        mem_mb=cost_mem("build_samples"),
-        runtime=cost_runtime("build_samples"),
+        mem_mb=cost_mem("samples_precip"),
+        runtime=cost_runtime("samples_precip"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         sources=lambda wc: sources(wc.product),
         years=lambda wc: all_years(wc.product),
-        start=lambda wc: pcfg(wc.product)["period"]["start"],
-        end=lambda wc: pcfg(wc.product)["period"]["end"],
-        patch=lambda wc: pcfg(wc.product)["samples"]["patch"],
-        window_days=lambda wc: pcfg(wc.product)["samples"]["window_days"],
-        time_block=lambda wc: pcfg(wc.product)["downscale"]["time_block"],
+        start=product_param("period.start"),
+        end=product_param("period.end"),
+        patch=product_param("samples.patch"),
+        window_days=product_param("samples.window_days"),
+        time_block=product_param("downscale.time_block"),
         variable="precip",
     script:
-        "../scripts/build_samples.py"
+        "../scripts/samples_precip.py"
 
 
 register_target(

@@ -21,8 +21,8 @@ rule build_mask:
         mem_mb=cost_mem("build_mask"),
         runtime=cost_runtime("build_mask"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
-        mask=lambda wc: pcfg(wc.product)["mask"],
+        grid=product_param("grid"),
+        mask=product_param("mask"),
         key=lambda wc: f"products.{wc.product}.mask",
     script:
         "../scripts/build_mask.py"

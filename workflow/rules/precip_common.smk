@@ -60,6 +60,33 @@ def pm_mpfm_cfg(product):
     return pcfg(product)["model"]["mpfm"]
 
 
+# model.mpfm keys that only the gridded inference (predict_precip) reads
+PM_INFERENCE_KEYS = (
+    "predict_tile",
+    "predict_days",
+    "predict_precision",
+    "predict_mem_mb",
+)
+
+
+def pm_train_cfg(product):
+    """model.mpfm without the inference settings: what training a network reads (changing
+    an inference setting re-trains nothing)."""
+    return {k: v for k, v in pm_mpfm_cfg(product).items() if k not in PM_INFERENCE_KEYS}
+
+
+def pm_provenance(product):
+    """The config sections a product file's values depend on (hashed into its provenance):
+    not the inference, evaluation or report settings."""
+    c = pcfg(product)
+    keys = ("kind", "grid", "period", "day_window", "sources", "stations", "static")
+    out = {k: c[k] for k in keys if k in c}
+    for k in ("mask", "downscale", "samples"):
+        out[k] = c.get(k, {})
+    out["model"] = {"mpfm": pm_train_cfg(product), "product": c["model"]["product"]}
+    return out
+
+
 def pm_spec(product, key):
     return res(product, "model", "product", f"{key}.json")
 

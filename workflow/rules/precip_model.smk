@@ -6,7 +6,7 @@ include: "precip_common.smk"
 
 
 # One network (mpfm or a deep baseline) for one source-availability set, on training stations.
-rule train_mpfm:
+rule train_precip:
     input:
         patches=res("{product}", "samples", "patches.nc"),
     output:
@@ -14,28 +14,28 @@ rule train_mpfm:
         sidecar=res("{product}", "model", "{net}", "{set}.json"),
         curve=res("{product}", "evaluation", "training_curve_{net}_{set}.csv"),
     log:
-        res("{product}", "logs", "train_mpfm_{net}_{set}.log"),
+        res("{product}", "logs", "train_precip_{net}_{set}.log"),
     benchmark:
-        res("{product}", "benchmarks", "train_mpfm_{net}_{set}.tsv")
+        res("{product}", "benchmarks", "train_precip_{net}_{set}.tsv")
     wildcard_constraints:
         product=pm_products(),
         net="|".join(PM_NETS),
         set=r"[a-z][a-z0-9_]*(-[a-z][a-z0-9_]*)*",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: cost_threads("train_mpfm")
+    threads: cost_threads("train_precip")
     resources:
-        mem_mb=cost_mem("train_mpfm"),
-        runtime=cost_runtime("train_mpfm"),
+        mem_mb=cost_mem("train_precip"),
+        runtime=cost_runtime("train_precip"),
     params:
         net=lambda wc: wc.net,
         sources=lambda wc: wc.set.split("-"),
-        mpfm=lambda wc: pm_mpfm_cfg(wc.product),
-        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
-        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
+        mpfm=lambda wc: pm_train_cfg(wc.product),
+        window=product_param("samples.window_days"),
+        min_gauges=product_param("model.product.min_gauges"),
         seed=config["seed"],
     script:
-        "../scripts/train_mpfm.py"
+        "../scripts/train_precip.py"
 
 
 # The product's variant (network, residual correction, wet threshold) of one
@@ -63,9 +63,9 @@ rule select_precip:
     params:
         sources=lambda wc: wc.set.split("-"),
         year_sets=lambda wc: pm_year_sets(wc.product),
-        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
-        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
-        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
+        window=product_param("samples.window_days"),
+        min_gauges=product_param("model.product.min_gauges"),
+        thresholds=product_param("cv.thresholds"),
         device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
     script:
         "../scripts/select_precip.py"
@@ -98,16 +98,17 @@ rule predict_precip:
         runtime=cost_runtime("predict_precip"),
     params:
         sources=lambda wc: pm_year_sources(wc.product, wc.year),
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         year=lambda wc: int(wc.year),
-        start=lambda wc: pcfg(wc.product)["period"]["start"],
-        end=lambda wc: pcfg(wc.product)["period"]["end"],
+        start=product_param("period.start"),
+        end=product_param("period.end"),
         tile=lambda wc: pm_mpfm_cfg(wc.product)["predict_tile"],
         days=lambda wc: pm_mpfm_cfg(wc.product)["predict_days"],
         device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
         precision=lambda wc: pm_mpfm_cfg(wc.product)["predict_precision"],
         mem_mb=lambda wc: pm_mpfm_cfg(wc.product)["predict_mem_mb"],
-        cfg=lambda wc: pcfg(wc.product),
+        utc_start_hour=product_param("day_window.utc_start_hour"),
+        provenance=lambda wc: pm_provenance(wc.product),
     script:
         "../scripts/predict_precip.py"
 
@@ -148,46 +149,46 @@ rule score_grid_precip:
             for m in ("idw", "ok")
             if m in pcfg(wc.product)["model"]["baselines"]["models"]
         ],
-        grid=lambda wc: pcfg(wc.product)["grid"],
-        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
-        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
+        grid=product_param("grid"),
+        min_gauges=product_param("model.product.min_gauges"),
+        thresholds=product_param("cv.thresholds"),
     script:
         "../scripts/score_grid_precip.py"
 
 
 # One site_cv fold: every model (and, with cv.site_cv_product, the product with its inner
 # selection) refitted on the fold's fit stations, scored at its test stations.
-rule cv_fold_precip:
+rule cross_validate_fold_precip:
     input:
         patches=res("{product}", "samples", "patches.nc"),
     output:
         stats=res("{product}", "evaluation", "site_cv", "fold_{fold}.csv"),
     log:
-        res("{product}", "logs", "cv_fold_precip_{fold}.log"),
+        res("{product}", "logs", "cross_validate_fold_precip_{fold}.log"),
     benchmark:
-        res("{product}", "benchmarks", "cv_fold_precip_{fold}.tsv")
+        res("{product}", "benchmarks", "cross_validate_fold_precip_{fold}.tsv")
     wildcard_constraints:
         product=pm_products(),
         fold=r"\d+",
     conda:
         "../../envs/gridfuse.yaml"
-    threads: cost_threads("cv_fold_precip")
+    threads: cost_threads("cross_validate_fold_precip")
     resources:
-        mem_mb=cost_mem("cv_fold_precip"),
-        runtime=cost_runtime("cv_fold_precip"),
+        mem_mb=cost_mem("cross_validate_fold_precip"),
+        runtime=cost_runtime("cross_validate_fold_precip"),
     params:
         fold=lambda wc: int(wc.fold),
         sources=lambda wc: sources(wc.product),
         year_sets=lambda wc: pm_year_sets(wc.product),
         baselines=lambda wc: pm_baselines(wc.product),
-        baseline_params=lambda wc: pcfg(wc.product)["model"]["baselines"],
+        baseline_params=product_param("model.baselines"),
         refit=lambda wc: pm_refit(wc.product),
-        product=lambda wc: pcfg(wc.product)["cv"]["site_cv_product"],
-        n_splits=lambda wc: pcfg(wc.product)["cv"]["n_splits"],
-        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
-        mpfm=lambda wc: pm_mpfm_cfg(wc.product),
-        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
-        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
+        product=product_param("cv.site_cv_product"),
+        n_splits=product_param("cv.n_splits"),
+        thresholds=product_param("cv.thresholds"),
+        mpfm=lambda wc: pm_train_cfg(wc.product),
+        window=product_param("samples.window_days"),
+        min_gauges=product_param("model.product.min_gauges"),
         seed=config["seed"],
     script:
         "../scripts/cv_fold_precip.py"
@@ -234,15 +235,15 @@ rule cross_validate_precip:
         sources=lambda wc: sources(wc.product),
         year_sets=lambda wc: pm_year_sets(wc.product),
         baselines=lambda wc: pm_baselines(wc.product),
-        baseline_params=lambda wc: pcfg(wc.product)["model"]["baselines"],
+        baseline_params=product_param("model.baselines"),
         schemes=lambda wc: [
             s
             for s in pcfg(wc.product)["cv"]["schemes"]
             if s in ("holdout", "site_cv") or is_synthetic(wc.product)
         ],
-        thresholds=lambda wc: pcfg(wc.product)["cv"]["thresholds"],
-        window=lambda wc: pcfg(wc.product)["samples"]["window_days"],
-        min_gauges=lambda wc: pcfg(wc.product)["model"]["product"]["min_gauges"],
+        thresholds=product_param("cv.thresholds"),
+        window=product_param("samples.window_days"),
+        min_gauges=product_param("model.product.min_gauges"),
         device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
         seed=config["seed"],
     script:
@@ -268,7 +269,7 @@ rule export_geotiff_precip:
         mem_mb=cost_mem("export_geotiff_precip"),
         runtime=cost_runtime("export_geotiff_precip"),
     params:
-        gzip=lambda wc: pcfg(wc.product)["outputs"]["gzip"],
+        gzip=product_param("outputs.gzip"),
     script:
         "../scripts/export_geotiff_precip.py"
 

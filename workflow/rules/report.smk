@@ -35,8 +35,8 @@ rule report_maps:
     params:
         kind=lambda wc: rp_kind(wc.product),
         variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
-        days=lambda wc: pcfg(wc.product)["report"]["days"],
-        n_days=lambda wc: pcfg(wc.product)["report"]["n_days"],
+        days=product_param("report.days"),
+        n_days=product_param("report.n_days"),
         title=lambda wc: wc.product,
     script:
         "../scripts/report_maps.py"

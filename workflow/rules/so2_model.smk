@@ -28,7 +28,7 @@ rule samples_so2:
         mem_mb=cost_mem("samples_so2"),
         runtime=cost_runtime("samples_so2"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         features=lambda wc: so2_table_features(wc.product),
     script:
         "../scripts/so2_samples.py"
@@ -53,7 +53,7 @@ rule train_so2:
         mem_mb=cost_mem("train_so2"),
         runtime=cost_runtime("train_so2"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         features=lambda wc: so2_features(wc.product),
         model=lambda wc: so2_model_cfg(wc.product),
         seed=config["seed"],
@@ -82,7 +82,7 @@ rule cross_validate_fold_so2:
         mem_mb=cost_mem("cross_validate_fold_so2"),
         runtime=cost_runtime("cross_validate_fold_so2"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         features=lambda wc: so2_features(wc.product),
         models=lambda wc: so2_scheme_models(wc.product, wc.scheme),
         model=lambda wc: so2_model_cfg(
@@ -115,7 +115,7 @@ rule score_grid_so2:
         mem_mb=cost_mem("score_grid_so2"),
         runtime=cost_runtime("score_grid_so2"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         features=lambda wc: so2_features(wc.product),
         model=lambda wc: so2_model_cfg(wc.product, [wc.model]),
         every=lambda wc: so2_cv(wc.product)["so2_osse_every"],
@@ -171,7 +171,7 @@ rule ablation_variant_so2:
         mem_mb=cost_mem("ablation_variant_so2"),
         runtime=cost_runtime("ablation_variant_so2"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
         features=lambda wc: so2_features(wc.product),
         model=lambda wc: so2_model_cfg(wc.product),
         cv=lambda wc: so2_ablation_cfg(wc.product),
@@ -235,7 +235,7 @@ rule explain_so2:
         mem_mb=cost_mem("explain_so2"),
         runtime=cost_runtime("explain_so2"),
     params:
-        samples=lambda wc: pcfg(wc.product)["model"]["shap_samples"],
+        samples=product_param("model.shap_samples"),
         seed=config["seed"],
     script:
         "../scripts/so2_explain.py"
@@ -265,12 +265,12 @@ rule predict_so2:
         mem_mb=cost_mem("predict_so2"),
         runtime=cost_runtime("predict_so2"),
     params:
-        tile=lambda wc: pcfg(wc.product)["model"]["predict_tile"],
-        days=lambda wc: pcfg(wc.product)["model"]["predict_days"],
-        geotiff=lambda wc: pcfg(wc.product)["outputs"]["geotiff"],
-        gzip=lambda wc: pcfg(wc.product)["outputs"]["gzip"],
-        start=lambda wc: pcfg(wc.product)["period"]["start"],
-        end=lambda wc: pcfg(wc.product)["period"]["end"],
+        tile=product_param("model.predict_tile"),
+        days=product_param("model.predict_days"),
+        geotiff=product_param("outputs.geotiff"),
+        gzip=product_param("outputs.gzip"),
+        start=product_param("period.start"),
+        end=product_param("period.end"),
         provenance=lambda wc: so2_provenance(wc.product),
         sources=lambda wc: sources(wc.product),
     script:

@@ -19,7 +19,7 @@ rule build_static:
         runtime=cost_runtime("build_static"),
     params:
         layers=lambda wc: static_layers(wc.product),
-        grid=lambda wc: pcfg(wc.product)["grid"],
+        grid=product_param("grid"),
     script:
         "../scripts/build_static.py"
 

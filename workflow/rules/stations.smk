@@ -20,8 +20,8 @@ rule ingest_stations:
         mem_mb=cost_mem("ingest_stations"),
         runtime=cost_runtime("ingest_stations"),
     params:
-        kind=lambda wc: pcfg(wc.product)["kind"],
-        fmt=lambda wc: pcfg(wc.product)["stations"]["format"],
+        kind=product_param("kind"),
+        fmt=product_param("stations.format"),
         path=lambda wc: (
             res(wc.product, "raw", "stations")
             if is_synthetic(wc.product)
@@ -30,12 +30,12 @@ rule ingest_stations:
         table=lambda wc: (
             "" if is_synthetic(wc.product) else pcfg(wc.product)["stations"]["table"]
         ),
-        grid=lambda wc: pcfg(wc.product)["grid"],
-        start=lambda wc: pcfg(wc.product)["period"]["start"],
-        end=lambda wc: pcfg(wc.product)["period"]["end"],
-        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
-        qc=lambda wc: pcfg(wc.product)["stations"]["qc"],
-        evaluation=lambda wc: pcfg(wc.product)["stations"]["evaluation"],
+        grid=product_param("grid"),
+        start=product_param("period.start"),
+        end=product_param("period.end"),
+        utc_start_hour=product_param("day_window.utc_start_hour"),
+        qc=product_param("stations.qc"),
+        evaluation=product_param("stations.evaluation"),
         options=lambda wc: {
             **{
                 k: pcfg(wc.product)["stations"][k]

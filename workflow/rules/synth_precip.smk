@@ -19,10 +19,10 @@ rule synthesize_precip_demo:
         mem_mb=cost_mem("synthesize_precip_demo"),
         runtime=cost_runtime("synthesize_precip_demo"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
-        start=lambda wc: pcfg(wc.product)["period"]["start"],
-        end=lambda wc: pcfg(wc.product)["period"]["end"],
-        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
+        grid=product_param("grid"),
+        start=product_param("period.start"),
+        end=product_param("period.end"),
+        utc_start_hour=product_param("day_window.utc_start_hour"),
         sources=lambda wc: {
             s: {
                 "format": source_cfg(wc.product, s)["format"],
@@ -33,9 +33,9 @@ rule synthesize_precip_demo:
         margin=lambda wc: max(
             [source_cfg(wc.product, s)["margin"] for s in sources(wc.product)] + [0.0]
         ),
-        n_stations=lambda wc: pcfg(wc.product)["synthetic"]["n_stations"],
-        gauge_noise=lambda wc: pcfg(wc.product)["synthetic"]["gauge_noise"],
-        truth=lambda wc: pcfg(wc.product)["synthetic"]["truth"],
+        n_stations=product_param("synthetic.n_stations"),
+        gauge_noise=product_param("synthetic.gauge_noise"),
+        truth=product_param("synthetic.truth"),
         seed=lambda wc: (
             config["seed"]
             if pcfg(wc.product)["synthetic"]["seed"] is None

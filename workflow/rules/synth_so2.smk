@@ -18,10 +18,10 @@ rule synthesize_so2_demo:
         mem_mb=cost_mem("synthesize_so2_demo"),
         runtime=cost_runtime("synthesize_so2_demo"),
     params:
-        grid=lambda wc: pcfg(wc.product)["grid"],
-        start=lambda wc: pcfg(wc.product)["period"]["start"],
-        end=lambda wc: pcfg(wc.product)["period"]["end"],
-        utc_start_hour=lambda wc: pcfg(wc.product)["day_window"]["utc_start_hour"],
+        grid=product_param("grid"),
+        start=product_param("period.start"),
+        end=product_param("period.end"),
+        utc_start_hour=product_param("day_window.utc_start_hour"),
         knobs=lambda wc: pcfg(wc.product)["synthetic"].get("so2", {}),
         seed=config["seed"],
     script:

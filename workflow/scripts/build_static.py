@@ -10,14 +10,21 @@ from gridfuse.io import write_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.static import build_static
 
-logger = from_snakemake(snakemake)
-grid = Grid.from_config(snakemake.params.grid)
-layers = snakemake.params.layers
-logger.info("static layers for %s: %s", grid.describe(), {k: v["path"] for k, v in layers.items()})
-ds = build_static(layers, grid)
-write_netcdf(
-    ds,
-    snakemake.output.static,
-    cfg={"grid": dict(snakemake.params.grid), "layers": dict(layers)},
-    sources=list(layers),
-)
+
+def main() -> None:
+    logger = from_snakemake(snakemake)
+    grid = Grid.from_config(snakemake.params.grid)
+    layers = snakemake.params.layers
+    logger.info(
+        "static layers for %s: %s", grid.describe(), {k: v["path"] for k, v in layers.items()}
+    )
+    ds = build_static(layers, grid)
+    write_netcdf(
+        ds,
+        snakemake.output.static,
+        cfg={"grid": dict(snakemake.params.grid), "layers": dict(layers)},
+        sources=list(layers),
+    )
+
+
+main()

@@ -19,61 +19,64 @@ from gridfuse.log import from_snakemake
 from gridfuse.models.train import FusionModel
 from gridfuse.samples import PatchSampler
 
-logger = from_snakemake(snakemake)
-torch.set_num_threads(snakemake.threads)
-p = snakemake.params
-ps = PatchSampler.open(snakemake.input.patches, window=p.window)
-day_keys = day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()})
-with read_netcdf(snakemake.input.patches) as ds:
-    rows, cols = ds["row"].values, ds["col"].values
 
+def main() -> None:
+    logger = from_snakemake(snakemake)
+    torch.set_num_threads(snakemake.threads)
+    p = snakemake.params
+    ps = PatchSampler.open(snakemake.input.patches, window=p.window)
+    day_keys = day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()})
+    with read_netcdf(snakemake.input.patches) as ds:
+        rows, cols = ds["row"].values, ds["col"].values
 
-def at_stations(files, variable="precip"):
-    """``(station, time)`` values of yearly gridded files at the stations' cells."""
-    out = np.full(ps.y.shape, np.nan, dtype="f4")
-    for f in files:
-        with read_netcdf(f, load=True) as ds:
-            pos = ps.times.get_indexer(pd.DatetimeIndex(ds["time"].values))
-            have = pos >= 0
-            out[:, pos[have]] = ds[variable].values[have][:, rows, cols].T
-    return out
+    def at_stations(files, variable="precip"):
+        """``(station, time)`` values of yearly gridded files at the stations' cells."""
+        out = np.full(ps.y.shape, np.nan, dtype="f4")
+        for f in files:
+            with read_netcdf(f, load=True) as ds:
+                pos = ps.times.get_indexer(pd.DatetimeIndex(ds["time"].values))
+                have = pos >= 0
+                out[:, pos[have]] = ds[variable].values[have][:, rows, cols].T
+        return out
 
-
-deep = {}
-for path in map(Path, snakemake.input.models):
-    deep.setdefault(path.parent.name, {})[path.stem] = FusionModel.load(path)
-deep.pop("mpfm_g", None)  # a component of the product, scored through it
-truth = at_stations(snakemake.input.truth) if snakemake.input.truth else None
-stats = [
-    evaluate_stations(
-        ps.x,
-        ps.y,
-        ps.channels,
-        ps.roles,
-        day_keys,
-        sources=p.sources,
-        deep_models=deep,
-        baselines=p.baselines,
-        schemes=[s for s in p.schemes if s in ("holdout", "osse_stations")],
-        truth=truth,
-        thresholds=p.thresholds,
-        seed=p.seed,
-        threads=snakemake.threads,
-        params={k: v for k, v in p.baseline_params.items() if k != "models"},
-        device=p.device,
-        geo=ps.geo(),
-        product=at_stations(snakemake.input.product),
-        min_gauges=p.min_gauges,
+    deep = {}
+    for path in map(Path, snakemake.input.models):
+        deep.setdefault(path.parent.name, {})[path.stem] = FusionModel.load(path)
+    deep.pop("mpfm_g", None)  # a component of the product, scored through it
+    truth = at_stations(snakemake.input.truth) if snakemake.input.truth else None
+    stats = [
+        evaluate_stations(
+            ps.x,
+            ps.y,
+            ps.channels,
+            ps.roles,
+            day_keys,
+            sources=p.sources,
+            deep_models=deep,
+            baselines=p.baselines,
+            schemes=[s for s in p.schemes if s in ("holdout", "osse_stations")],
+            truth=truth,
+            thresholds=p.thresholds,
+            seed=p.seed,
+            threads=snakemake.threads,
+            params={k: v for k, v in p.baseline_params.items() if k != "models"},
+            device=p.device,
+            geo=ps.geo(),
+            product=at_stations(snakemake.input.product),
+            min_gauges=p.min_gauges,
+        )
+    ]
+    stats += [pd.read_csv(f) for f in snakemake.input.folds]
+    stats += [pd.read_csv(f).drop(columns="year") for f in snakemake.input.grid]
+    stats = pd.concat(stats, ignore_index=True)
+    scores = pd.DataFrame(rows_from_stats_frame(stats, p.thresholds), columns=SCORE_COLUMNS)
+    with atomic_path(snakemake.output.scores, suffix=".csv") as tmp:
+        scores.to_csv(tmp, index=False)
+    head = scores[(scores.subset == "all") & scores.metric.isin(["rmse", "mae", "csi"])]
+    logger.info(
+        "headline scores:\n%s",
+        head.pivot_table(index="model", columns=["scheme", "metric"], values="value").round(3),
     )
-]
-stats += [pd.read_csv(f) for f in snakemake.input.folds]
-stats += [pd.read_csv(f).drop(columns="year") for f in snakemake.input.grid]
-stats = pd.concat(stats, ignore_index=True)
-scores = pd.DataFrame(rows_from_stats_frame(stats, p.thresholds), columns=SCORE_COLUMNS)
-with atomic_path(snakemake.output.scores, suffix=".csv") as tmp:
-    scores.to_csv(tmp, index=False)
-head = scores[(scores.subset == "all") & scores.metric.isin(["rmse", "mae", "csi"])]
-logger.info(
-    "headline scores:\n%s",
-    head.pivot_table(index="model", columns=["scheme", "metric"], values="value").round(3),
-)
+
+
+main()

@@ -13,20 +13,25 @@ from gridfuse.io import read_netcdf, write_geotiff
 from gridfuse.kinds import get_kind
 from gridfuse.log import from_snakemake
 
-logger = from_snakemake(snakemake)
-kind = get_kind("precip")
-out = Path(snakemake.output.geotiff)
-out.mkdir(parents=True, exist_ok=True)
-with read_netcdf(snakemake.input.product) as ds:
-    da = ds[kind.variable]
-    grid = Grid.from_coords(ds["lat"].values, ds["lon"].values)
-    for i, day in enumerate(pd.DatetimeIndex(ds["time"].values)):
-        path = out / kind.geotiff_name(day)
-        write_geotiff(
-            da.isel(time=i),
-            path,
-            grid=grid,
-            gz=snakemake.params.gzip,
-            tags={"date": f"{day:%Y-%m-%d}", "units": kind.units},
-        )
-logger.info("wrote %d daily GeoTIFFs to %s", da.sizes["time"], out)
+
+def main() -> None:
+    logger = from_snakemake(snakemake)
+    kind = get_kind("precip")
+    out = Path(snakemake.output.geotiff)
+    out.mkdir(parents=True, exist_ok=True)
+    with read_netcdf(snakemake.input.product) as ds:
+        da = ds[kind.variable]
+        grid = Grid.from_coords(ds["lat"].values, ds["lon"].values)
+        for i, day in enumerate(pd.DatetimeIndex(ds["time"].values)):
+            path = out / kind.geotiff_name(day)
+            write_geotiff(
+                da.isel(time=i),
+                path,
+                grid=grid,
+                gz=snakemake.params.gzip,
+                tags={"date": f"{day:%Y-%m-%d}", "units": kind.units},
+            )
+    logger.info("wrote %d daily GeoTIFFs to %s", da.sizes["time"], out)
+
+
+main()

@@ -9,6 +9,11 @@ import pandas as pd
 from gridfuse.log import from_snakemake
 from gridfuse.plots import plot_interpolation
 
-logger = from_snakemake(snakemake)
-table = pd.read_csv(snakemake.input.table)
-plot_interpolation(table, snakemake.output.figure, title=snakemake.params.title)
+
+def main() -> None:
+    from_snakemake(snakemake)
+    table = pd.read_csv(snakemake.input.table)
+    plot_interpolation(table, snakemake.output.figure, title=snakemake.params.title)
+
+
+main()

@@ -10,28 +10,33 @@ import pandas as pd
 from gridfuse.log import from_snakemake
 from gridfuse.plots import placeholder, plot_scatter, read_days, station_pairs
 
-logger = from_snakemake(snakemake)
-p = snakemake.params
-inp = snakemake.input
-out = snakemake.output.scatter
 
-if p.kind == "so2":
-    oof = pd.read_parquet(inp.oof)
-    scheme = p.scheme if p.scheme in set(oof["scheme"]) else oof["scheme"].iloc[0]
-    pairs = oof[(oof["scheme"] == scheme) & (oof["subset"] == "all")]
-    title = f"{p.title}: out-of-fold predictions ({scheme})"
-else:
-    stations = pd.read_csv(inp.stations, dtype={"station": str})
-    obs = pd.read_parquet(inp.observations)
-    fields = {"product": read_days(inp.product, p.variable)}
-    for key in inp.keys():
-        if key.startswith("src_"):
-            fields[key.removeprefix("src_")] = read_days(inp[key], p.variable)
-    pairs = station_pairs(fields, stations, obs, roles=("evaluation",))
-    title = f"{p.title}: evaluation stations (held out of training)"
+def main() -> None:
+    logger = from_snakemake(snakemake)
+    p = snakemake.params
+    inp = snakemake.input
+    out = snakemake.output.scatter
 
-logger.info("%d pairs of %d models", len(pairs), pairs["model"].nunique())
-if pairs.empty:
-    placeholder(out, "no held-out stations: every gauge is used in the site_cv folds")
-else:
-    plot_scatter(pairs, out, kind=p.kind, title=title)
+    if p.kind == "so2":
+        oof = pd.read_parquet(inp.oof)
+        scheme = p.scheme if p.scheme in set(oof["scheme"]) else oof["scheme"].iloc[0]
+        pairs = oof[(oof["scheme"] == scheme) & (oof["subset"] == "all")]
+        title = f"{p.title}: out-of-fold predictions ({scheme})"
+    else:
+        stations = pd.read_csv(inp.stations, dtype={"station": str})
+        obs = pd.read_parquet(inp.observations)
+        fields = {"product": read_days(inp.product, p.variable)}
+        for key in inp.keys():
+            if key.startswith("src_"):
+                fields[key.removeprefix("src_")] = read_days(inp[key], p.variable)
+        pairs = station_pairs(fields, stations, obs, roles=("evaluation",))
+        title = f"{p.title}: evaluation stations (held out of training)"
+
+    logger.info("%d pairs of %d models", len(pairs), pairs["model"].nunique())
+    if pairs.empty:
+        placeholder(out, "no held-out stations: every gauge is used in the site_cv folds")
+    else:
+        plot_scatter(pairs, out, kind=p.kind, title=title)
+
+
+main()

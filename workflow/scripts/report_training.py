@@ -11,8 +11,13 @@ import pandas as pd
 from gridfuse.log import from_snakemake
 from gridfuse.plots import plot_training_curves
 
-logger = from_snakemake(snakemake)
-curves = {
-    Path(f).stem.removeprefix("training_curve_"): pd.read_csv(f) for f in snakemake.input.curves
-}
-plot_training_curves(curves, snakemake.output.figure, title=snakemake.params.title)
+
+def main() -> None:
+    from_snakemake(snakemake)
+    curves = {
+        Path(f).stem.removeprefix("training_curve_"): pd.read_csv(f) for f in snakemake.input.curves
+    }
+    plot_training_curves(curves, snakemake.output.figure, title=snakemake.params.title)
+
+
+main()

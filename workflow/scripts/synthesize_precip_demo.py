@@ -13,20 +13,25 @@ from gridfuse.grid import Grid
 from gridfuse.log import from_snakemake
 from gridfuse.synth.precip import synthesize_precip, write_manifest
 
-logger = from_snakemake(snakemake)
-p = snakemake.params
-manifest = synthesize_precip(
-    Path(snakemake.output.manifest).parent.parent,
-    Grid.from_config(p.grid),
-    p.start,
-    p.end,
-    DayWindow(p.utc_start_hour),
-    p.sources,
-    seed=p.seed,
-    margin=p.margin,
-    n_stations=p.n_stations,
-    gauge_noise=p.gauge_noise,
-    truth=p.truth,
-    threads=snakemake.threads,
-)
-write_manifest(manifest, snakemake.output.manifest)
+
+def main() -> None:
+    from_snakemake(snakemake)
+    p = snakemake.params
+    manifest = synthesize_precip(
+        Path(snakemake.output.manifest).parent.parent,
+        Grid.from_config(p.grid),
+        p.start,
+        p.end,
+        DayWindow(p.utc_start_hour),
+        p.sources,
+        seed=p.seed,
+        margin=p.margin,
+        n_stations=p.n_stations,
+        gauge_noise=p.gauge_noise,
+        truth=p.truth,
+        threads=snakemake.threads,
+    )
+    write_manifest(manifest, snakemake.output.manifest)
+
+
+main()

@@ -12,16 +12,21 @@ from gridfuse.grid import Grid
 from gridfuse.log import from_snakemake
 from gridfuse.synth.so2 import SO2Knobs, synthesize_so2
 
-logger = from_snakemake(snakemake)
-p = snakemake.params
-product_dir = Path(snakemake.output.manifest).parent.parent
-synthesize_so2(
-    Grid.from_config(p.grid),
-    p.start,
-    p.end,
-    p.utc_start_hour,
-    product_dir,
-    SO2Knobs.from_config(p.knobs),
-    seed=p.seed,
-    product=snakemake.wildcards.product,
-)
+
+def main() -> None:
+    from_snakemake(snakemake)
+    p = snakemake.params
+    product_dir = Path(snakemake.output.manifest).parent.parent
+    synthesize_so2(
+        Grid.from_config(p.grid),
+        p.start,
+        p.end,
+        p.utc_start_hour,
+        product_dir,
+        SO2Knobs.from_config(p.knobs),
+        seed=p.seed,
+        product=snakemake.wildcards.product,
+    )
+
+
+main()
