@@ -26,7 +26,7 @@ memory against the largest measured job (ratio = measured / modelled).
     python benchmarks/cost_constants.py                 # kernels + both calibration runs
     python benchmarks/cost_constants.py --runs DIR ...  # also fit on finished runs in DIR
     python benchmarks/cost_constants.py --keep-kernels --no-run --runs DIR ...  # refit only
-    python benchmarks/cost_constants.py --keep-kernels --kernels lightgbm --no-run --runs ...
+    python benchmarks/cost_constants.py --keep-kernels --kernels lightgbm --kernels-only
     python benchmarks/cost_constants.py --device-only   # only the gpu section, from --device
 """
 
@@ -494,6 +494,11 @@ def main() -> None:
         help="with --keep-kernels: re-measure only these kernels (e.g. lightgbm)",
     )
     ap.add_argument(
+        "--kernels-only",
+        action="store_true",
+        help="with --kernels: write the re-measured kernels into --out, keeping its rule fits",
+    )
+    ap.add_argument(
         "--device", type=Path, default=DEVICE, help="GPU record (benchmarks/devices/*.json)"
     )
     ap.add_argument(
@@ -529,6 +534,20 @@ def main() -> None:
         for name, rec in got.items():
             print(f"{name:36s} {rec['value']:.4g}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     k = cost.Constants({"kernels": kernels})
+    if args.kernels_only:
+        data = json.loads(args.out.read_text())
+        data["kernels"] = kernels
+        data.setdefault("measured", {})["kernels_remeasured"] = {
+            **machine(),
+            "command": "python benchmarks/cost_constants.py --keep-kernels --kernels "
+            + " ".join(args.kernels or [])
+            + " --kernels-only",
+            "kernels": list(args.kernels or []),
+            "load_average": os.getloadavg()[0],
+        }
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote the kernels {args.kernels} into {args.out} (rule fits kept)")
+        return
 
     runs = list(args.runs)
     if not args.no_run:
