@@ -337,3 +337,13 @@ def _with(cfg: dict, dotted: str, value) -> dict:
         d = d.setdefault(h, {})
     d[last] = value
     return out
+
+
+def test_so2_predict_memory_holds_a_tile_per_thread():
+    """predict_blocks builds `threads` tiles' feature matrices side by side."""
+    cfg = _products("configs/china_so2.yaml")["china_so2"]
+    w = cost.work("predict_so2", cfg, {"product": "china_so2", "year": "2019"})
+    tile = int(cfg["model"]["predict_tile"])
+    one = tile * tile * int(cfg["model"]["predict_days"]) * cost._so2_columns(cost.Product(cfg))
+    assert w.threads == 16
+    assert w.mem["tile_mb"] == pytest.approx(one * 8 / 1e6 * w.threads)

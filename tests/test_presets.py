@@ -335,7 +335,9 @@ BOUNDS = {
     },
     "china_so2": {
         "ingest_stations": {"mem_mb": (500, 8000)},
-        "predict_so2": {"mem_mb": (1000, 16_000), "runtime": (120, 24 * 60)},
+        # one 8-day block of 11 fields (7.9 GB) + 16 tiles' feature matrices side by side
+        # (256 x 256 cells x 8 days x 153 columns float64 = 0.64 GB each)
+        "predict_so2": {"mem_mb": (18_000, 32_000), "runtime": (120, 24 * 60)},
         "train_so2": {"mem_mb": (2000, 64_000), "threads": (8, 64)},
         "cross_validate_fold_so2": {"mem_mb": (4000, 64_000), "runtime": (30, 24 * 60)},
         "ablation_variant_so2": {"mem_mb": (2000, 64_000), "threads": (8, 64)},

@@ -979,17 +979,20 @@ def _so2_predict(p: Product, wc) -> Work:
     block = int(p.model("predict_days", default=8))
     tile = int(p.model("predict_tile", default=256))
     cols = _so2_columns(p)
+    threads = threads_for(p.cells, 1_000_000, lo=2, hi=16)
     return Work(
         "so2_predict",
-        threads=threads_for(p.cells, 1_000_000, lo=2, hi=16),
+        threads=threads,
         time={
             "cell_days_m": cell_days / 1e6,
             "k:so2_features_s_per_value": cell_days * cols,
             "k:lgbm_predict_s_per_row_round": cell_days * _so2_rounds(p),
         },
+        # one time block of the grid's fields, and the feature matrices of the `threads`
+        # tiles built side by side (predict_blocks)
         mem={
             "block_mb": _mb(p.cells * block * nvar),
-            "tile_mb": _mb(tile * tile * block * cols, 8),
+            "tile_mb": _mb(tile * tile * block * cols, 8) * threads,
         },
     )
 
