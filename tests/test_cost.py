@@ -143,7 +143,15 @@ def test_so2_cv_folds_follow_the_schemes():
     )
     ws = cost.work("cross_validate_fold_so2", p, {"product": "c", "scheme": "site_cv", "fold": "3"})
     lgbm = "k:lgbm_fit_s_per_row_round_col"
-    assert ws.time[lgbm] == pytest.approx(0.9 * wr.time[lgbm])
+    # the preset refits LightGBM in region, LightGBM + plain LightGBM in site_cv
+    assert p["cv"]["so2_models"]["region"] == ["lightgbm"]
+    assert p["cv"]["so2_models"]["site_cv"] == ["lightgbm", "lightgbm_plain"]
+    assert ws.time[lgbm] == pytest.approx(2 * 0.9 * wr.time[lgbm])
+    assert "k:rf_fit_s_per_row_tree_col" not in ws.time
+    wb = cost.work(
+        "cross_validate_fold_so2", p, {"product": "c", "scheme": "block_cv", "fold": "0"}
+    )
+    assert {"k:rf_fit_s_per_row_tree_col", "k:lstm_fit_s_per_gmac"} <= set(wb.time)
 
 
 def test_every_rule_is_priced_and_requests_cover_the_peak():
