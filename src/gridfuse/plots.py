@@ -95,6 +95,62 @@ def pick_days(field: xr.DataArray, n: int = 2, days: Sequence = ()) -> list[pd.T
     return out
 
 
+def _day_top(maps: Mapping, vmax: float | None) -> float:
+    """Upper end of a day's colour scale: ``vmax``, else the 99th percentile of the day's
+    values (1 when there are none or it is not positive)."""
+    values = np.concatenate(
+        [np.ravel(m.values) for m in maps.values() if m is not None] or [np.zeros(1)]
+    )
+    if vmax:
+        top = float(vmax)
+    elif np.isfinite(values).any():
+        top = float(np.nanpercentile(values, 99))
+    else:
+        top = 1.0
+    return top if top > 0 else 1.0
+
+
+def _draw_map(ax, m: xr.DataArray, st_day: pd.DataFrame | None, cmap, top: float):
+    """One panel: the field ``m`` (lat, lon) and the day's stations in the same colours
+    (evaluation stations with a black edge); returns the image for the colour bar."""
+    lon, lat = m["lon"].values, m["lat"].values
+    dx = abs(lon[1] - lon[0]) if lon.size > 1 else 1.0
+    dy = abs(lat[1] - lat[0]) if lat.size > 1 else 1.0
+    extent = (lon.min() - dx / 2, lon.max() + dx / 2, lat.min() - dy / 2, lat.max() + dy / 2)
+    img = np.asarray(m.values, dtype="f8")
+    if lat.size > 1 and lat[0] < lat[-1]:
+        img = img[::-1]
+    im = ax.imshow(
+        np.ma.masked_invalid(img),
+        extent=extent,
+        origin="upper",
+        cmap=cmap,
+        vmin=0,
+        vmax=top,
+        interpolation="nearest",
+        aspect="auto",
+    )
+    if st_day is not None and len(st_day):
+        edge = np.where(
+            st_day.get("role", pd.Series("train", index=st_day.index)).eq("evaluation"),
+            "k",
+            "w",
+        )
+        ax.scatter(
+            st_day["lon"],
+            st_day["lat"],
+            c=st_day["value"],
+            cmap=cmap,
+            vmin=0,
+            vmax=top,
+            s=22,
+            edgecolors=edge,
+            linewidths=0.8,
+        )
+    ax.tick_params(labelsize=7)
+    return im
+
+
 def plot_day_maps(
     panels: Mapping[str, xr.DataArray],
     days: Sequence,
@@ -137,67 +193,18 @@ def plot_day_maps(
             da = panels[name]
             t = pd.DatetimeIndex(da["time"].values)
             maps[name] = da.isel(time=int(t.get_loc(day))) if day in t else None
-        values = np.concatenate(
-            [np.ravel(m.values) for m in maps.values() if m is not None] or [np.zeros(1)]
-        )
-        if vmax:
-            top = float(vmax)
-        elif np.isfinite(values).any():
-            top = float(np.nanpercentile(values, 99))
-        else:
-            top = 1.0
-        top = top if top > 0 else 1.0
+        top = _day_top(maps, vmax)
         st_day = None
         if stations is not None and len(stations):
             st_day = stations[pd.to_datetime(stations["date"]) == day]
         for j, name in enumerate(names):
             ax = axes[i, j]
-            m = maps[name]
-            if m is None:
+            if maps[name] is None:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
                 ax.set_yticks([])
             else:
-                lon, lat = m["lon"].values, m["lat"].values
-                dx = abs(lon[1] - lon[0]) if lon.size > 1 else 1.0
-                dy = abs(lat[1] - lat[0]) if lat.size > 1 else 1.0
-                extent = (
-                    lon.min() - dx / 2,
-                    lon.max() + dx / 2,
-                    lat.min() - dy / 2,
-                    lat.max() + dy / 2,
-                )
-                img = np.asarray(m.values, dtype="f8")
-                if lat.size > 1 and lat[0] < lat[-1]:
-                    img = img[::-1]
-                im = ax.imshow(
-                    np.ma.masked_invalid(img),
-                    extent=extent,
-                    origin="upper",
-                    cmap=cmap,
-                    vmin=0,
-                    vmax=top,
-                    interpolation="nearest",
-                    aspect="auto",
-                )
-                if st_day is not None and len(st_day):
-                    edge = np.where(
-                        st_day.get("role", pd.Series("train", index=st_day.index)).eq("evaluation"),
-                        "k",
-                        "w",
-                    )
-                    ax.scatter(
-                        st_day["lon"],
-                        st_day["lat"],
-                        c=st_day["value"],
-                        cmap=cmap,
-                        vmin=0,
-                        vmax=top,
-                        s=22,
-                        edgecolors=edge,
-                        linewidths=0.8,
-                    )
-                ax.tick_params(labelsize=7)
+                im = _draw_map(ax, maps[name], st_day, cmap, top)
             if i == 0:
                 ax.set_title(name, fontsize=10)
             if j == 0:

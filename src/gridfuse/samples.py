@@ -384,6 +384,40 @@ def _check_on_grid(da: xr.DataArray, grid: Grid, path) -> None:
         )
 
 
+def _open_year(sources, year: int, variable: str | None, grid: Grid) -> dict:
+    """Source key -> (dataset, data array, its days) of one year's downscaled files; a
+    missing file or an absent source-year is left out (its channel stays NaN)."""
+    handles = {}
+    for name in sources:
+        path = sources[name].get(year) or sources[name].get(str(year))
+        if path is None:
+            logger.warning("%s %d: no downscaled file; channel left NaN", name, year)
+        elif is_absent(path):
+            logger.info("%s %d: absent source-year; channel left NaN", name, year)
+        else:
+            ds = read_netcdf(path)
+            da = _data_var(ds, variable, path)
+            _check_on_grid(da, grid, path)
+            handles[name] = (ds, da, _days(da["time"].values))
+    return handles
+
+
+def _fill_sources(buf, handles, names, days, rows, cols, patch: int) -> None:
+    """Write the source channels of ``days`` into ``buf`` (station, time, py, px, channel)."""
+    for c, name in enumerate(names):
+        if name not in handles:
+            continue
+        _, da, fdays = handles[name]
+        pos = fdays.get_indexer(days)
+        have = np.flatnonzero(pos >= 0)
+        if have.size == 0:
+            continue
+        vals = da.isel(time=pos[have]).transpose("time", "lat", "lon").values
+        p = extract_patches(vals, rows, cols, patch)  # (T, S, P, P)
+        channel = buf[..., c]  # a view (station, time, py, px)
+        channel[:, have] = p.transpose(1, 0, 2, 3)
+
+
 def write_samples(
     patches_path: str | os.PathLike,
     points_path: str | os.PathLike,
@@ -473,33 +507,11 @@ def write_samples(
             nc["y"][:] = y
             for year in sorted(set(times.year)):
                 ydays = np.flatnonzero(times.year == year)
-                handles = {}
-                for name in names:
-                    path = sources[name].get(year) or sources[name].get(str(year))
-                    if path is None:
-                        logger.warning("%s %d: no downscaled file; channel left NaN", name, year)
-                    elif is_absent(path):
-                        logger.info("%s %d: absent source-year; channel left NaN", name, year)
-                    else:
-                        ds = read_netcdf(path)
-                        da = _data_var(ds, variable, path)
-                        _check_on_grid(da, grid, path)
-                        handles[name] = (ds, da, _days(da["time"].values))
+                handles = _open_year(sources, year, variable, grid)
                 for b0 in range(0, len(ydays), time_block):
                     tix = ydays[b0 : b0 + time_block]
                     buf = np.full((n_st, len(tix), patch, patch, n_c), np.nan, dtype="f4")
-                    for c, name in enumerate(names):
-                        if name not in handles:
-                            continue
-                        _, da, fdays = handles[name]
-                        pos = fdays.get_indexer(times[tix])
-                        have = np.flatnonzero(pos >= 0)
-                        if have.size == 0:
-                            continue
-                        vals = da.isel(time=pos[have]).transpose("time", "lat", "lon").values
-                        p = extract_patches(vals, rows, cols, patch)  # (T, S, P, P)
-                        channel = buf[..., c]  # a view (station, time, py, px)
-                        channel[:, have] = p.transpose(1, 0, 2, 3)
+                    _fill_sources(buf, handles, names, times[tix], rows, cols, patch)
                     buf[..., len(names) :] = static_patches[:, None]
                     xv[:, tix[0] : tix[-1] + 1] = buf
                     points.append(

@@ -7,6 +7,7 @@ neighbours, for the day windows at the year's edges), ``static.nc``, the year's 
 positions).  Output: ``product/{year}.nc`` (CF, mm/day, float32, compressed, provenance).
 """
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,18 @@ from gridfuse.log import from_snakemake
 from gridfuse.mask import read_mask
 from gridfuse.models.train import FusionModel
 from gridfuse.predict import YearlyFields, available_sources, grid_inputs, write_product
+
+
+def read_inputs(channels, *, fields, static, grid, period):
+    """A reader of the channels; days outside the product period are missing (NaN)."""
+    read_all = grid_inputs(channels, fields, static, grid)
+
+    def read(span):
+        out = read_all(span)
+        out[~span.isin(period)] = np.nan
+        return out
+
+    return read
 
 
 def main() -> None:
@@ -59,24 +72,13 @@ def main() -> None:
     )
     period = pd.date_range(start, end)
 
-    def read_inputs(channels):
-        """A reader of the channels; days outside the product period are missing (NaN)."""
-        read_all = grid_inputs(channels, fields, static, grid)
-
-        def read(span):
-            out = read_all(span)
-            out[~span.isin(period)] = np.nan
-            return out
-
-        return read
-
     gauges = GridGaugeFields(
         g["lat"], g["lon"], gauge_values, gauge_times, grid, spec.gauge_power, spec.min_gauges
     )
     blocks = product_blocks(
         spec,
         models,
-        read_inputs,
+        partial(read_inputs, fields=fields, static=static, grid=grid, period=period),
         gauges,
         g["row"],
         g["col"],

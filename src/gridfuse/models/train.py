@@ -376,6 +376,119 @@ def _sample_index(y: np.ndarray, x_center_ok: np.ndarray, stations: np.ndarray):
     return st, day
 
 
+@dataclass
+class _Fit:
+    """The samples of one training run: standardized cubes on the device, the fit and
+    validation (station, day) indices, targets, and the gauge values (mm/day)."""
+
+    xs_t: torch.Tensor
+    fit_st: np.ndarray
+    fit_day: np.ndarray
+    val_st: np.ndarray
+    val_day: np.ndarray
+    y_fit: torch.Tensor
+    y_fit_log: torch.Tensor | None
+    y: np.ndarray
+    window: int
+
+
+def _fit_epoch(m, opt, model, data: _Fit, order, train: TrainConfig, rng) -> tuple[float, int]:
+    """One pass over the fit samples in ``order``; returns the summed loss and the count."""
+    total, count = 0.0, 0
+    for i in range(0, order.size, train.batch_size):
+        b = order[i : i + train.batch_size]
+        if b.size < 2:  # batch norm needs two samples
+            continue
+        xb = windows(data.xs_t, data.fit_st[b], data.fit_day[b], data.window)
+        if train.flips:
+            if rng.random() < 0.5:
+                xb = xb.flip(-1)
+            if rng.random() < 0.5:
+                xb = xb.flip(-2)
+        y_log = data.y_fit_log[b] if data.y_fit_log is not None else None
+        loss = _loss(model, m.predict_center(xb), data.y_fit[b], y_log, train)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * b.size
+        count += b.size
+    return total, count
+
+
+def _fit_member(
+    cfg: MPFMConfig, seed: int, model: FusionModel, data: _Fit, train: TrainConfig, dev
+) -> tuple[MPFM, list[dict], float]:
+    """Train one member (seed) with early stopping on the validation stations; returns
+    the best-epoch network (on the CPU), its training-curve rows and its volume factor.
+    The seed is set before the network is built (its initial weights come from it)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = model.name
+    m = MPFM(cfg).to(dev)
+    opt = torch.optim.AdamW(m.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, train.epochs))
+    best, best_state, stale = np.inf, copy.deepcopy(m.state_dict()), 0
+    n_fit = data.fit_st.size
+    n_per_epoch = train.samples_per_epoch or n_fit
+    y_val = data.y[data.val_st, data.val_day]
+    rows = []
+    for epoch in range(1, train.epochs + 1):
+        t0 = time.perf_counter()
+        m.train()
+        order = rng.permutation(n_fit)
+        if n_per_epoch < n_fit:
+            order = order[:n_per_epoch]
+        total, count = _fit_epoch(m, opt, model, data, order, train, rng)
+        sched.step()
+        m.eval()
+        pred = _predict_samples(
+            model, m, data.xs_t, data.val_st, data.val_day, data.window, train.batch_size
+        )
+        err = pred - y_val
+        val_rmse = float(np.sqrt(np.mean(err**2))) if err.size else float(total / count)
+        val_mae = float(np.mean(np.abs(err))) if err.size else float("nan")
+        rows.append(
+            {
+                "seed": seed,
+                "epoch": epoch,
+                "train_loss": total / max(count, 1),
+                "val_rmse": val_rmse,
+                "val_mae": val_mae,
+                "lr": opt.param_groups[0]["lr"],
+            }
+        )
+        logger.info(
+            "%s seed %d epoch %d/%d: train loss %.4f, val RMSE %.3f, MAE %.3f mm/day (%.1fs)",
+            net,
+            seed,
+            epoch,
+            train.epochs,
+            rows[-1]["train_loss"],
+            val_rmse,
+            val_mae,
+            time.perf_counter() - t0,  # logged only: the curve file stays reproducible
+        )
+        if val_rmse < best - 1e-6:
+            best, best_state, stale = val_rmse, copy.deepcopy(m.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= train.patience:
+                logger.info("early stop at epoch %d (best val RMSE %.3f)", epoch, best)
+                break
+    m.load_state_dict(best_state)
+    m.eval()
+    vol = 1.0
+    if train.calibrate:
+        fitted = _predict_samples(
+            model, m, data.xs_t, data.fit_st, data.fit_day, data.window, train.batch_size
+        )
+        total = float(np.sum(fitted, dtype="f8"))
+        observed = float(np.sum(data.y[data.fit_st, data.fit_day], dtype="f8"))
+        vol = observed / total if total > 0 else 1.0
+        logger.info("%s seed %d: volume calibration x%.3f on the fit stations", net, seed, vol)
+    return m.cpu().eval(), rows, vol
+
+
 def train_fusion(
     x: np.ndarray,
     y: np.ndarray,
@@ -471,84 +584,14 @@ def train_fusion(
         if train.log_weight > 0
         else None
     )
-    y_val = y[val_st, val_day]
+    data = _Fit(xs_t, fit_st, fit_day, val_st, val_day, y_fit, y_fit_log, y, window)
     nets, rows, volumes = [], [], []
     for seed in train.seeds:
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        m = MPFM(MPFMConfig.variant(net, len(channels), **sizes)).to(dev)
-        opt = torch.optim.AdamW(m.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, train.epochs))
-        best, best_state, stale = np.inf, copy.deepcopy(m.state_dict()), 0
-        n_per_epoch = train.samples_per_epoch or fit_st.size
-        for epoch in range(1, train.epochs + 1):
-            t0 = time.perf_counter()
-            m.train()
-            order = rng.permutation(fit_st.size)
-            if n_per_epoch < fit_st.size:
-                order = order[:n_per_epoch]
-            total, count = 0.0, 0
-            for i in range(0, order.size, train.batch_size):
-                b = order[i : i + train.batch_size]
-                if b.size < 2:  # batch norm needs two samples
-                    continue
-                xb = windows(xs_t, fit_st[b], fit_day[b], window)
-                if train.flips:
-                    if rng.random() < 0.5:
-                        xb = xb.flip(-1)
-                    if rng.random() < 0.5:
-                        xb = xb.flip(-2)
-                y_log = y_fit_log[b] if y_fit_log is not None else None
-                loss = _loss(model, m.predict_center(xb), y_fit[b], y_log, train)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * b.size
-                count += b.size
-            sched.step()
-            m.eval()
-            pred = _predict_samples(model, m, xs_t, val_st, val_day, window, train.batch_size)
-            err = pred - y_val
-            val_rmse = float(np.sqrt(np.mean(err**2))) if err.size else float(total / count)
-            val_mae = float(np.mean(np.abs(err))) if err.size else float("nan")
-            rows.append(
-                {
-                    "seed": seed,
-                    "epoch": epoch,
-                    "train_loss": total / max(count, 1),
-                    "val_rmse": val_rmse,
-                    "val_mae": val_mae,
-                    "lr": opt.param_groups[0]["lr"],
-                }
-            )
-            logger.info(
-                "%s seed %d epoch %d/%d: train loss %.4f, val RMSE %.3f, MAE %.3f mm/day (%.1fs)",
-                net,
-                seed,
-                epoch,
-                train.epochs,
-                rows[-1]["train_loss"],
-                val_rmse,
-                val_mae,
-                time.perf_counter() - t0,  # logged only: the curve file stays reproducible
-            )
-            if val_rmse < best - 1e-6:
-                best, best_state, stale = val_rmse, copy.deepcopy(m.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= train.patience:
-                    logger.info("early stop at epoch %d (best val RMSE %.3f)", epoch, best)
-                    break
-        m.load_state_dict(best_state)
-        m.eval()
-        vol = 1.0
-        if train.calibrate:
-            fitted = _predict_samples(model, m, xs_t, fit_st, fit_day, window, train.batch_size)
-            total = float(np.sum(fitted, dtype="f8"))
-            vol = float(np.sum(y[fit_st, fit_day], dtype="f8")) / total if total > 0 else 1.0
-            logger.info("%s seed %d: volume calibration x%.3f on the fit stations", net, seed, vol)
+        cfg = MPFMConfig.variant(net, len(channels), **sizes)
+        m, curve, vol = _fit_member(cfg, seed, model, data, train, dev)
+        rows += curve
         volumes.append(vol)
-        nets.append(m.cpu().eval())
+        nets.append(m)
     model.nets = nets
     model.volume = volumes
     model.meta.update(

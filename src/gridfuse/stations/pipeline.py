@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridfuse.kinds import get_kind
+from gridfuse.kinds import StationRules, get_kind
 from gridfuse.stations import cma, cnemc, generic, wide
 from gridfuse.stations.qc import (
     QCLog,
@@ -274,6 +274,71 @@ def _to_long(values: pd.DataFrame, n_valid: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["station", "date"], kind="stable").reset_index(drop=True)
 
 
+def _daily_values(
+    values: pd.DataFrame,
+    hourly: bool,
+    rules: StationRules,
+    q: Mapping,
+    utc_start_hour: int,
+    log: QCLog,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The QC'd daily values of a reader's wide table and their counts of valid hours (1
+    for daily records): the kind's checks, the 298 K harmonization where it applies, and
+    hours aggregated to product days (sum or mean, ``min_valid_hours``)."""
+    ignore_zero = rules.stuck_ignores_zero
+    if rules.drop_non_positive:
+        values = check_non_positive(values, log, "concentrations")
+    harmonize = rules.reference_298k and bool(q["harmonize_298k"])
+    change = pd.Timestamp(q["harmonize_date"])  # Beijing-time file day
+    if not hourly:
+        values = check_stuck(values, int(q["stuck_days"]), log, ignore_zero, "days")
+        if harmonize:
+            values = cnemc.harmonize_298k(values, log, change)
+        values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
+        return values, values.notna().astype("i8")
+    # stuck runs are looked for in the values as reported, before any unit conversion
+    values = check_stuck(values, int(q["stuck_hours"]), log, ignore_zero, "hours")
+    if harmonize:
+        values = cnemc.harmonize_298k(values, log, change - pd.Timedelta(hours=BEIJING_OFFSET))
+    hi = q[rules.hourly_max_key]
+    values = check_range(values, q["min_value"], hi, log, "hourly values")
+    hours = values.notna().to_numpy()
+    values, n_valid = hourly_to_daily(
+        values, utc_start_hour, rules.aggregation, int(q["min_valid_hours"])
+    )
+    partial = (n_valid.to_numpy() > 0) & ~np.isfinite(values.to_numpy())
+    log.record_wide(
+        "incomplete_day",
+        pd.DataFrame(partial, columns=values.columns),
+        f"days with 1..{int(q['min_valid_hours']) - 1} valid hours (< min_valid_hours)",
+    )
+    logger.info("aggregated %d valid hours to %d product days", int(hours.sum()), len(values))
+    values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
+    return values, n_valid
+
+
+def _keep_period(
+    values: pd.DataFrame,
+    n_valid: pd.DataFrame,
+    stations: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    log: QCLog,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The product days of the period, without the stations that have no valid day in it
+    (each removal recorded)."""
+    keep = (values.index >= start) & (values.index <= end)
+    values, n_valid = values[keep], n_valid[keep]
+    has = values.notna().any(axis=0)
+    empty = [c for c in values.columns if not has[c]]
+    for s in empty:
+        log.record("no_data", s, 0, "no valid daily value in the period; removed")
+    log.summary("no_data", len(empty), "stations without any valid day in the period (removed)")
+    values, n_valid = values.drop(columns=empty), n_valid.drop(columns=empty)
+    stations = stations[stations["station"].isin(values.columns)].reset_index(drop=True)
+    return values, n_valid, stations
+
+
 def ingest(
     kind: str,
     fmt: str,
@@ -365,47 +430,8 @@ def ingest(
     stations = check_duplicate_stations(stations, log)
     stations, values = check_coordinates(stations, values, log)
     stations, values = check_inside_grid(stations, values, grid, log)
-    ignore_zero = rules.stuck_ignores_zero
-    if rules.drop_non_positive:
-        values = check_non_positive(values, log, "concentrations")
-    harmonize = rules.reference_298k and bool(q["harmonize_298k"])
-    change = pd.Timestamp(q["harmonize_date"])  # Beijing-time file day
-    if obs.hourly:
-        # stuck runs are looked for in the values as reported, before any unit conversion
-        values = check_stuck(values, int(q["stuck_hours"]), log, ignore_zero, "hours")
-        if harmonize:
-            values = cnemc.harmonize_298k(values, log, change - pd.Timedelta(hours=BEIJING_OFFSET))
-        hi = q[rules.hourly_max_key]
-        values = check_range(values, q["min_value"], hi, log, "hourly values")
-        how = rules.aggregation
-        hours = values.notna().to_numpy()
-        values, n_valid = hourly_to_daily(
-            values, req.utc_start_hour, how, int(q["min_valid_hours"])
-        )
-        partial = (n_valid.to_numpy() > 0) & ~np.isfinite(values.to_numpy())
-        log.record_wide(
-            "incomplete_day",
-            pd.DataFrame(partial, columns=values.columns),
-            f"days with 1..{int(q['min_valid_hours']) - 1} valid hours (< min_valid_hours)",
-        )
-        logger.info("aggregated %d valid hours to %d product days", int(hours.sum()), len(values))
-        values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
-    else:
-        values = check_stuck(values, int(q["stuck_days"]), log, ignore_zero, "days")
-        if harmonize:
-            values = cnemc.harmonize_298k(values, log, change)
-        values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
-        n_valid = values.notna().astype("i8")
-
-    keep = (values.index >= start) & (values.index <= end)
-    values, n_valid = values[keep], n_valid[keep]
-    has = values.notna().any(axis=0)
-    empty = [c for c in values.columns if not has[c]]
-    for s in empty:
-        log.record("no_data", s, 0, "no valid daily value in the period; removed")
-    log.summary("no_data", len(empty), "stations without any valid day in the period (removed)")
-    values, n_valid = values.drop(columns=empty), n_valid.drop(columns=empty)
-    stations = stations[stations["station"].isin(values.columns)].reset_index(drop=True)
+    values, n_valid = _daily_values(values, obs.hourly, rules, q, req.utc_start_hour, log)
+    values, n_valid, stations = _keep_period(values, n_valid, stations, start, end, log)
 
     roles = assign_roles(
         stations["station"],
