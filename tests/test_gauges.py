@@ -18,6 +18,7 @@ from gridfuse.gauge_fusion import (
 from gridfuse.gauges import (
     GaugeInterpolator,
     Variogram,
+    choose_gauge_method,
     choose_idw_power,
     distance_km,
     idw_apply,
@@ -115,15 +116,34 @@ def test_variogram_fit_on_a_smooth_field_has_a_long_range():
 def test_interpolator_roundtrip_and_method_check():
     lat, lon = _gauges()
     v = np.random.default_rng(5).random((8, lat.size))
-    for method in ("idw", "ok"):
+    for method in ("idw", "ok", "mean"):
         gi = GaugeInterpolator(method).fit(lat, lon, v)
         again = GaugeInterpolator.from_dict(gi.to_dict())
         a = gi.predict(lat, lon, v, lat[:3] + 0.01, lon[:3])
         assert a.shape == (8, 3) and np.allclose(
             a, again.predict(lat, lon, v, lat[:3] + 0.01, lon[:3])
         )
-    with pytest.raises(ValueError, match="idw' or 'ok"):
+    with pytest.raises(ValueError, match="'idw', 'ok' or 'mean'"):
         GaugeInterpolator("spline")
+
+
+def test_mean_interpolator_and_gauge_method_by_leave_one_out():
+    lat, lon = _gauges(10)
+    rng = np.random.default_rng(3)
+    x, y = local_xy(lat, lon, 36.5, 101.5)
+    v = np.array([np.sin(x / 30 + a) + np.cos(y / 30 + b) + 3 for a, b in rng.random((20, 2))])
+    gi = {m: GaugeInterpolator(m).fit(lat, lon, v) for m in ("idw", "ok", "mean")}
+    p = {m: g.predict(lat, lon, v, lat[:4] + 0.02, lon[:4]) for m, g in gi.items()}
+    assert np.allclose(p["mean"], 0.5 * (p["idw"] + p["ok"]), atol=1e-5)
+    best, table = choose_gauge_method(lat, lon, v)
+    assert set(table) == {"idw", "ok", "mean"} and best == min(table, key=table.get)
+    # leave-one-out: a gauge's own value never predicts it, so a wild value at one gauge
+    # raises every method's error
+    v2 = v.copy()
+    v2[:, 0] += 50.0
+    _, table2 = choose_gauge_method(lat, lon, v2)
+    assert all(table2[m] > table[m] + 1.0 for m in table)
+    assert choose_gauge_method(lat[:2], lon[:2], v[:, :2]) == ("idw", {})
 
 
 def test_correct_adds_residuals_clips_and_thresholds():
@@ -224,7 +244,9 @@ def test_product_never_sees_the_held_out_gauge():
 
     spec = build_product(models, x, y, ch, geo, train, np.arange(40), device="cpu")
     assert spec.net in ("mpfm", "mpfm_g") and spec.correction in ("none", "idw", "ok")
-    assert len(spec.table) == 2 * 3 * 7  # nets x corrections x (unblended + 2 x 3 blends)
+    # nets x corrections x (fused weights 1, 0.9 .. 0.1 with the chosen gauge interpolation)
+    # + the gauge-only variant once
+    assert len(spec.table) == 2 * 3 * 10 + 1
     spec = ProductSpec(**{**spec.__dict__, "net": "mpfm_g", "correction": "idw"})
     spec.interp = GaugeInterpolator("idw").to_dict()
     targets = np.array([8, 9])
@@ -246,6 +268,25 @@ def test_select_product_prefers_the_better_network():
         {"mpfm": [(fit, val, bad)], "mpfm_g": [(fit, val, good)]}, y, geo, np.arange(40)
     )
     assert spec.net == "mpfm_g"
+
+
+def test_select_product_keeps_the_gauges_when_the_sources_add_nothing():
+    """Networks no better than noise: the gauge-only interpolation (fused weight 0) is within
+    one standard error of the best variant, so it is the product."""
+    x, y, ch, geo = _world(n_st=16, n_t=60)
+    rng = np.random.default_rng(1)
+    fit, val = np.arange(8), np.arange(8, 16)
+    noisy = {
+        n: [(fit, val, (y * rng.lognormal(0, 1.0, y.shape)).astype("f4"))]
+        for n in ("mpfm", "mpfm_g")
+    }
+    spec = select_product(noisy, y, geo, np.arange(60), gauge_methods=("idw",))
+    assert spec.blend == 0.0 and spec.gauge_method == "idw"
+    rmse = {(r["net"], r["correction"], r["gauge"], r["blend"]): r["rmse"] for r in spec.table}
+    assert rmse[("mpfm", "none", "idw", 0.0)] <= min(rmse.values()) * 1.2
+    good = {n: [(fit, val, y + 0.01)] for n in ("mpfm", "mpfm_g")}
+    spec = select_product(good, y, geo, np.arange(60), gauge_methods=("idw",))
+    assert spec.blend == 1.0  # a near-perfect network: the fused estimate, unblended
 
 
 def test_too_few_gauges_for_fields_trains_and_falls_back():

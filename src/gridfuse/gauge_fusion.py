@@ -11,8 +11,13 @@ post-processing step:
 - residual correction ``none``, ``idw`` or ``ok``: the network's residuals at the training
   gauges (gauge minus prediction at the gauge's cell) interpolated to every cell and added
   back, as regression kriging does (:func:`correct`);
+- a blend with a gauge-only interpolation (``idw``, ``ok`` or their ``mean``, chosen by
+  leave-one-gauge-out CV on the training gauges) with fused weight 1, 0.9, ..., 0.1 or 0
+  (0: the gauge-only interpolation itself, chosen where the fused sources show no gain over
+  the gauges at the validation gauges, see :func:`select_product`);
 - a wet-day threshold: values below it become 0 (rain occurrence), fitted on the same
-  inner-CV predictions to maximise the CSI at the first score threshold.
+  inner-CV predictions to maximise the CSI at the first score threshold without raising
+  the RMSE by more than 1 %.
 
 **Inner site CV.** The networks are trained as cross-fitted members
 (:func:`gridfuse.models.train.train_members`): member *k* stops early on its own fold of
@@ -43,7 +48,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .gauges import GaugeInterpolator, distance_km, idw_apply, idw_weights, nearest_distance
+from .gauges import (
+    GaugeInterpolator,
+    choose_gauge_method,
+    distance_km,
+    idw_apply,
+    idw_weights,
+    nearest_distance,
+)
 from .io import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -68,8 +80,11 @@ __all__ = [
 
 GAUGE_CHANNELS = ("gauge_idw", "gauge_dist")
 CORRECTIONS = ("none", "idw", "ok")
-#: weights of the fused estimate when blended with the gauge-only interpolation
-BLENDS = (1.0, 0.75, 0.5, 0.25)
+#: weights of the fused estimate when blended with the gauge-only interpolation (0: the
+#: gauge-only interpolation itself)
+BLENDS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
+#: the wet threshold may raise the inner-CV RMSE by at most this fraction
+WET_RMSE_TOL = 0.01
 WET_THRESHOLDS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
 
@@ -320,6 +335,27 @@ def _csi(obs, pred, thr):
     return h / (h + m + f) if h + m + f else 0.0
 
 
+def _gauges_suffice(oof, obs, best):
+    """The best gauge-only variant (blend 0) if its mean squared error per validation gauge
+    is within one standard error of the ``best`` variant's (the fused sources must earn their
+    place), else ``best``."""
+
+    def per_gauge(p):
+        e = (obs - p) ** 2
+        ok = np.isfinite(e)
+        return np.where(ok, e, 0).sum(1) / np.maximum(ok.sum(1), 1), ok.any(1)
+
+    gauge_only = [k for k in oof if k[3] == 0.0]
+    if not gauge_only or best in gauge_only:
+        return best
+    g = min(gauge_only, key=lambda k: _score(obs, oof[k]))
+    mb, okb = per_gauge(oof[best])
+    mg, okg = per_gauge(oof[g])
+    d = (mg - mb)[okb & okg]
+    se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
+    return g if d.mean() <= se else best
+
+
 def select_product(
     members: Mapping[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
     y: np.ndarray,
@@ -329,22 +365,34 @@ def select_product(
     min_gauges: int = 3,
     csi_threshold: float = 0.1,
     gauge_power: float = 2.0,
+    blends: Sequence[float] = BLENDS,
+    wet_rmse_tol: float | None = WET_RMSE_TOL,
+    rule: str = "1se",
+    gauge_methods: Sequence[str] = CORRECTIONS[1:],
 ) -> ProductSpec:
     """Choose the network, residual correction, blend and wet threshold by inner site CV.
 
     ``members``: ``{net: member_predictions(...)}`` (the same folds for every net); only the
     ``days`` (indices) are scored.  Every (network, correction) is scored at each member's
-    validation gauges, also blended with a gauge-only interpolation (``idw``/``ok`` of the
-    member's fit gauges) with fused weight ``BLENDS``; the lowest RMSE wins, then the wet
-    threshold that maximises the CSI at ``csi_threshold``.  The returned spec's
+    validation gauges, also blended with a gauge-only interpolation (each of
+    ``gauge_methods``, from the member's fit gauges) with fused weight ``blends`` (weight 0 is
+    the gauge-only interpolation itself).  ``rule="min"``: the lowest RMSE wins;
+    ``rule="1se"``: the same, unless the best gauge-only variant's mean squared error per
+    validation gauge is within one standard error of the winner's -- then the gauges suffice
+    and the fused sources, which have not shown a gain there, are left out (a one-standard-error
+    rule: with a few validation gauges the lowest RMSE of many variants is mostly noise).
+    Then the wet threshold that maximises the CSI at ``csi_threshold`` among those that raise
+    the RMSE by at most ``wet_rmse_tol`` (a fraction; None: no limit).  The returned spec's
     interpolators are fitted later on all training gauges (:func:`fit_correction`).
     """
+    if rule not in ("min", "1se"):
+        raise ValueError(f"product selection rule must be 'min' or '1se', got {rule!r}")
     lat, lon = geo["lat"], geo["lon"]
     clat, clon = geo["centre_lat"], geo["centre_lon"]
     obs = y[:, days]
     folds = next(iter(members.values()))
     gauge_only = {}
-    for method in CORRECTIONS[1:]:
+    for method in gauge_methods:
         g_all = np.full(y.shape, np.nan, dtype="f4")
         for fit, val, _ in folds:
             gi = GaugeInterpolator(method, min_gauges=min_gauges)
@@ -368,9 +416,11 @@ def select_product(
                 pred_all[np.ix_(val, days)] = c.T
             fused = pred_all[:, days]
             for method, g in gauge_only.items():
-                for blend in BLENDS:
-                    if blend == 1.0 and method != CORRECTIONS[1]:
+                for blend in blends:
+                    if blend == 1.0 and method != gauge_methods[0]:
                         continue  # the unblended variant once
+                    if blend == 0.0 and (net, corr) != (next(iter(members)), "none"):
+                        continue  # the gauge-only variant once per method
                     b = correct(fused, None, None, None, None, None, None, 0.0, g, blend)
                     b[~np.isfinite(fused)] = np.nan
                     key = (net, corr, method if blend < 1 else "none", blend)
@@ -382,8 +432,16 @@ def select_product(
     table = pd.DataFrame(rows)
     best = table.loc[table["rmse"].idxmin()]
     key = (best["net"], best["correction"], best["gauge"], float(best["blend"]))
+    if rule == "1se":
+        key = _gauges_suffice(oof, obs, key)
     chosen = oof[key]
-    csi = {t: _csi(obs, np.where(chosen < t, 0.0, chosen), csi_threshold) for t in WET_THRESHOLDS}
+    r0 = _score(obs, chosen)
+    csi = {}
+    for t in WET_THRESHOLDS:
+        pt = np.where(chosen < t, 0.0, chosen)
+        if wet_rmse_tol is not None and _score(obs, pt) > r0 * (1.0 + wet_rmse_tol):
+            continue
+        csi[t] = _csi(obs, pt, csi_threshold)
     wet = max(csi, key=lambda t: (round(csi[t], 6), -t))
     logger.info(
         "inner site CV (RMSE at %d validation gauges):\n%s\nchosen: %s + %s correction, "
@@ -530,7 +588,10 @@ def build_product(
 ) -> ProductSpec:
     """Choose the variant by inner site CV (:func:`select_product`) and fit its residual
     interpolator on the training gauges' residuals of the chosen network (made as the
-    product makes them).  ``models``: ``{"mpfm": ..., "mpfm_g": ...}`` (either may be
+    product makes them).  The gauge-only interpolation that may be blended in (``idw``,
+    ``ok`` or their mean) is chosen first by leave-one-gauge-out CV over all training gauges
+    (:func:`gridfuse.gauges.choose_gauge_method`), which scores it at every training gauge
+    rather than only at the members' validation gauges.  ``models``: ``{"mpfm": ..., "mpfm_g": ...}`` (either may be
     absent except ``mpfm``), trained as cross-fitted members on ``train`` stations."""
     train = np.asarray(train, int)
     members = {
@@ -538,6 +599,9 @@ def build_product(
         for n, m in models.items()
     }
     power = float(models["mpfm_g"].meta.get("gauge_power", 2.0)) if "mpfm_g" in models else 2.0
+    method, _ = choose_gauge_method(
+        geo["lat"][train], geo["lon"][train], y[train][:, days].T, min_gauges=min_gauges
+    )
     spec = select_product(
         members,
         y,
@@ -546,6 +610,7 @@ def build_product(
         min_gauges=min_gauges,
         csi_threshold=csi_threshold,
         gauge_power=power,
+        gauge_methods=(method,),
     )
     pred = network_at_stations(spec, models, x, y, channels, geo, train, train, device=device)
     resid = (y[train] - pred[train])[:, days].T

@@ -47,6 +47,7 @@ __all__ = [
     "krige",
     "GaugeInterpolator",
     "IDW_POWERS",
+    "choose_gauge_method",
 ]
 
 KM_PER_DEG = 111.195
@@ -273,13 +274,57 @@ def krige(
     return out
 
 
+def choose_gauge_method(
+    lat, lon, values: np.ndarray, methods: Sequence[str] = ("idw", "ok", "mean"), min_gauges=3
+) -> tuple[str, dict[str, float]]:
+    """The gauge-only interpolator with the lowest leave-one-gauge-out RMSE.
+
+    Each gauge in turn is left out; the interpolators are fitted on the other gauges only
+    (IDW power, variogram) and predict it from their daily ``values (time, gauge)``.
+    Returns the method and ``{method: rmse}``; with fewer than three gauges the first method.
+    """
+    lat, lon = np.ravel(lat), np.ravel(lon)
+    v = np.asarray(values, dtype="f8")
+    n = lat.size
+    if n < 3:
+        logger.warning("gauge method: %d gauges, too few for CV; %s", n, methods[0])
+        return methods[0], {}
+    base = [m for m in ("idw", "ok") if m in methods or "mean" in methods]
+    pred = {m: np.full(v.shape, np.nan) for m in base}
+    for j in range(n):
+        others = np.arange(n) != j
+        for m in base:
+            gi = GaugeInterpolator(m, min_gauges=min_gauges).fit(
+                lat[others], lon[others], v[:, others]
+            )
+            pred[m][:, j] = gi.predict(lat[others], lon[others], v[:, others], lat[[j]], lon[[j]])[
+                :, 0
+            ]
+    if "mean" in methods:
+        pred["mean"] = 0.5 * (pred["idw"] + pred["ok"])
+    table = {}
+    for m in methods:
+        p = np.maximum(pred[m], 0.0)
+        ok = np.isfinite(p) & np.isfinite(v)
+        table[m] = float(np.sqrt(np.mean((p[ok] - v[ok]) ** 2))) if ok.any() else np.inf
+    best = min(methods, key=lambda m: table[m])
+    logger.info(
+        "gauge interpolation %s chosen by leave-one-gauge-out CV (RMSE: %s)",
+        best,
+        {k: round(x, 3) for k, x in table.items()},
+    )
+    return best, table
+
+
 # --------------------------------------------------------------------------- interpolator
 @dataclass
 class GaugeInterpolator:
-    """A gauge-only interpolator (``idw`` or ``ok``) fitted on training gauges.
+    """A gauge-only interpolator (``idw``, ``ok`` or ``mean``) fitted on training gauges.
 
     ``fit`` chooses the IDW power by leave-one-gauge-out CV, or fits the climatological
-    variogram; ``predict`` interpolates any day's values of those gauges to target points.
+    variogram (``mean``: both); ``predict`` interpolates any day's values of those gauges to
+    target points (``mean``: the average of the IDW and the kriging estimates, an equal-weight
+    ensemble of the two interpolators, whose errors are not identical).
     """
 
     method: str = "idw"
@@ -288,15 +333,17 @@ class GaugeInterpolator:
     min_gauges: int = 3
 
     def __post_init__(self):
-        if self.method not in ("idw", "ok"):
-            raise ValueError(f"gauge interpolation must be 'idw' or 'ok', got {self.method!r}")
+        if self.method not in ("idw", "ok", "mean"):
+            raise ValueError(
+                f"gauge interpolation must be 'idw', 'ok' or 'mean', got {self.method!r}"
+            )
 
     def fit(self, lat, lon, values) -> GaugeInterpolator:
         """Fit on gauges at ``lat, lon`` with daily ``values (time, gauge)``."""
         d = distance_km(lat, lon, lat, lon)
-        if self.method == "idw":
+        if self.method in ("idw", "mean"):
             self.power, _ = choose_idw_power(values, d)
-        else:
+        if self.method in ("ok", "mean"):
             self.vario = Variogram.fit(values, d)
         return self
 
@@ -307,6 +354,14 @@ class GaugeInterpolator:
         values = np.asarray(values)
         if lat.size == 0:
             return np.full((values.shape[0], dst_lat.size), np.nan, dtype="f4")
+        if self.method == "mean":
+            parts = [
+                GaugeInterpolator(m, self.power, self.vario, self.min_gauges).predict(
+                    lat, lon, values, dst_lat, dst_lon
+                )
+                for m in ("idw", "ok")
+            ]
+            return (0.5 * (parts[0] + parts[1])).astype("f4")
         if self.method == "idw":
             w = idw_weights(distance_km(dst_lat, dst_lon, lat, lon), self.power)
             return idw_apply(values, w, self.min_gauges)
