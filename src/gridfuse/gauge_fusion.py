@@ -50,6 +50,7 @@ import pandas as pd
 
 from .gauges import (
     GaugeInterpolator,
+    WeightCache,
     choose_gauge_method,
     distance_km,
     idw_apply,
@@ -161,6 +162,8 @@ class GridGaugeFields:
         lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
         self.d = distance_km(lat2, lon2, lat, lon).astype("f4")
         self.w = idw_weights(self.d, power).astype("f4")
+        # nearest-gauge distance fields of the sets of reporting gauges met so far
+        self.nearest = WeightCache(max_mb=128)
 
     def day_values(self, days: pd.DatetimeIndex) -> np.ndarray:
         """Gauge values ``(n, gauge)`` of the days (NaN for days outside the table)."""
@@ -173,7 +176,14 @@ class GridGaugeFields:
         """``(n, 2, nlat, nlon)``: the IDW field and the nearest-gauge distance (km)."""
         v = self.day_values(days)
         f = idw_apply(v, self.w, self.min_gauges)
-        dist = nearest_distance(v, self.d)
+        ok = np.isfinite(v)
+        patterns, which = np.unique(ok, axis=0, return_inverse=True)
+        which = which.ravel()
+        dist = np.empty_like(f)
+        for k, pat in enumerate(patterns):  # the distance field of each set of gauges
+            dist[which == k] = self.nearest.get(
+                np.packbits(pat).tobytes(), lambda pat=pat: nearest_distance(pat[None], self.d)
+            )
         dist[~np.isfinite(f)] = np.nan
         return np.stack([f, dist], axis=1).reshape(len(days), 2, *self.grid.shape)
 

@@ -26,6 +26,7 @@ inputs), duplicate coordinates are averaged for kriging (its system is singular 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -46,6 +47,8 @@ __all__ = [
     "Variogram",
     "krige",
     "GaugeInterpolator",
+    "WeightCache",
+    "ok_weights",
     "IDW_POWERS",
     "choose_gauge_method",
 ]
@@ -92,15 +95,21 @@ def idw_apply(values: np.ndarray, w: np.ndarray, min_gauges: int = 1) -> np.ndar
     -------
     ndarray ``(time, target)`` float32
     """
-    v = np.asarray(values, dtype="f8")
+    w = np.asarray(w)
+    dt = "f4" if w.dtype == np.float32 else "f8"  # float32 weights: float32 sums
+    v = np.asarray(values, dtype=dt)
     ok = np.isfinite(v)
-    num = np.where(ok, v, 0.0) @ w.T
-    den = ok.astype("f8") @ w.T
-    cnt = ok.astype("f8") @ (w > 0).T.astype("f8")
+    num = np.where(ok, v, 0.0).astype(dt, copy=False) @ w.T
+    den = ok.astype(dt) @ w.T
+    pos = w > 0
+    if pos.all():  # every gauge counts for every target (no excluded pairs)
+        cnt = np.broadcast_to(ok.sum(axis=1)[:, None], num.shape)
+    else:
+        cnt = ok.astype("f4") @ pos.T.astype("f4")
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     out[(cnt < max(1, min_gauges)) | ~(den > 0)] = np.nan
-    return out.astype("f4")
+    return out.astype("f4", copy=False)
 
 
 def loo_idw(values: np.ndarray, d: np.ndarray, power: float, min_gauges: int = 1) -> np.ndarray:
@@ -165,6 +174,11 @@ class Variogram:
     range_km: float = 50.0
     n_days: int = 0
 
+    def gamma(self, d: np.ndarray) -> np.ndarray:
+        """Semivariance at distances ``d`` (km), PyKrige's exponential model (sill 1)."""
+        d = np.asarray(d, dtype="f8")
+        return self.nugget + (1.0 - self.nugget) * (1.0 - np.exp(-3.0 * d / self.range_km))
+
     @classmethod
     def fit(
         cls, values: np.ndarray, d: np.ndarray, *, n_lags: int = 12, min_gauges: int = 4
@@ -221,15 +235,105 @@ class Variogram:
         return out
 
 
-def _merge_duplicates(x, y, z):
-    """Average values at identical coordinates (kriging's system is singular otherwise)."""
+def _duplicate_groups(x, y):
+    """First point of each distinct place (coordinates rounded to 1e-6 km) and the place of
+    every point."""
     key = np.round(np.c_[x, y], 6)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    if len(uniq) == len(x):
-        return x, y, z, 0
-    inv = inv.ravel()
-    zs = np.bincount(inv, weights=z) / np.bincount(inv)
-    return uniq[:, 0], uniq[:, 1], zs, len(x) - len(uniq)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    if len(first) == len(key):  # no two at one place: the points in their own order
+        return np.arange(len(key)), np.arange(len(key))
+    return first, inv.ravel()
+
+
+#: target points per block when kriging weights are solved (bounds memory at about
+#: ``KRIGE_BLOCK x (gauges + 1) x 8`` bytes for each of a few arrays)
+KRIGE_BLOCK = 131_072
+#: distance (coordinate units, km) below which a target sits on a gauge (PyKrige's ``eps``)
+KRIGE_EPS = 1e-10
+
+
+def ok_weights(
+    src_xy: tuple[np.ndarray, np.ndarray],
+    dst_xy: tuple[np.ndarray, np.ndarray],
+    vario: Variogram,
+) -> np.ndarray:
+    """Ordinary-kriging weights ``(target, gauge)`` (float32) of gauges ``src_xy`` at
+    ``dst_xy`` (km).
+
+    The system is PyKrige's (``OrdinaryKriging`` with the exponential model, sill 1, the
+    variogram's nugget and range): ``-gamma`` between gauges with a zero diagonal, the
+    unbiasedness row and column, and a target on a gauge (closer than ``KRIGE_EPS``) taking
+    that gauge's value exactly.  Solved once for all targets, so every day on which the
+    same gauges report is one matrix product.  Gauges at the same place share one weight
+    equally (their values are averaged, as kriging's system is singular otherwise).
+    """
+    sx, sy = (np.asarray(a, dtype="f8").ravel() for a in src_xy)
+    tx, ty = (np.asarray(a, dtype="f8").ravel() for a in dst_xy)
+    first, inv = _duplicate_groups(sx, sy)
+    ux, uy = sx[first], sy[first]
+    n = len(ux)
+    a = np.zeros((n + 1, n + 1))
+    a[:n, :n] = -vario.gamma(np.hypot(ux[:, None] - ux[None, :], uy[:, None] - uy[None, :]))
+    np.fill_diagonal(a, 0.0)
+    a[n, :n] = a[:n, n] = 1.0
+    a_inv_t = np.linalg.inv(a).T[:, :n].astype("f4")
+    # -gamma(d) = (1 - nugget) exp(-3 d / range) - 1 off the gauges; 0 on a gauge
+    scale, k = np.float32(1.0 - vario.nugget), np.float32(-3.0 / vario.range_km)
+    w = np.empty((tx.size, n), dtype="f4")
+    for lo in range(0, tx.size, KRIGE_BLOCK):
+        hi = min(tx.size, lo + KRIGE_BLOCK)
+        d2 = (tx[lo:hi, None] - ux[None, :]) ** 2
+        d2 += (ty[lo:hi, None] - uy[None, :]) ** 2
+        b = np.ones((hi - lo, n + 1), dtype="f4")
+        g = b[:, :n]
+        np.sqrt(d2, out=g, casting="same_kind")
+        g *= k
+        np.exp(g, out=g)
+        g *= scale
+        g -= 1.0
+        g[d2 <= KRIGE_EPS**2] = 0.0
+        np.matmul(b, a_inv_t, out=w[lo:hi])
+    if n == len(sx):
+        return w
+    # spread each place's weight over the gauges there (their mean is what was kriged)
+    return w[:, inv] / np.bincount(inv, minlength=n)[inv].astype("f4")
+
+
+def _key(*arrays) -> bytes:
+    """A digest of arrays (the cache key of weights that depend on coordinates)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.data)
+    return h.digest()
+
+
+class WeightCache:
+    """Interpolation weights kept between calls with the same gauges and targets.
+
+    The product predicts a year in blocks of days on the same grid from the same training
+    gauges, so the weights of a set of reporting gauges are solved once per job rather than
+    once per block.  At most ``max_mb`` of weights are kept (oldest dropped first).
+    """
+
+    def __init__(self, max_mb: float = 512.0):
+        self.max_bytes = int(max_mb * 2**20)
+        self._items: dict[bytes, np.ndarray] = {}
+
+    def get(self, key: bytes, make) -> np.ndarray:
+        if key in self._items:
+            return self._items[key]
+        value = make()
+        if value.nbytes <= self.max_bytes:
+            while self._items and self.nbytes + value.nbytes > self.max_bytes:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = value
+        return value
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self._items.values())
 
 
 def krige(
@@ -239,36 +343,38 @@ def krige(
     vario: Variogram,
     *,
     min_gauges: int = 3,
+    cache: WeightCache | None = None,
 ) -> np.ndarray:
-    """Ordinary kriging (PyKrige) of each day's reporting gauges at target points.
+    """Ordinary kriging of each day's reporting gauges at target points.
 
     ``values (time, gauge)``; coordinates in km.  Days with fewer than ``min_gauges``
-    values give NaN; days whose values are all equal give that value (kriging of a constant).
-    Returns ``(time, target)`` float32.
+    values at distinct places give NaN.  The days are grouped by which gauges report: the
+    weights of a group are solved once (:func:`ok_weights`, PyKrige's system; a test holds
+    them to PyKrige's own results) and kept in ``cache`` for later calls, then each day is
+    a weighted sum (``benchmarks/gauge_correction.py`` compares the rate with PyKrige's
+    ``execute`` day by day).  Returns ``(time, target)`` float32.
     """
-    from pykrige.ok import OrdinaryKriging
-
     v = np.asarray(values, dtype="f8")
-    sx, sy = (np.asarray(a, dtype="f8") for a in src_xy)
-    tx, ty = (np.asarray(a, dtype="f8") for a in dst_xy)
+    sx, sy = (np.asarray(a, dtype="f8").ravel() for a in src_xy)
+    tx, ty = (np.asarray(a, dtype="f8").ravel() for a in dst_xy)
     out = np.full((v.shape[0], tx.size), np.nan, dtype="f4")
-    params = {"sill": 1.0, "range": float(vario.range_km), "nugget": float(vario.nugget)}
+    ok = np.isfinite(v)
+    patterns, which = np.unique(ok, axis=0, return_inverse=True)
+    which = which.ravel()
+    base = _key(sx, sy, tx, ty, np.array([vario.nugget, vario.range_km])) if cache else b""
     n_dup = 0
-    for t in range(v.shape[0]):
-        ok = np.isfinite(v[t])
-        if ok.sum() < min_gauges:
+    for k, pat in enumerate(patterns):
+        days = np.flatnonzero(which == k)
+        first, _ = _duplicate_groups(sx[pat], sy[pat])
+        n_dup += (int(pat.sum()) - len(first)) * len(days)
+        if len(first) < min_gauges:
             continue
-        x, y, z, dup = _merge_duplicates(sx[ok], sy[ok], v[t, ok])
-        n_dup += dup
-        if len(z) < min_gauges:
-            continue
-        if np.ptp(z) == 0:
-            out[t] = z[0]
-            continue
-        ok_model = OrdinaryKriging(
-            x, y, z, variogram_model="exponential", variogram_parameters=params
-        )
-        out[t], _ = ok_model.execute("points", tx, ty)
+
+        def make(pat=pat):
+            return ok_weights((sx[pat], sy[pat]), (tx, ty), vario)
+
+        w = cache.get(base + np.packbits(pat).tobytes(), make) if cache else make()
+        out[days] = v[np.ix_(days, np.flatnonzero(pat))].astype("f4") @ w.T
     if n_dup:
         logger.warning("kriging: %d duplicate gauge coordinates averaged (gauge-days)", n_dup)
     return out
@@ -337,6 +443,8 @@ class GaugeInterpolator:
             raise ValueError(
                 f"gauge interpolation must be 'idw', 'ok' or 'mean', got {self.method!r}"
             )
+        # weights of past calls (same gauges and targets): not a field, never saved
+        self.cache = WeightCache()
 
     def fit(self, lat, lon, values) -> GaugeInterpolator:
         """Fit on gauges at ``lat, lon`` with daily ``values (time, gauge)``."""
@@ -355,15 +463,20 @@ class GaugeInterpolator:
         if lat.size == 0:
             return np.full((values.shape[0], dst_lat.size), np.nan, dtype="f4")
         if self.method == "mean":
-            parts = [
-                GaugeInterpolator(m, self.power, self.vario, self.min_gauges).predict(
-                    lat, lon, values, dst_lat, dst_lon
-                )
-                for m in ("idw", "ok")
-            ]
+            parts = []
+            for m in ("idw", "ok"):
+                part = GaugeInterpolator(m, self.power, self.vario, self.min_gauges)
+                part.cache = self.cache  # the two kinds of weights have their own keys
+                parts.append(part.predict(lat, lon, values, dst_lat, dst_lon))
             return (0.5 * (parts[0] + parts[1])).astype("f4")
         if self.method == "idw":
-            w = idw_weights(distance_km(dst_lat, dst_lon, lat, lon), self.power)
+            key = _key(lat, lon, dst_lat, dst_lon, np.array([self.power]))
+            w = self.cache.get(
+                key,
+                lambda: idw_weights(distance_km(dst_lat, dst_lon, lat, lon), self.power).astype(
+                    "f4"
+                ),
+            )
             return idw_apply(values, w, self.min_gauges)
         lat0 = float(np.mean(lat))
         return krige(
@@ -372,6 +485,7 @@ class GaugeInterpolator:
             local_xy(dst_lat, dst_lon, lat0, 0.0),
             self.vario or Variogram(),
             min_gauges=self.min_gauges,
+            cache=self.cache,
         )
 
     def to_dict(self) -> dict:
