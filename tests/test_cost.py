@@ -108,6 +108,9 @@ def test_kernel_and_rule_terms_and_fallback():
     assert k.rule("downscale.era5_met") == {"fixed_s": 5.0}
     with pytest.raises(KeyError, match="no cost constants for rule 'nope'"):
         k.rule("nope")
+    # a format without its own measurement: the hungriest measured format of the rule
+    k = _k(**{"ingest.era5": {"fixed_mb": 500.0}, "ingest.gldas": {"fixed_mb": 700.0}})
+    assert k.rule("ingest.geotiff_daily") == {"fixed_mb": 700.0, "proxy": "ingest.gldas"}
     with pytest.raises(KeyError, match="no kernel constant 'x'"):
         k.kernel("x")
 

@@ -137,7 +137,9 @@ class Constants:
         A job that only writes an absent marker (``<rule>.absent``) or copies a file
         (``truth``), without its own measurement, costs what the cheapest measured job costs.
         A rule newer than the constants is priced with the constants of the rule named in
-        :data:`PROXIES` (its kernel terms are its own) until ``make bench`` measures it.
+        :data:`PROXIES` (its kernel terms are its own) until ``make bench`` measures it; a
+        source or station format without its own measurement like the most memory-hungry
+        measured format of its rule (both marked ``proxy``).
         """
         if key not in self.rules and PROXIES.get(key) in self.rules:
             return {**self.rules[PROXIES[key]], "proxy": PROXIES[key]}
@@ -154,6 +156,13 @@ class Constants:
             if "." not in k:
                 break
             k = k.rsplit(".", 1)[0]
+        # a format without its own measurement (e.g. ``ingest.geotiff_daily``): priced like
+        # the most memory-hungry measured format of the same rule
+        head = key.split(".", 1)[0]
+        siblings = [r for r in self.rules if r.startswith(head + ".") and "absent" not in r]
+        if "." in key and siblings:
+            big = max(siblings, key=lambda r: float(self.rules[r].get("fixed_mb", 0.0)))
+            return {**self.rules[big], "proxy": big}
         if "default" in self.rules:
             return self.rules["default"]
         raise KeyError(
@@ -751,6 +760,7 @@ def _train(p: Product, wc) -> Work:
 
 @_rule("predict_precip")
 def _predict(p: Product, wc) -> Work:
+    from .gauge_fusion import product_memory_mb
     from .predict import CPU_BUDGET_MB, predict_memory_mb
 
     m = _mpfm(p)
@@ -776,6 +786,8 @@ def _predict(p: Product, wc) -> Work:
         radius=radius,
         budget_mb=float(m.get("predict_mem_mb") or CPU_BUDGET_MB),
     )
+    # and the gauge steps of the product (gauge fields, residual correction, blend)
+    engine += product_memory_mb(p.cells, p.stations, int(m["predict_days"]))
     return Work(
         "predict_precip",
         threads=2,

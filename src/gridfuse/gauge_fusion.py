@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .gauges import (
+    WEIGHT_CACHE_MB,
     GaugeInterpolator,
     WeightCache,
     choose_gauge_method,
@@ -67,6 +68,7 @@ __all__ = [
     "patch_gauge_channels",
     "GridGaugeFields",
     "fallback_days",
+    "product_memory_mb",
     "correct",
     "ProductSpec",
     "member_predictions",
@@ -186,6 +188,26 @@ class GridGaugeFields:
             )
         dist[~np.isfinite(f)] = np.nan
         return np.stack([f, dist], axis=1).reshape(len(days), 2, *self.grid.shape)
+
+
+def product_memory_mb(
+    cells: int, gauges: int, time_block: int, *, cache_mb: float = WEIGHT_CACHE_MB
+) -> float:
+    """Peak host memory (MB) of the product's gauge steps in :func:`product_blocks`, beside
+    the network's own (:func:`gridfuse.predict.predict_memory_mb`).
+
+    The gauge fields' distances and weights (two ``cells x gauges`` float32 arrays), the
+    kept weights of the residual and the gauge-only interpolators (each at most
+    ``cache_mb``, at least one set of weights) and of the distance fields (128 MB), the
+    cell coordinates (float64) and about four block-sized float32 temporaries of the
+    correction (the network's block, the interpolated residuals, the gauge field, the
+    output).
+    """
+    weights = cells * gauges * 4 / 2**20
+    kept = 2 * max(weights, min(cache_mb, 4 * weights)) + 128
+    coords = 2 * cells * 8 / 2**20
+    temps = 4 * time_block * cells * 4 / 2**20
+    return 2 * weights + kept + coords + temps
 
 
 def fallback_days(values: np.ndarray, min_gauges: int) -> np.ndarray:

@@ -245,6 +245,8 @@ def _duplicate_groups(x, y):
     return first, inv.ravel()
 
 
+#: most MB of weights a :class:`GaugeInterpolator` keeps between calls
+WEIGHT_CACHE_MB = 512.0
 #: target points per block when kriging weights are solved (bounds memory at about
 #: ``KRIGE_BLOCK x (gauges + 1) x 8`` bytes for each of a few arrays)
 KRIGE_BLOCK = 131_072
@@ -444,7 +446,7 @@ class GaugeInterpolator:
                 f"gauge interpolation must be 'idw', 'ok' or 'mean', got {self.method!r}"
             )
         # weights of past calls (same gauges and targets): not a field, never saved
-        self.cache = WeightCache()
+        self.cache = WeightCache(max_mb=WEIGHT_CACHE_MB)
 
     def fit(self, lat, lon, values) -> GaugeInterpolator:
         """Fit on gauges at ``lat, lon`` with daily ``values (time, gauge)``."""
