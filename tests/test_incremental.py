@@ -111,6 +111,14 @@ def test_unchanged_config_plans_nothing(test_workflow, tmp_path):
 
 
 @pytest.mark.slow
+def test_plan_only_mask_settings_rerun_nothing(test_workflow, tmp_path):
+    """mask.url and mask.area_share only name and price a missing boundary file: the mask
+    and the products made inside it are not rebuilt."""
+    cfg = changed(test_so2={"mask.url": "https://example.org/boundary.zip", "mask.area_share": 0.9})
+    assert planned_jobs(test_workflow, cfg, tmp_path) == Counter()
+
+
+@pytest.mark.slow
 def test_an_inference_setting_reruns_only_prediction(test_workflow, tmp_path):
     """A tile size changes neither the models nor the fields: only the gridded products and
     what is scored or drawn from them are planned."""

@@ -22,7 +22,7 @@ rule build_mask:
         runtime=cost_runtime("build_mask"),
     params:
         grid=product_param("grid"),
-        mask=product_param("mask"),
+        mask=lambda wc: mask_spec(wc.product),
         key=lambda wc: f"products.{wc.product}.mask",
     script:
         "../scripts/build_mask.py"

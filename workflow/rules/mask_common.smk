@@ -6,6 +6,17 @@ def has_mask(product):
     return bool(m.get("path") or m.get("box") or m.get("polygon"))
 
 
+# mask keys the rasterization reads: `url` only says where a missing file comes from and
+# `area_share` prices a missing file in `gridfuse plan`; neither reruns a job
+MASK_KEYS = ("path", "layer", "where", "values", "box", "polygon", "rule")
+
+
+def mask_spec(product):
+    """The product's mask settings that decide which cells are inside."""
+    m = pcfg(product).get("mask") or {}
+    return {k: m[k] for k in MASK_KEYS if k in m}
+
+
 def mask_input(product):
     """{"mask": mask.nc} for a product with a mask, else {} (every cell is inside)."""
     return {"mask": res(product, "mask.nc")} if has_mask(product) else {}

@@ -81,8 +81,9 @@ def pm_provenance(product):
     c = pcfg(product)
     keys = ("kind", "grid", "period", "day_window", "sources", "stations", "static")
     out = {k: c[k] for k in keys if k in c}
-    for k in ("mask", "downscale", "samples"):
+    for k in ("downscale", "samples"):
         out[k] = c.get(k, {})
+    out["mask"] = mask_spec(product)
     out["model"] = {"mpfm": pm_train_cfg(product), "product": c["model"]["product"]}
     return out
 

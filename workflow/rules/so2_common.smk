@@ -173,7 +173,7 @@ def so2_provenance(product):
     c = pcfg(product)
     keys = ("kind", "grid", "period", "day_window", "sources", "stations", "static")
     out = {k: c[k] for k in keys if k in c}
-    out["mask"] = c.get("mask", {})
+    out["mask"] = mask_spec(product)
     out["downscale"] = c.get("downscale", {})
     out["model"] = {"features": so2_features(product), **so2_model_cfg(product)}
     return out
