@@ -113,7 +113,7 @@ def test_flags_halves_and_duplicates(tmp_path):
     [
         ("52866 3637 10146 22952 2020 7 1 3 4\n", "expected 13"),
         ("52866 3637 10146 22952 2020 7 1 3 4 x 0 0 0\n", "non-numeric"),
-        ("52866 3637 10146 22952 2020 2 30 3 4 7 0 0 0\n", "invalid date"),
+        ("52866 3637 10146 22952 2020 7 32 3 4 7 0 0 0\n", "invalid date"),
         ("", "empty"),
     ],
 )

@@ -634,10 +634,11 @@ def _ingest_precip(p: Product, source: str, year) -> Work:
 
 @_rule("ingest_tropomi")
 def _ingest_tropomi(p: Product, wc) -> Work:
-    if not p.covers("tropomi", wc["year"]):
+    source = wc.get("source", "tropomi")  # the ingest_<source> rule of a tropomi_l2 source
+    if not p.covers(source, wc["year"]):
         return Work("ingest.absent")
     days = p.days_in_year(wc["year"])
-    cells = p.native_cells("tropomi_l2", "tropomi")
+    cells = p.native_cells("tropomi_l2", source)
     return Work(
         "ingest_tropomi",
         time={"files": files_per_year("tropomi_l2", days), "cell_days_m": cells * days / 1e6},
@@ -647,10 +648,11 @@ def _ingest_tropomi(p: Product, wc) -> Work:
 
 @_rule("ingest_era5_met")
 def _ingest_era5_met(p: Product, wc) -> Work:
-    if not p.covers("era5_met", wc["year"]):
+    source = wc.get("source", "era5_met")  # the ingest_<source> rule of an era5_met source
+    if not p.covers(source, wc["year"]):
         return Work("ingest.absent")
     days = p.days_in_year(wc["year"])
-    cells = p.native_cells("era5_met", "era5_met")
+    cells = p.native_cells("era5_met", source)
     nvar = format_variables("era5_met")
     return Work(
         "ingest_era5_met",
@@ -898,7 +900,13 @@ def _report_scatter(p: Product, wc) -> Work:
     return Work("report_scatter", time={"station_days_m": p.station_days / 1e6})
 
 
-@_rule("report_scores", "report_interpolation", "report_training", "report_ablation")
+@_rule(
+    "report_scores",
+    "report_interpolation",
+    "report_training",
+    "report_ablation",
+    "report_input_qc",
+)
 def _report_small(p: Product, wc) -> Work:
     return Work("report_small")
 
@@ -1207,12 +1215,26 @@ class NoCostModel(KeyError):
     """A workflow rule the cost model has no function for."""
 
 
+# Source formats whose ingest has a cost function of its own (the others: ``ingest``).
+INGEST_BY_FORMAT = {"tropomi_l2": "ingest_tropomi", "era5_met": "ingest_era5_met"}
+
+
+def _ingest_source(rule: str, product_cfg: Mapping) -> str | None:
+    """The source key of an ``ingest_<source>`` rule of the product, else None."""
+    source = rule[len("ingest_") :] if rule.startswith("ingest_") else None
+    return source if source in product_cfg.get("sources", {}) else None
+
+
 def rule_key(rule: str, product_cfg: Mapping) -> str:
-    """The cost function name of a workflow rule (``ingest_<source>`` -> ``ingest``)."""
+    """The cost function name of a workflow rule: ``ingest_<source>`` (one rule per source
+    key, every format read by the same script) -> the format's own function
+    (:data:`INGEST_BY_FORMAT`) or ``ingest``."""
+    source = _ingest_source(rule, product_cfg)
+    if source is not None:
+        fmt = product_cfg["sources"][source].get("format")
+        return INGEST_BY_FORMAT.get(fmt, "ingest")
     if rule in RULES:
         return rule
-    if rule.startswith("ingest_") and rule[len("ingest_") :] in product_cfg.get("sources", {}):
-        return "ingest"
     raise NoCostModel(
         f"no cost model for rule {rule!r} (known: {sorted(RULES)} and ingest_<source>)"
     )
@@ -1235,8 +1257,11 @@ def work(
     """
     p = Product(product_cfg, covers)
     key = rule_key(rule, product_cfg)
+    source = _ingest_source(rule, product_cfg)
     if key == "ingest":
-        return _ingest_precip(p, rule[len("ingest_") :], wildcards["year"])
+        return _ingest_precip(p, source, wildcards["year"])
+    if source is not None:
+        return RULES[key](p, {**wildcards, "source": source})
     return RULES[key](p, wildcards)
 
 

@@ -314,20 +314,51 @@ def synth_days(product):
     return (end - start).days + 1
 
 
-def so2_source_params(product, source, year):
-    """Everything an SO2 ingest job needs from the config (reaches the script via params)."""
+def ingest_folders(product, source, year):
+    """Folders an ingest job searches: the year's, and its neighbours' when the path has
+    {year} (a product day may start on the previous UTC day or end on the next one)."""
+    if is_synthetic(product):
+        return [res(product, "raw", source)]
+    path = source_cfg(product, source).get("path") or res(product, "raw", source)
+    if "{year}" not in path:
+        return [path]
+    return [path.format(year=y) for y in (int(year), int(year) - 1, int(year) + 1)]
+
+
+def input_qc_limits(product, source):
+    """QC limits of a source: the product's input_qc, overridden key by key by the
+    source's qc (ranges merged per variable)."""
+    base = dict(pcfg(product)["input_qc"])
+    own = {
+        k: v
+        for k, v in source_cfg(product, source).get("qc", {}).items()
+        if v is not None
+    }
+    ranges = {**base.get("ranges", {}), **own.get("ranges", {})}
+    return {**base, **own, "ranges": ranges}
+
+
+def ingest_job(product, source, year):
+    """Everything an ingest job needs from the config (reaches the script via params)."""
     c = source_cfg(product, source)
-    prev = raw_dir(product, source, int(year) - 1)
-    here = raw_dir(product, source, year)
-    nxt = raw_dir(product, source, int(year) + 1)
+    first, last = source_coverage(product, source)
     return {
-        "folders": list(dict.fromkeys([here, prev, nxt])),
-        "covered": source_covers(product, source, year),
+        "source": source,
+        "format": c["format"],
+        "covers": source_covers(product, source, year),
+        "coverage": [str(first or ""), str(last or "")],
+        "folders": ingest_folders(product, source, year),
+        "margin": c["margin"],
+        "options": {
+            k: v
+            for k, v in c.items()
+            if k not in ("path", "url", "first_year", "last_year", "margin", "qc")
+        },
+        "limits": input_qc_limits(product, source),
         "grid": pcfg(product)["grid"],
         "start": pcfg(product)["period"]["start"],
         "end": pcfg(product)["period"]["end"],
         "utc_start_hour": pcfg(product)["day_window"]["utc_start_hour"],
-        "source": {k: v for k, v in c.items() if k not in ("path", "url")},
     }
 
 

@@ -204,6 +204,42 @@ rule report_ablation:
         "../scripts/report_ablation.py"
 
 
+# Losses of the inputs: a table of every source-year (days lost, files missing, values
+# masked as physically impossible) and the station QC totals.
+rule report_input_qc:
+    input:
+        qc=lambda wc: [
+            res(wc.product, "daily", s, f"{y}.qc.csv")
+            for s in sources(wc.product)
+            for y in years(wc.product)
+        ],
+        stations=res("{product}", "stations", "qc.csv"),
+    output:
+        table=report(
+            res("{product}", "report", "input_qc.html"),
+            caption="../report/input_qc.rst",
+            category="{product}",
+            subcategory="input QC",
+        ),
+        summary=res("{product}", "report", "input_qc.csv"),
+    log:
+        res("{product}", "logs", "report_input_qc.log"),
+    benchmark:
+        res("{product}", "benchmarks", "report_input_qc.tsv")
+    wildcard_constraints:
+        product=rp_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: cost_threads("report_input_qc")
+    resources:
+        mem_mb=cost_mem("report_input_qc"),
+        runtime=cost_runtime("report_input_qc"),
+    params:
+        title=lambda wc: f"{wc.product}: input quality control",
+    script:
+        "../scripts/report_input_qc.py"
+
+
 for _kind, _names in (
     ("precip", ("maps", "scatter", "scores", "interpolation", "training")),
     ("so2", ("maps", "scatter", "scores", "ablation")),
@@ -211,3 +247,4 @@ for _kind, _names in (
     for _name in _names:
         register_target(_kind, f"{{results}}/{{product}}/report/{_name}.png")
     register_target(_kind, "{results}/{product}/report/scores.html")
+    register_target(_kind, "{results}/{product}/report/input_qc.html")

@@ -41,7 +41,6 @@ __all__ = [
     "get_format",
     "get_reader",
     "ingest",
-    "read_precip_daily",
     "register",
 ]
 
@@ -55,35 +54,3 @@ def get_reader(fmt: str):
     if fmt not in READERS:
         raise KeyError(f"format {fmt!r} is not a precipitation format; known: {sorted(READERS)}")
     return READERS[fmt]
-
-
-def read_precip_daily(
-    fmt: str,
-    folders,
-    days,
-    utc_start_hour: int,
-    grid,
-    margin: float = 0.5,
-    *,
-    variable: str = "",
-    threads: int = 1,
-    options: dict | None = None,
-):
-    """Daily precipitation (mm/day) of one source for product ``days``, no limits enforced.
-
-    ``grid`` is the product grid; the source is cropped to the cells overlapping it plus
-    ``margin`` degrees.  See :func:`ingest` for the checked, counted read of a job.
-    """
-    from ..daily import DayWindow
-
-    bbox = grid.padded(margin).bounds if margin > 0 else grid.bounds
-    da = get_reader(fmt)(
-        [str(f) for f in folders],
-        days,
-        DayWindow(int(utc_start_hour)),
-        bbox,
-        variable=variable,
-        threads=max(1, int(threads)),
-        **(options or {}),
-    )
-    return da.astype("float32").rename("precip")

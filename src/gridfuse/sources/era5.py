@@ -95,7 +95,7 @@ def _open_one(path: Path) -> list[tuple[str, xr.Dataset]]:
                 return [(f"{path}!{m}", _open_member(path, zf, m)) for m in members]
         return [(str(path), xr.open_dataset(path, engine="netcdf4", mask_and_scale=True))]
     except (OSError, ValueError, RuntimeError, KeyError, zipfile.BadZipFile) as err:
-        if str(path) in str(err):
+        if str(err).startswith(str(path)):
             raise
         raise OSError(f"{path}: cannot be read as ERA5 NetCDF/ZIP ({err})") from err
 
@@ -176,6 +176,14 @@ class _Hourly:
     ds: xr.Dataset
     file_of: dict[str, np.ndarray]
     spans: dict[str, tuple[pd.Timestamp, pd.Timestamp, frozenset]]
+    times_of: dict[str, pd.DatetimeIndex]  # each variable's own time steps (before merging)
+
+    def labels(self, var: str, times) -> np.ndarray:
+        """The file each of ``times`` of ``var`` came from (None where no file holds it)."""
+        idx = self.times_of[var].get_indexer(pd.DatetimeIndex(times))
+        out = np.full(idx.size, None, dtype=object)
+        out[idx >= 0] = self.file_of[var][idx[idx >= 0]]
+        return out
 
 
 def _crop(ds: xr.Dataset, bbox, label: str) -> xr.Dataset:
@@ -242,6 +250,7 @@ def collect_hourly(
         )
     out = {}
     file_of = {}
+    times_of = {}
     for v, arrays in per_var.items():
         da = xr.concat(arrays, dim="time", join="exact") if len(arrays) > 1 else arrays[0]
         lab = np.concatenate(
@@ -252,13 +261,14 @@ def collect_hourly(
         order = np.argsort(idx[keep], kind="stable")
         out[v] = da.isel(time=keep[order])
         file_of[v] = np.asarray(labels[v], dtype=object)[lab[keep[order]]]
+        times_of[v] = pd.DatetimeIndex(out[v]["time"].values)
     try:
         ds = xr.Dataset(out)
     except ValueError as err:
         raise ValueError(
             f"ERA5 files {[str(p) for p in paths]} have different grids ({err})"
         ) from err
-    return _Hourly(ds.transpose("time", "lat", "lon"), file_of, spans)
+    return _Hourly(ds.transpose("time", "lat", "lon"), file_of, spans, times_of)
 
 
 def _runs(times: pd.DatetimeIndex, step: str = "1h") -> list[tuple]:
@@ -266,7 +276,8 @@ def _runs(times: pd.DatetimeIndex, step: str = "1h") -> list[tuple]:
     step = pd.Timedelta(step)
     if times.size == 0:
         return []
-    breaks = np.flatnonzero(np.diff(times.asi8) != step.value)
+    ns = times.values.astype("datetime64[ns]").astype("i8")
+    breaks = np.flatnonzero(np.diff(ns) != step.value)
     starts = np.r_[0, breaks + 1]
     ends = np.r_[breaks, times.size - 1]
     return [(times[a], times[b]) for a, b in zip(starts, ends)]
@@ -276,11 +287,7 @@ def record_gaps(hourly: _Hourly, needed: dict[str, pd.DatetimeIndex], qc: Source
     """Record, per variable, the needed hours no file holds (as time ranges) and the files
     that span such hours without the variable."""
     for var, want in needed.items():
-        have = (
-            pd.DatetimeIndex(hourly.ds[var]["time"].values)
-            if var in hourly.ds
-            else pd.DatetimeIndex([])
-        )
+        have = hourly.times_of.get(var, pd.DatetimeIndex([]))
         gap = pd.DatetimeIndex(want).difference(have)
         if gap.empty:
             continue
@@ -301,11 +308,11 @@ def check_block(block: xr.Dataset, hourly: _Hourly, specs, qc: SourceQC, done: s
         if var not in block or block[var].sizes["time"] == 0:
             continue
         times = pd.DatetimeIndex(block[var]["time"].values)
-        all_times = pd.DatetimeIndex(hourly.ds[var]["time"].values)
-        labels = hourly.file_of[var][all_times.get_indexer(times)]
+        labels = hourly.labels(var, times)
         vals = np.asarray(block[var].values, dtype="f4")
-        fresh = np.array([(var, t) not in done for t in times.asi8])
-        for label in pd.unique(labels):
+        stamps = times.values.astype("datetime64[ns]").astype("i8")
+        fresh = np.array([(var, t) not in done for t in stamps])
+        for label in pd.unique(labels[labels != None]):  # noqa: E711 - object array
             sel = (labels == label) & fresh
             if sel.any():
                 vals[sel] = mask_implausible(
@@ -323,7 +330,7 @@ def check_block(block: xr.Dataset, hourly: _Hourly, specs, qc: SourceQC, done: s
                     if spec.clip_min is not None:
                         np.maximum(sub, np.float32(spec.clip_min), out=sub, where=np.isfinite(sub))
                 vals[again] = sub
-        done.update((var, t) for t in times.asi8)
+        done.update((var, t) for t in stamps)
         block[var] = (block[var].dims, vals, {**block[var].attrs})
     return block
 
@@ -340,8 +347,8 @@ def load_block(ds: xr.Dataset, hourly: _Hourly) -> xr.Dataset:
 def _labels_of(da, hourly: _Hourly, var):
     if var not in hourly.file_of or da.sizes.get("time", 0) == 0:
         return []
-    idx = pd.DatetimeIndex(hourly.ds[var]["time"].values).get_indexer(da["time"].values)
-    return hourly.file_of[var][idx[idx >= 0]]
+    labels = hourly.labels(var, da["time"].values)
+    return labels[labels != None]  # noqa: E711 - object array
 
 
 def find_era5_files(folders: Iterable[str | os.PathLike]) -> list[Path]:

@@ -189,7 +189,8 @@ def _date_runs(dates: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp
     if dates.empty:
         return []
     d = pd.DatetimeIndex(dates).sort_values()
-    breaks = np.flatnonzero(np.diff(d.asi8) != pd.Timedelta("1D").value)
+    ns = d.values.astype("datetime64[ns]").astype("i8")
+    breaks = np.flatnonzero(np.diff(ns) != pd.Timedelta("1D").value)
     starts = np.r_[0, breaks + 1]
     ends = np.r_[breaks, d.size - 1]
     return [(d[a], d[b]) for a, b in zip(starts, ends)]

@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from ..daily import DayWindow
-from .qc import QCLimits, SourceQC
+from .qc import QCLimits, QualityError, SourceQC
 from .registry import get_format
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,12 @@ def ingest(
     ds.attrs["days_missing"] = int((~np.asarray(valid, bool)).sum())
     ds.attrs["days_lost"] = len(qc.days_lost)
     table = qc.table()
-    qc.enforce()
+    try:
+        qc.enforce()
+    except QualityError:
+        shown = table[(table["n"] > 0) & (table["file"].fillna("") == "")]
+        logger.error("QC table of %s %s:\n%s", source or fmt, year, shown.to_string(index=False))
+        raise
     return ds, table
 
 

@@ -39,6 +39,8 @@ __all__ = [
     "units_factor",
     "mask_implausible",
     "read_qc_tables",
+    "summarize",
+    "summary_html",
 ]
 
 QC_COLUMNS = ["source", "year", "check", "variable", "file", "n", "total", "fraction", "detail"]
@@ -564,3 +566,92 @@ def read_qc_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=QC_COLUMNS)
     return pd.concat(frames, ignore_index=True)
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per source-year from concatenated QC tables (:data:`QC_COLUMNS`).
+
+    Columns: ``source, year, days, not_covered, lost, lost_pct, files_read,
+    files_missing, files_lacking_variable, files_all_nan, values_masked, masked_pct,
+    units_converted, status`` (``absent``, ``ok`` or ``losses`` when any day was lost or
+    value masked).
+    """
+    cols = [
+        "source",
+        "year",
+        "days",
+        "not_covered",
+        "lost",
+        "lost_pct",
+        "files_read",
+        "files_missing",
+        "files_lacking_variable",
+        "files_all_nan",
+        "values_masked",
+        "masked_pct",
+        "units_converted",
+        "status",
+    ]
+    if table.empty:
+        return pd.DataFrame(columns=cols)
+    t = table.assign(file=table["file"].fillna("").astype(str))
+    summ = t[t["file"] == ""]
+    rows = []
+    for (source, year), g in summ.groupby(["source", "year"], sort=True):
+
+        def n(check, g=g):
+            return int(g.loc[g["check"] == check, "n"].sum())
+
+        def total(check, g=g):
+            return int(g.loc[g["check"] == check, "total"].sum())
+
+        covered = total("days_lost")
+        lost = n("days_lost")
+        checked = total("out_of_range")
+        masked = n("out_of_range")
+        absent = n("absent") > 0
+        rows.append(
+            {
+                "source": source,
+                "year": int(year),
+                "days": n("days_expected"),
+                "not_covered": n("days_not_covered"),
+                "lost": lost,
+                "lost_pct": round(100 * lost / covered, 2) if covered else 0.0,
+                "files_read": n("files_read"),
+                "files_missing": n("files_missing"),
+                "files_lacking_variable": n("variable_missing"),
+                "files_all_nan": n("variable_all_nan"),
+                "values_masked": masked,
+                "masked_pct": round(100 * masked / checked, 4) if checked else 0.0,
+                "units_converted": n("units_converted"),
+                "status": "absent" if absent else ("losses" if lost or masked else "ok"),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def summary_html(
+    summary: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str = "",
+    stations: pd.DataFrame | None = None,
+) -> Path:
+    """Write the per-source-year summary (and the station QC totals) as one HTML page."""
+    from html import escape
+
+    from ..io import atomic_path
+
+    parts = [f"<h2>{escape(title)}</h2>"] if title else []
+    parts.append("<h3>Gridded sources: losses per source-year</h3>")
+    parts.append(summary.to_html(index=False, border=1, na_rep=""))
+    if stations is not None and not stations.empty:
+        st = stations[stations["station"].astype(str) == "*"][["check", "n", "detail"]]
+        parts.append("<h3>Stations: QC decisions (totals)</h3>")
+        parts.append(st.to_html(index=False, border=1, na_rep=""))
+    html = "<html><head><meta charset='utf-8'></head><body>" + "\n".join(parts) + "</body></html>"
+    path = Path(path)
+    with atomic_path(path, suffix=".html") as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return path

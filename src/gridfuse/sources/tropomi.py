@@ -518,7 +518,7 @@ def grid_daily(
             f, bbox=bbox, qa_min=qa_min, cloud_max=cloud_max, column_min=column_min, qc=qc
         )
         qc.file_read()
-        seen_days.update(np.unique(product_day(pix.seen, utc_start_hour)).tolist())
+        seen_days.update(str(d) for d in np.unique(product_day(pix.seen, utc_start_hour)))
         for k, v in pix.counts.items():
             totals[k] = totals.get(k, 0) + v
         if pix.size == 0:
@@ -582,7 +582,7 @@ def grid_daily(
         attrs={f"pixels_{k}": int(v) for k, v in totals.items()} | {"l2_files": nfiles},
     )
     covered = np.isfinite(mean).any(axis=(1, 2))
-    qc.day_has_data = np.array([d.to_datetime64().astype("M8[D]") in seen_days for d in days])
+    qc.day_has_data = np.array([f"{d:%Y-%m-%d}" in seen_days for d in days], dtype=bool)
     for k in ("qa", "cloud", "negative_outlier"):
         if k in totals:
             qc.note(f"screened_{k}", totals[k], totals.get("pixels", 0), "TROPOMI pixels removed")

@@ -227,12 +227,26 @@ def write_cma_daily(
 # daily V3.0 reader
 
 
-def _daily_files(path: Path) -> list[Path]:
+def _daily_files(path: Path, qc: QCLog | None = None) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"CMA daily: no file or folder {path}")
     files = sorted(p for p in path.rglob("*") if p.is_file() and DAILY_PATTERN.search(p.name))
+    odd = sorted(
+        p.name
+        for p in path.rglob("SURF_CLI_CHN_MUL_DAY*")
+        if p.is_file() and not DAILY_PATTERN.search(p.name)
+    )
+    if qc is not None:
+        for name in odd:
+            qc.record(
+                "unmatched_file",
+                "",
+                1,
+                f"{name}: not SURF_CLI_CHN_MUL_DAY-PRE-13011-YYYYMM.TXT; not read",
+            )
+        qc.summary("unmatched_file", len(odd), "CMA-like file names not read (e.g. a 2-digit year)")
     if not files:
         raise FileNotFoundError(
             f"CMA daily: no SURF_CLI_CHN_MUL_DAY-PRE-13011-YYYYMM.TXT files in {path}"
@@ -245,17 +259,22 @@ def _month_of(path: Path) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def _parse_daily_file(path: Path) -> pd.DataFrame:
+def _parse_daily_file(path: Path, qc: QCLog | None = None) -> pd.DataFrame:
+    """Rows of one monthly file; a short last line (a cut file) and rows dated outside the
+    file's month (e.g. a year written ``19``) are dropped and counted."""
+    qc = qc if qc is not None else QCLog()
     try:
         text = path.read_bytes().decode("ascii")
     except UnicodeDecodeError as err:
         raise ValueError(f"CMA daily file {path}: not ASCII text ({err})") from None
     rows = []
-    for i, line in enumerate(text.splitlines(), start=1):
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.split()]
+    for k, (i, line) in enumerate(lines):
         parts = line.split()
-        if not parts:
-            continue
         if len(parts) != _NCOL:
+            if k == len(lines) - 1 and len(parts) < _NCOL and not text.endswith("\n"):
+                qc.record("partial_row", "", 1, f"{path.name}: last line cut ({len(parts)} fields)")
+                continue
             raise ValueError(
                 f"CMA daily file {path}, line {i}: expected {_NCOL} whitespace-separated "
                 f"columns (station lat lon elevation year month day 20-08 08-20 20-20 + 3 QC), "
@@ -275,11 +294,77 @@ def _parse_daily_file(path: Path) -> pd.DataFrame:
             f"{' '.join(rows[i])!r}"
         )
     df[num] = conv.astype("i8")
+    ym = _month_of(path)
+    if ym is not None:
+        off = ((df["year"] != ym[0]) | (df["month"] != ym[1])).to_numpy()
+        if off.any():
+            first = df.loc[off].iloc[0]
+            qc.record(
+                "date_mismatch",
+                "",
+                int(off.sum()),
+                f"{path.name}: rows dated outside {ym[0]:04d}-{ym[1]:02d} dropped (first: "
+                f"year {first['year']} month {first['month']} day {first['day']})",
+            )
+            df = df[~off].reset_index(drop=True)
+            if df.empty:
+                return df.assign(date=pd.Series([], dtype="datetime64[ns]"))
     try:
         df["date"] = pd.to_datetime(df[["year", "month", "day"]])
     except (ValueError, OverflowError) as err:
         raise ValueError(f"CMA daily file {path}: invalid date ({err})") from None
     return df
+
+
+def _record_month_losses(
+    df: pd.DataFrame, months: list[tuple[int, int]], files: dict, start, end, qc: QCLog
+) -> None:
+    """Expected station-days per year, and those lost to absent or incomplete month files.
+
+    A station is expected in a month when it reports in that month, or in both neighbouring
+    months of the period (one at the period's ends): a file cut short, or absent, loses the
+    days of stations reporting around it, while stations that open or close are not counted
+    as losses.  Its days inside the month (within the period) that no row holds are lost.
+    """
+    if df.empty:
+        return
+    seen = {k: set(g) for k, g in df.groupby(["year", "month"])["station"]}
+    rows = df.groupby(["year", "month", "station"]).size()
+    for i, (y, m) in enumerate(months):
+        first = max(pd.Timestamp(year=y, month=m, day=1), start)
+        last = min(pd.Timestamp(year=y, month=m, day=1) + pd.offsets.MonthEnd(0), end)
+        n_days = (last - first).days + 1
+        if n_days <= 0:
+            continue
+        prev = seen.get(months[i - 1], None) if i > 0 else None
+        nxt = seen.get(months[i + 1], None) if i + 1 < len(months) else None
+        around = [x for x in (prev, nxt) if x is not None]
+        if i == 0 or i + 1 == len(months):
+            neighbours = set.union(set(), *around)
+        else:
+            neighbours = set.intersection(*around) if len(around) == 2 else set()
+        here = seen.get((y, m), set())
+        expected_st = here | neighbours
+        expected = len(expected_st) * n_days
+        if expected == 0:
+            continue
+        qc.expect(y, expected, "station-days")
+        name = f"SURF_CLI_CHN_MUL_DAY-PRE-13011-{y:04d}{m:02d}.TXT"
+        if (y, m) not in files:
+            qc.record("missing_file", "", expected, f"{name} absent; its station-days are missing")
+            qc.lose(y, name, expected)
+            continue
+        have = sum(int(rows.get((y, m, st), 0)) for st in expected_st)
+        short = expected - have
+        if short > 0:
+            qc.record(
+                "incomplete_month",
+                "",
+                short,
+                f"{files[(y, m)].name}: {have} of {expected} station-days of the "
+                f"{len(expected_st)} stations expected present",
+            )
+            qc.lose(y, files[(y, m)].name, short)
 
 
 def read_cma_daily(
@@ -311,7 +396,7 @@ def read_cma_daily(
     qc = qc if qc is not None else QCLog()
     start = pd.Timestamp(start) if start is not None else None
     end = pd.Timestamp(end) if end is not None else None
-    files = _daily_files(Path(path))
+    files = _daily_files(Path(path), qc)
     if start is not None or end is not None:
         keep = []
         for f in files:
@@ -327,12 +412,31 @@ def read_cma_daily(
         files = keep
     if not files:
         raise FileNotFoundError(f"CMA daily: no monthly files in {path} cover {start}..{end}")
-    df = pd.concat([_parse_daily_file(f) for f in files], ignore_index=True)
+    df = pd.concat([_parse_daily_file(f, qc) for f in files], ignore_index=True)
     if start is not None:
         df = df[df["date"] >= start]
     if end is not None:
         df = df[df["date"] <= end]
     logger.info("read %d CMA daily rows from %d files", len(df), len(files))
+    if df.empty:
+        raise ValueError(
+            f"CMA daily: no station-day row of {start}..{end} in the {len(files)} file(s) "
+            f"under {path} (rows dated outside their file's month: "
+            f"{qc.total('date_mismatch') or qc.n_rows('date_mismatch')})"
+        )
+    for check in ("partial_row", "date_mismatch"):
+        qc.summary(check, qc.n_rows(check), f"files with {check.replace('_', ' ')}s")
+    by_month = {_month_of(f): f for f in files if _month_of(f) is not None}
+    lo = start if start is not None else df["date"].min()
+    hi = end if end is not None else df["date"].max()
+    months = [(p.year, p.month) for p in pd.period_range(lo, hi, freq="M")]
+    _record_month_losses(df.drop_duplicates(["station", "date"]), months, by_month, lo, hi, qc)
+    qc.summary(
+        "missing_file", qc.n_rows("missing_file"), f"monthly files absent in {lo:%Y-%m}..{hi:%Y-%m}"
+    )
+    qc.summary(
+        "incomplete_month", qc.n_rows("incomplete_month"), "monthly files lacking station-days"
+    )
 
     total, unknown = decode_precip(df["p2020"].to_numpy())
     night, unk_n = decode_precip(df["p2008"].to_numpy())

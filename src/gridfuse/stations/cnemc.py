@@ -278,6 +278,7 @@ def _parse_day(path: Path, day: pd.Timestamp, pollutant: str, qc: QCLog) -> pd.D
     data = path.read_bytes()
     if not data.strip():
         qc.record("truncated_file", "", 24, f"{path.name}: empty file; skipped")
+        qc.lose(day.year, path.name, 24)
         return None
     lines = _decode(path, data).splitlines()
     header = lines[0].split(",")
@@ -321,6 +322,7 @@ def _parse_day(path: Path, day: pd.Timestamp, pollutant: str, qc: QCLog) -> pd.D
             24 - len(rows),
             f"{path.name}: {len(rows)} of 24 {pollutant} hours present (present hours kept)",
         )
+        qc.lose(day.year, path.name, 24 - len(rows))
     if not rows:
         return None
     hours = sorted(rows)
@@ -385,10 +387,13 @@ def read_china_sites(
     hi = pd.Timestamp(end) if end is not None else max(files)
     wanted = pd.date_range(lo.normalize(), hi.normalize(), freq="D")
     absent = [d for d in wanted if d not in files]
+    for d in wanted:
+        qc.expect(d.year, 24, f"{pollutant} file-hours")
     for d in absent:
         qc.record(
             "missing_file", "", 24, f"china_sites_{d:%Y%m%d}.csv absent; its hours are missing"
         )
+        qc.lose(d.year, f"china_sites_{d:%Y%m%d}.csv", 24)
     qc.summary("missing_file", len(absent), f"day files absent in {lo:%Y-%m-%d}..{hi:%Y-%m-%d}")
     frames = [
         f

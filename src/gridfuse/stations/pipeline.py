@@ -59,6 +59,7 @@ QC_DEFAULTS = {
     "min_valid_hours": 20,
     "harmonize_298k": True,
     "harmonize_date": "2018-09-01",
+    "max_lost_fraction": 0.1,
 }
 
 
@@ -377,7 +378,10 @@ def ingest(
     qc : mapping, optional
         ``min_value, max_value`` (range of daily values, and of hourly SO2), ``max_hourly_value``
         (hourly precipitation, mm/h), ``stuck_days``, ``stuck_hours``, ``min_valid_hours``,
-        ``harmonize_298k``, ``harmonize_date``.  Missing keys take :data:`QC_DEFAULTS`.
+        ``harmonize_298k``, ``harmonize_date``, ``max_lost_fraction`` (per year, the share
+        of the expected station-days or file-hours that absent, truncated or malformed files
+        may lose before the ingest fails naming them).  Missing keys take
+        :data:`QC_DEFAULTS`.
         For so2 with ``harmonize_298k``, values before ``harmonize_date`` 00:00 Beijing time
         (hours) or product day (daily data) are converted from 273 K to 298 K (x 273/298),
         after the stuck check (which sees the values as reported) and before the range check.
@@ -414,6 +418,7 @@ def ingest(
     opts = dict(options or {})
     req = ReadRequest(kind, path, table, start, end, int(utc_start_hour), opts, log)
     obs = READERS[fmt](req)
+    log.enforce_losses(float(q["max_lost_fraction"]), f"{fmt} {path}")
     values = obs.values
     values.columns = values.columns.astype(str)
     stations = obs.stations.assign(station=obs.stations["station"].astype(str))

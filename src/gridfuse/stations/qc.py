@@ -37,6 +37,49 @@ class QCLog:
 
     def __init__(self) -> None:
         self._rows: list[tuple[str, str, int, str]] = []
+        # file-level losses per year: year -> expected count, and file -> count lost
+        self._expected: dict[int, float] = {}
+        self._lost: dict[int, dict[str, float]] = {}
+        self._unit: str = "values"
+
+    def expect(self, year: int, n: float, unit: str = "values") -> None:
+        """Add ``n`` values (station-days, station-hours...) the files of ``year`` should hold."""
+        self._expected[int(year)] = self._expected.get(int(year), 0.0) + float(n)
+        self._unit = unit
+
+    def lose(self, year: int, file: str, n: float) -> None:
+        """Record ``n`` expected values of ``year`` lost to a file-level fault in ``file``
+        (missing, truncated, rows dropped)."""
+        if n > 0:
+            per = self._lost.setdefault(int(year), {})
+            per[str(file)] = per.get(str(file), 0.0) + float(n)
+
+    def enforce_losses(self, max_fraction: float, what: str = "stations") -> None:
+        """Raise ``ValueError`` naming the files when a year lost more than ``max_fraction``
+        of its expected values to file-level faults; the fraction of every year is recorded
+        as a ``lost_fraction`` summary row."""
+        bad = []
+        for year in sorted(self._expected):
+            exp = self._expected[year]
+            lost = sum(self._lost.get(year, {}).values())
+            frac = lost / exp if exp else 0.0
+            self.record(
+                "lost_fraction",
+                "*",
+                int(round(lost)),
+                f"{year}: {lost:.0f} of {exp:.0f} {self._unit} lost to missing/truncated "
+                f"files or dropped rows ({100 * frac:.2f}%)",
+            )
+            if frac > max_fraction:
+                files = sorted(self._lost[year].items(), key=lambda kv: -kv[1])
+                named = ", ".join(f"{f} ({n:.0f})" for f, n in files[:10])
+                more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+                bad.append(
+                    f"{year}: {100 * frac:.1f}% of the {self._unit} lost (> "
+                    f"{100 * max_fraction:g}%, stations.qc.max_lost_fraction): {named}{more}"
+                )
+        if bad:
+            raise ValueError(f"{what}: station files lose too much:\n  " + "\n  ".join(bad))
 
     def record(self, check: str, station: str, n: int, detail: str = "") -> None:
         """Add one row (station ``*`` = summary, ``""`` = file-level)."""
