@@ -1075,6 +1075,51 @@ def test_cnemc_absurd_values_are_counted(tmp_path):
     assert _outcome("cnemc_absurd_values", qc, "range") > 0
 
 
+def _table_files(tmp: Path, fmt: str, values: np.ndarray):
+    """A generic_csv (long) or wide_csv file of 3 stations x 60 days, and its station table."""
+    days = pd.date_range("2019-01-01", periods=60)
+    ids = ["g1", "g2", "g3"]
+    table = tmp / "stations.csv"
+    pd.DataFrame({"id": ids, "lat": [36.2, 36.4, 36.6], "lon": [101.2, 101.4, 101.6]}).to_csv(
+        table, index=False
+    )
+    data = tmp / "gauges.csv"
+    if fmt == "wide_csv":
+        pd.DataFrame(values, columns=ids).assign(date=days)[["date", *ids]].to_csv(
+            data, index=False
+        )
+    else:
+        long = pd.DataFrame(
+            [(s, d, values[i, j]) for j, s in enumerate(ids) for i, d in enumerate(days)],
+            columns=["station", "time", "value"],
+        )
+        long.to_csv(data, index=False)
+    return data, table, days
+
+
+@pytest.mark.parametrize("fmt", ["generic_csv", "wide_csv"])
+def test_station_tables_in_wrong_units_fail_naming_stations(fmt, tmp_path):
+    # gauge values in 0.1 mm (x10) against the mm range, with heavy rain: many outside 0..500
+    rng = np.random.default_rng(3)
+    values = 10 * rng.gamma(0.8, 60.0, (60, 3))  # a wet season (mean 48 mm) in 0.1 mm
+    data, table, days = _table_files(tmp_path, fmt, values)
+    grid = Grid(101.0, 36.0, 102.0, 37.0, 0.01)
+    with pytest.raises(ValueError, match="max_range_fraction") as err:
+        station_ingest("precip", fmt, data, table, grid, days[0], days[-1], 0)
+    assert "g1" in str(err.value)
+    OUTCOMES[f"{fmt}_wrong_units"] = f"error: {str(err.value)[:150]}"
+
+
+@pytest.mark.parametrize("fmt", ["generic_csv", "wide_csv"])
+def test_station_tables_negative_value_is_counted(fmt, tmp_path):
+    values = np.full((60, 3), 2.0) + np.arange(60)[:, None] % 7
+    values[10, 1] = -40.0
+    data, table, days = _table_files(tmp_path, fmt, values)
+    grid = Grid(101.0, 36.0, 102.0, 37.0, 0.01)
+    daily, _, qc = station_ingest("precip", fmt, data, table, grid, days[0], days[-1], 0)
+    assert _outcome(f"{fmt}_negative_value", qc, "range") == 1
+
+
 def test_outcome_table():
     """Print the case -> outcome table (``pytest -s -k outcome_table`` after the cases)."""
     for k in sorted(OUTCOMES):

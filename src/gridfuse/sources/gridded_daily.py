@@ -306,7 +306,10 @@ def _read_tif(path: Path, first_date, bbox, qc: SourceQC | None = None) -> xr.Da
     lon = np.round(x0 + (np.arange(data.shape[2]) + 0.5) * t.a, 9)
     lat = np.round(y0 + (np.arange(data.shape[1]) + 0.5) * t.e, 9)
     da = xr.DataArray(
-        data, dims=("time", "lat", "lon"), coords={"time": dates, "lat": lat, "lon": lon}
+        data,
+        dims=("time", "lat", "lon"),
+        coords={"time": dates, "lat": lat, "lon": lon},
+        name="precip",
     )
     return _checked(da, units, path, qc)
 

@@ -26,6 +26,7 @@ from gridfuse.stations.qc import (
     check_inside_grid,
     check_non_positive,
     check_range,
+    check_rejected_fraction,
     check_stuck,
 )
 from gridfuse.stations.roles import assign_roles
@@ -60,6 +61,7 @@ QC_DEFAULTS = {
     "harmonize_298k": True,
     "harmonize_date": "2018-09-01",
     "max_lost_fraction": 0.1,
+    "max_range_fraction": 0.05,
 }
 
 
@@ -291,18 +293,23 @@ def _daily_values(
         values = check_non_positive(values, log, "concentrations")
     harmonize = rules.reference_298k and bool(q["harmonize_298k"])
     change = pd.Timestamp(q["harmonize_date"])  # Beijing-time file day
+    max_range = float(q["max_range_fraction"])  # past it: values in other units
     if not hourly:
         values = check_stuck(values, int(q["stuck_days"]), log, ignore_zero, "days")
         if harmonize:
             values = cnemc.harmonize_298k(values, log, change)
+        n_in = int(values.notna().to_numpy().sum())
         values = check_range(values, q["min_value"], q["max_value"], log, "daily values")
+        check_rejected_fraction(log, "range", n_in, max_range, "daily")
         return values, values.notna().astype("i8")
     # stuck runs are looked for in the values as reported, before any unit conversion
     values = check_stuck(values, int(q["stuck_hours"]), log, ignore_zero, "hours")
     if harmonize:
         values = cnemc.harmonize_298k(values, log, change - pd.Timedelta(hours=BEIJING_OFFSET))
     hi = q[rules.hourly_max_key]
+    n_in = int(values.notna().to_numpy().sum())
     values = check_range(values, q["min_value"], hi, log, "hourly values")
+    check_rejected_fraction(log, "range", n_in, max_range, "hourly")
     hours = values.notna().to_numpy()
     values, n_valid = hourly_to_daily(
         values, utc_start_hour, rules.aggregation, int(q["min_valid_hours"])
@@ -380,7 +387,8 @@ def ingest(
         (hourly precipitation, mm/h), ``stuck_days``, ``stuck_hours``, ``min_valid_hours``,
         ``harmonize_298k``, ``harmonize_date``, ``max_lost_fraction`` (per year, the share
         of the expected station-days or file-hours that absent, truncated or malformed files
-        may lose before the ingest fails naming them).  Missing keys take
+        may lose before the ingest fails naming them), ``max_range_fraction`` (the share
+        of the values that may fall outside ``min_value``..``max_value``).  Missing keys take
         :data:`QC_DEFAULTS`.
         For so2 with ``harmonize_298k``, values before ``harmonize_date`` 00:00 Beijing time
         (hours) or product day (daily data) are converted from 273 K to 298 K (x 273/298),

@@ -21,6 +21,7 @@ __all__ = [
     "QCLog",
     "QC_COLUMNS",
     "check_range",
+    "check_rejected_fraction",
     "check_non_positive",
     "check_stuck",
     "stuck_mask",
@@ -142,6 +143,24 @@ def check_range(
     )
     v[bad] = np.nan
     return pd.DataFrame(v, index=wide.index, columns=wide.columns)
+
+
+def check_rejected_fraction(
+    log: QCLog, check: str, n_values: int, max_fraction: float, what: str = "values"
+) -> None:
+    """Raise ``ValueError`` naming the worst stations when ``check`` removed more than
+    ``max_fraction`` of ``n_values`` (values in other units than the configured range,
+    e.g. 0.1 mm read as mm, are caught here instead of being silently dropped)."""
+    rows = [(s, n) for c, s, n, _ in log._rows if c == check and s not in ("*", "")]
+    total = sum(n for _, n in rows)
+    if n_values and total / n_values > max_fraction:
+        worst = sorted(rows, key=lambda r: -r[1])[:10]
+        raise ValueError(
+            f"{100 * total / n_values:.1f}% of the {n_values} {what} station values failed the "
+            f"{check} check (> {100 * max_fraction:g}%, stations.qc.max_range_fraction): wrong "
+            f"units or a wrong stations.qc range? Most at stations "
+            + ", ".join(f"{s} ({n})" for s, n in worst)
+        )
 
 
 def check_non_positive(wide: pd.DataFrame, log: QCLog, what: str = "values") -> pd.DataFrame:
