@@ -245,6 +245,39 @@ def _read_batch(read, paths, bbox, variable, limits):
     return [read(p, bbox, variable, limits) for p in paths]
 
 
+def _read_files(files, read, bbox, variable, limits, pool, threads) -> list[StepData]:
+    """The files' StepData, in worker processes when there is a pool."""
+    if pool is None or len(files) < 2:
+        return [read(p, bbox, variable, limits) for p in files]
+    n = max(1, len(files) // (threads * 4))
+    batches = [files[i : i + n] for i in range(0, len(files), n)]
+    parts = pool.map(_read_batch, *zip(*[(read, b, bbox, variable, limits) for b in batches]))
+    return [r for part in parts for r in part]
+
+
+def _check_file(path, res: StepData, grid: list, named: list) -> None:
+    """The file's grid against the first file's (``grid``, set by the first call) and its
+    own step times against those its name says."""
+    if not grid:
+        grid[:] = [res.lat, res.lon]
+    lat, lon = grid
+    if (
+        res.lat.shape != lat.shape
+        or res.lon.shape != lon.shape
+        or not (np.allclose(res.lat, lat, atol=1e-4) and np.allclose(res.lon, lon, atol=1e-4))
+    ):
+        raise ValueError(
+            f"{path}: grid {res.lat.size}x{res.lon.size} (lat {res.lat[0]}..), "
+            f"differs from the first file's {lat.size}x{lon.size} (lat {lat[0]}..)"
+        )
+    own = sorted(pd.Timestamp(t) for t in res.starts)
+    if own != sorted(named):
+        raise ValueError(
+            f"{path}: holds steps starting {[str(t) for t in own]}, but its name "
+            f"says {[str(t) for t in sorted(named)]}"
+        )
+
+
 def read_steps(fmt: StepFormat, req) -> xr.Dataset:
     """Registry reader of a :class:`StepFormat`: daily totals ``precip`` (mm/day).
 
@@ -344,65 +377,36 @@ def daily_from_steps(
     for t, (p, _) in index.items():
         by_path.setdefault(p, []).append(t)
     out = None
-    lat = lon = None
+    grid: list = []  # the first file's (lat, lon)
     missing_days = 0
     n_files = 0
     pool = ProcessPoolExecutor(max_workers=threads) if threads > 1 else None
     try:
         for b0 in range(0, nd, block_days):
             block = wanted[b0 : b0 + block_days]
-            stamps = [pd.Timestamp(t) for t in block.ravel()]
-            files = sorted({index[t][0] for t in stamps if t in index})
+            files = sorted({index[t][0] for t in map(pd.Timestamp, block.ravel()) if t in index})
             n_files += len(files)
-            if pool is not None and len(files) > 1:
-                n = max(1, len(files) // (threads * 4))
-                batches = [files[i : i + n] for i in range(0, len(files), n)]
-                parts = pool.map(
-                    _read_batch, *zip(*[(read, b, bbox, variable, limits) for b in batches])
-                )
-                results = [r for part in parts for r in part]
-            else:
-                results = [read(p, bbox, variable, limits) for p in files]
+            results = _read_files(files, read, bbox, variable, limits, pool, threads)
             by_start: dict[pd.Timestamp, np.ndarray] = {}
             for path, res in zip(files, results):
                 qc.file_read()
                 if res.qc is not None:
                     qc.merge(res.qc)
-                if lat is None:
-                    lat, lon = res.lat, res.lon
-                    out = np.full((nd, lat.size, lon.size), np.nan, dtype="f4")
-                elif (
-                    res.lat.shape != lat.shape
-                    or res.lon.shape != lon.shape
-                    or not (
-                        np.allclose(res.lat, lat, atol=1e-4)
-                        and np.allclose(res.lon, lon, atol=1e-4)
-                    )
-                ):
-                    raise ValueError(
-                        f"{path}: grid {res.lat.size}x{res.lon.size} (lat {res.lat[0]}..), "
-                        f"differs from the first file's {lat.size}x{lon.size} (lat {lat[0]}..)"
-                    )
-                own = [pd.Timestamp(t) for t in res.starts]
-                if sorted(own) != sorted(by_path[path]):
-                    raise ValueError(
-                        f"{path}: holds steps starting {[str(t) for t in own]}, but its name "
-                        f"says {[str(t) for t in sorted(by_path[path])]}"
-                    )
-                for t, arr in zip(own, res.data):
-                    by_start[t] = arr
+                _check_file(path, res, grid, by_path[path])
+                by_start.update(zip(map(pd.Timestamp, res.starts), res.data))
+            if out is None and grid:
+                out = np.full((nd, grid[0].size, grid[1].size), np.nan, dtype="f4")
             for i in range(block.shape[0]):
-                day = days[b0 + i]
                 day_steps = [by_start.get(pd.Timestamp(t)) for t in block[i]]
                 if any(a is None for a in day_steps):
                     missing_days += 1
-                    if day in covered:
+                    if days[b0 + i] in covered:
                         for t, a in zip(block[i], day_steps):
                             if a is None:
-                                t = pd.Timestamp(t)
-                                qc.file_missing(name_of(t) if name_of else f"step {t}")
-                    continue
-                if out is not None:
+                                qc.file_missing(
+                                    name_of(pd.Timestamp(t)) if name_of else f"step {t}"
+                                )
+                elif out is not None:
                     out[b0 + i] = np.sum(np.stack(day_steps), axis=0, dtype="f4")
     finally:
         if pool is not None:
@@ -415,6 +419,7 @@ def daily_from_steps(
     if missing_days:
         logger.warning("%s: %d of %d product days lack steps (set to NaN)", label, missing_days, nd)
     nan_frac = float(np.isnan(out).mean())
+    lat, lon = grid
     logger.info(
         "%s: %d files -> %d days on %dx%d cells, NaN fraction %.3f",
         label,

@@ -241,9 +241,8 @@ def read_l2(
         nc.close()
 
 
-def _read_open(nc, path, bbox, qa_min, cloud_max, column_min, cloud_variable, qc):
-    from . import registry
-
+def _bounds(nc, path) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel corner latitudes and longitudes ``(scanline, ground_pixel, 4)``, NaN for fill."""
     prod = _group(nc, ["PRODUCT"], path)
     geo = _group(nc, ["PRODUCT", "SUPPORT_DATA", "GEOLOCATIONS"], path)
     lat_v = _var(prod, "latitude", path, "PRODUCT")
@@ -252,62 +251,60 @@ def _read_open(nc, path, bbox, qa_min, cloud_max, column_min, cloud_variable, qc
             f"{path}: PRODUCT/latitude has shape {lat_v.shape}, expected "
             "(time=1, scanline, ground_pixel)"
         )
-    lat_b = np.ma.filled(
-        np.ma.asarray(_var(geo, "latitude_bounds", path, "GEOLOCATIONS")[0], "f8"), np.nan
-    )
-    lon_b = np.ma.filled(
-        np.ma.asarray(_var(geo, "longitude_bounds", path, "GEOLOCATIONS")[0], "f8"), np.nan
+    lat_b, lon_b = (
+        np.ma.filled(np.ma.asarray(_var(geo, name, path, "GEOLOCATIONS")[0], "f8"), np.nan)
+        for name in ("latitude_bounds", "longitude_bounds")
     )
     if lat_b.shape != lat_v.shape[1:] + (4,):
         raise ValueError(
             f"{path}: GEOLOCATIONS/latitude_bounds has shape {lat_b.shape}, expected "
             f"{lat_v.shape[1:] + (4,)}"
         )
+    return lat_b, lon_b
+
+
+def _touching(lat_b, lon_b, bbox) -> np.ndarray:
+    """Pixels whose footprint touches ``bbox``."""
+    w, s, e, n = bbox
+    return (lat_b.max(-1) >= s) & (lat_b.min(-1) <= n) & (lon_b.max(-1) >= w) & (lon_b.min(-1) <= e)
+
+
+def _cloud(nc, path, rows: slice, cloud_variable: str) -> np.ndarray:
+    sup = _group(nc, ["PRODUCT", "SUPPORT_DATA"], path)
+    for sub in ("INPUT_DATA", "DETAILED_RESULTS"):
+        if sub in sup.groups and cloud_variable in sup.groups[sub].variables:
+            return _read(sup.groups[sub].variables[cloud_variable], rows)
+    raise ValueError(
+        f"{path}: cloud fraction {cloud_variable!r} not found in "
+        "PRODUCT/SUPPORT_DATA/INPUT_DATA or DETAILED_RESULTS (set cloud_max to None "
+        "to skip cloud screening)"
+    )
+
+
+def _read_open(nc, path, bbox, qa_min, cloud_max, column_min, cloud_variable, qc):
+    from . import registry
+
+    prod = _group(nc, ["PRODUCT"], path)
+    lat_b, lon_b = _bounds(nc, path)
     rows = slice(None)
     if bbox is not None:
-        w, s, e, n = bbox
-        touch = (
-            (lat_b.max(-1) >= s)
-            & (lat_b.min(-1) <= n)
-            & (lon_b.max(-1) >= w)
-            & (lon_b.min(-1) <= e)
-        )
-        hit = np.flatnonzero(touch.any(axis=1))
+        hit = np.flatnonzero(_touching(lat_b, lon_b, bbox).any(axis=1))
         if hit.size == 0:
             logger.info("%s: no pixel inside %s", path.name, bbox)
             return TropomiPixels.concat([])
         rows = slice(int(hit[0]), int(hit[-1]) + 1)
         lat_b, lon_b = lat_b[rows], lon_b[rows]
     col_v = _var(prod, COLUMN, path, "PRODUCT")
-    col = _read(col_v, rows)
-    col = check_values(
-        col,
-        registry.get_format("tropomi_l2").variable(COLUMN),
-        getattr(col_v, "units", ""),
-        path=path,
-        qc=qc,
-        variable=COLUMN,
-    ).astype("f8")
+    spec = registry.get_format("tropomi_l2").variable(COLUMN)
+    units = getattr(col_v, "units", "")
+    col = check_values(_read(col_v, rows), spec, units, path=path, qc=qc, variable=COLUMN)
+    col = col.astype("f8")
     qa = _read(_var(prod, "qa_value", path, "PRODUCT"), rows)
     t0 = np.asarray(_var(prod, "time", path, "PRODUCT")[:]).astype("i8")[0]
     dt = np.asarray(_var(prod, "delta_time", path, "PRODUCT")[0, rows]).astype("i8")
-    cloud = None
-    if cloud_max is not None:
-        sup = _group(nc, ["PRODUCT", "SUPPORT_DATA"], path)
-        for sub in ("INPUT_DATA", "DETAILED_RESULTS"):
-            if sub in sup.groups and cloud_variable in sup.groups[sub].variables:
-                cloud = _read(sup.groups[sub].variables[cloud_variable], rows)
-                break
-        else:
-            raise ValueError(
-                f"{path}: cloud fraction {cloud_variable!r} not found in "
-                "PRODUCT/SUPPORT_DATA/INPUT_DATA or DETAILED_RESULTS (set cloud_max to None "
-                "to skip cloud screening)"
-            )
-
-    times = EPOCH + np.timedelta64(int(t0), "s") + dt.astype("timedelta64[ms]")
-    scan_times = times
-    times = np.broadcast_to(times[:, None], col.shape)
+    cloud = _cloud(nc, path, rows, cloud_variable) if cloud_max is not None else None
+    scan_times = EPOCH + np.timedelta64(int(t0), "s") + dt.astype("timedelta64[ms]")
+    times = np.broadcast_to(scan_times[:, None], col.shape)
     keep = np.isfinite(col) & np.isfinite(lat_b).all(-1) & np.isfinite(lon_b).all(-1)
     counts = {"pixels": int(col.size), "missing": int((~keep).sum())}
     for name, bad in (
@@ -319,18 +316,11 @@ def _read_open(nc, path, bbox, qa_min, cloud_max, column_min, cloud_variable, qc
             continue
         counts[name] = int((keep & bad).sum())
         keep &= ~bad
+    seen = np.asarray(scan_times, dtype="M8[ns]")
     if bbox is not None:
-        w, s, e, n = bbox
-        inside = (
-            (lat_b.max(-1) >= s)
-            & (lat_b.min(-1) <= n)
-            & (lon_b.max(-1) >= w)
-            & (lon_b.min(-1) <= e)
-        )
+        inside = _touching(lat_b, lon_b, bbox)
         keep &= inside
-        seen = np.asarray(scan_times, dtype="M8[ns]")[inside.any(axis=1)]
-    else:
-        seen = np.asarray(scan_times, dtype="M8[ns]")
+        seen = seen[inside.any(axis=1)]
     counts["valid"] = int(keep.sum())
     logger.info("%s: %s", path.name, counts)
     return TropomiPixels(
@@ -493,74 +483,107 @@ def grid_daily(
     """
     qc = qc if qc is not None else SourceQC("tropomi")
     days = pd.DatetimeIndex(days).normalize()
+    acc = _DailyBins(grid, days)
     seen_days: set = set()
-    day_index = {d.to_datetime64().astype("M8[D]"): i for i, d in enumerate(days)}
-    # results per day (float32 / int16); sums only for the days still receiving orbits
-    mean = np.full((len(days),) + grid.shape, np.nan, dtype="f4")
-    count = np.zeros(mean.shape, dtype="i2")
-    open_days: dict[int, list[np.ndarray]] = {}
-    closed: set[int] = set()
-
-    def close(i: int) -> None:
-        w, v, c = open_days.pop(i)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean[i] = np.where(w > 0, v / np.where(w > 0, w, 1.0), np.nan)
-        count[i] = np.minimum(c, np.iinfo("i2").max)
-        closed.add(i)
-
     totals: dict = {}
-    bbox = grid.bounds
-    nfiles = 0
     files = sorted(files, key=lambda f: (_start_of(f), str(f)))
     for f in files:
-        nfiles += 1
         pix = read_l2(
-            f, bbox=bbox, qa_min=qa_min, cloud_max=cloud_max, column_min=column_min, qc=qc
+            f, bbox=grid.bounds, qa_min=qa_min, cloud_max=cloud_max, column_min=column_min, qc=qc
         )
         qc.file_read()
         seen_days.update(str(d) for d in np.unique(product_day(pix.seen, utc_start_hour)))
         for k, v in pix.counts.items():
             totals[k] = totals.get(k, 0) + v
-        if pix.size == 0:
-            continue
-        pday = product_day(pix.time, utc_start_hour)
-        # orbits come in time order (list_l2_files sorts them): days ending more than a day
-        # before this orbit's first pixel receive nothing more
+        if pix.size:
+            acc.add(pix, product_day(pix.time, utc_start_hour), f, method, n_sub)
+    mean, count = acc.finish()
+    ds = _daily_dataset(grid, days, mean, count, method, totals, len(files))
+    covered = np.isfinite(mean).any(axis=(1, 2))
+    qc.day_has_data = np.array([f"{d:%Y-%m-%d}" in seen_days for d in days], dtype=bool)
+    for k in ("qa", "cloud", "negative_outlier"):
+        if k in totals:
+            qc.note(f"screened_{k}", totals[k], totals.get("pixels", 0), "TROPOMI pixels removed")
+    qc.note(
+        "days_all_screened",
+        int((qc.day_has_data & ~covered).sum()),
+        len(days),
+        "days with orbits over the grid but no valid pixel (clouds, qa): NaN, not lost",
+    )
+    logger.info(
+        "TROPOMI daily grid %s: %d files, %d/%d days with data, %.1f%% cell-days empty",
+        grid.describe(),
+        len(files),
+        int(covered.sum()),
+        len(days),
+        100 * float(np.isnan(mean).mean()) if mean.size else 0.0,
+    )
+    return ds
+
+
+class _DailyBins:
+    """Per-day binning sums, held only for the days still receiving orbits (float64), and
+    the finished days as mean (float32) and count (int16)."""
+
+    def __init__(self, grid: Grid, days: pd.DatetimeIndex) -> None:
+        self.grid, self.days = grid, days
+        self.day_index = {d.to_datetime64().astype("M8[D]"): i for i, d in enumerate(days)}
+        self.mean = np.full((len(days),) + grid.shape, np.nan, dtype="f4")
+        self.count = np.zeros(self.mean.shape, dtype="i2")
+        self.open: dict[int, list[np.ndarray]] = {}
+        self.closed: set[int] = set()
+
+    def close(self, i: int) -> None:
+        w, v, c = self.open.pop(i)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.mean[i] = np.where(w > 0, v / np.where(w > 0, w, 1.0), np.nan)
+        self.count[i] = np.minimum(c, np.iinfo("i2").max)
+        self.closed.add(i)
+
+    def add(self, pix: TropomiPixels, pday: np.ndarray, path, method: str, n_sub: int) -> None:
+        # orbits come in time order (sorted by their names' start): days ending more than a
+        # day before this orbit's first pixel receive nothing more
         first_day = pday.min()
         for i in [
-            i for i in open_days if days[i].to_datetime64() < first_day - np.timedelta64(1, "D")
+            i
+            for i in self.open
+            if self.days[i].to_datetime64() < first_day - np.timedelta64(1, "D")
         ]:
-            close(i)
+            self.close(i)
         for d in np.unique(pday):
-            i = day_index.get(d)
+            i = self.day_index.get(d)
             if i is None:
                 continue
-            if i in closed:
+            if i in self.closed:
                 raise ValueError(
-                    f"{f}: pixels of {d} arrive after later orbits were processed; the file's "
-                    "name does not match its measurement times"
+                    f"{path}: pixels of {d} arrive after later orbits were processed; the "
+                    "file's name does not match its measurement times"
                 )
             sel = pday == d
             w, v, c = bin_pixels(
                 pix.column[sel],
                 pix.lon_bounds[sel],
                 pix.lat_bounds[sel],
-                grid,
+                self.grid,
                 method=method,
                 n_sub=n_sub,
             )
-            if i in open_days:
-                acc = open_days[i]
-                acc[0] += w
-                acc[1] += v
-                acc[2] += c
+            if i in self.open:
+                for acc, new in zip(self.open[i], (w, v, c)):
+                    acc += new
             else:
-                open_days[i] = [w, v, c]
-    for i in list(open_days):
-        close(i)
+                self.open[i] = [w, v, c]
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        for i in list(self.open):
+            self.close(i)
+        return self.mean, self.count
+
+
+def _daily_dataset(grid, days, mean, count, method, totals, nfiles) -> xr.Dataset:
     coords = grid.coords()
     coords["time"] = xr.DataArray(days, dims="time")
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
             "so2_column": (
                 ("time", "lat", "lon"),
@@ -581,26 +604,6 @@ def grid_daily(
         coords=coords,
         attrs={f"pixels_{k}": int(v) for k, v in totals.items()} | {"l2_files": nfiles},
     )
-    covered = np.isfinite(mean).any(axis=(1, 2))
-    qc.day_has_data = np.array([f"{d:%Y-%m-%d}" in seen_days for d in days], dtype=bool)
-    for k in ("qa", "cloud", "negative_outlier"):
-        if k in totals:
-            qc.note(f"screened_{k}", totals[k], totals.get("pixels", 0), "TROPOMI pixels removed")
-    qc.note(
-        "days_all_screened",
-        int((qc.day_has_data & ~covered).sum()),
-        len(days),
-        "days with orbits over the grid but no valid pixel (clouds, qa): NaN, not lost",
-    )
-    logger.info(
-        "TROPOMI daily grid %s: %d files, %d/%d days with data, %.1f%% cell-days empty",
-        grid.describe(),
-        nfiles,
-        int(covered.sum()),
-        len(days),
-        100 * float(np.isnan(mean).mean()) if mean.size else 0.0,
-    )
-    return ds
 
 
 def read(req) -> xr.Dataset:

@@ -396,20 +396,7 @@ def read_cma_daily(
     qc = qc if qc is not None else QCLog()
     start = pd.Timestamp(start) if start is not None else None
     end = pd.Timestamp(end) if end is not None else None
-    files = _daily_files(Path(path), qc)
-    if start is not None or end is not None:
-        keep = []
-        for f in files:
-            ym = _month_of(f)
-            if ym is None:
-                keep.append(f)
-                continue
-            first = pd.Timestamp(year=ym[0], month=ym[1], day=1)
-            if (end is None or first <= end) and (
-                start is None or first + pd.offsets.MonthEnd(0) >= start
-            ):
-                keep.append(f)
-        files = keep
+    files = _files_in_period(_daily_files(Path(path), qc), start, end)
     if not files:
         raise FileNotFoundError(f"CMA daily: no monthly files in {path} cover {start}..{end}")
     df = pd.concat([_parse_daily_file(f, qc) for f in files], ignore_index=True)
@@ -424,6 +411,38 @@ def read_cma_daily(
             f"under {path} (rows dated outside their file's month: "
             f"{qc.total('date_mismatch') or qc.n_rows('date_mismatch')})"
         )
+    _record_file_losses(df, files, start, end, qc)
+    df = df.assign(value=_decoded_totals(df, qc))
+    dups = df.duplicated(["station", "date"], keep="first").to_numpy()
+    qc.record_mask("duplicate", df["station"], dups, "repeated station-day rows (first kept)")
+    df = df[~dups]
+    wide = df.pivot(index="date", columns="station", values="value").sort_index()
+    wide.columns = wide.columns.astype(str)
+    wide.columns.name = None
+    return wide, _station_table(df)
+
+
+def _files_in_period(files: list[Path], start, end) -> list[Path]:
+    """The monthly files whose month overlaps ``start..end`` (names without a month kept)."""
+    if start is None and end is None:
+        return files
+    keep = []
+    for f in files:
+        ym = _month_of(f)
+        if ym is None:
+            keep.append(f)
+            continue
+        first = pd.Timestamp(year=ym[0], month=ym[1], day=1)
+        if (end is None or first <= end) and (
+            start is None or first + pd.offsets.MonthEnd(0) >= start
+        ):
+            keep.append(f)
+    return keep
+
+
+def _record_file_losses(df: pd.DataFrame, files: list[Path], start, end, qc: QCLog) -> None:
+    """Summaries of the file-level decisions and the per-year losses of absent or short
+    monthly files (:func:`_record_month_losses`)."""
     for check in ("partial_row", "date_mismatch"):
         qc.summary(check, qc.n_rows(check), f"files with {check.replace('_', ' ')}s")
     by_month = {_month_of(f): f for f in files if _month_of(f) is not None}
@@ -438,9 +457,13 @@ def read_cma_daily(
         "incomplete_month", qc.n_rows("incomplete_month"), "monthly files lacking station-days"
     )
 
+
+def _decoded_totals(df: pd.DataFrame, qc: QCLog) -> np.ndarray:
+    """20-20 totals (mm) from the codes: unknown codes and flagged values missing (counted),
+    a missing total filled from the two half days where both are valid."""
     total, unknown = decode_precip(df["p2020"].to_numpy())
-    night, unk_n = decode_precip(df["p2008"].to_numpy())
-    day, unk_d = decode_precip(df["p0820"].to_numpy())
+    night, _ = decode_precip(df["p2008"].to_numpy())
+    day, _ = decode_precip(df["p0820"].to_numpy())
     qc.record_mask(
         "unknown_code", df["station"], unknown, "20-20 codes not in the V3.0 table set missing"
     )
@@ -462,19 +485,19 @@ def read_cma_daily(
     fill = absent & halves_ok
     qc.record_mask("filled_from_halves", df["station"], fill, "missing 20-20 total = 20-08 + 08-20")
     total[fill] = night[fill] + day[fill]
-    df = df.assign(value=total)
+    return total
 
-    dups = df.duplicated(["station", "date"], keep="first").to_numpy()
-    qc.record_mask("duplicate", df["station"], dups, "repeated station-day rows (first kept)")
-    df = df[~dups]
-    wide = df.pivot(index="date", columns="station", values="value").sort_index()
-    wide.columns = wide.columns.astype(str)
-    wide.columns.name = None
 
+def _station_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``station, lat, lon, elevation`` of the last position each station reported."""
     last = df.sort_values("date", kind="stable").groupby("station").last()
     elev = last["elev"].to_numpy(dtype="f8")
     elev = np.where(elev >= 999990, np.nan, np.where(elev >= 100000, elev - 100000, elev)) / 10.0
-    stations = pd.DataFrame(
+    moved = df.groupby("station")[["lat", "lon"]].nunique().max(axis=1)
+    moved = moved[moved > 1]
+    if len(moved):
+        logger.info("%d station(s) moved during the period; latest position kept", len(moved))
+    return pd.DataFrame(
         {
             "station": last.index.astype(str),
             "lat": degmin_to_deg(last["lat"].to_numpy()),
@@ -482,11 +505,6 @@ def read_cma_daily(
             "elevation": elev,
         }
     )
-    moved = df.groupby("station")[["lat", "lon"]].nunique().max(axis=1)
-    moved = moved[moved > 1]
-    if len(moved):
-        logger.info("%d station(s) moved during the period; latest position kept", len(moved))
-    return wide, stations
 
 
 # --------------------------------------------------------------------------------------
