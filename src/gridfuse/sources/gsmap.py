@@ -108,7 +108,9 @@ def read_gsmap_binary(path, bbox, scale: float = 1.0) -> tuple[np.ndarray, np.nd
     """Cells of one binary file overlapping ``bbox``: ``(lat desc, lon, values * scale)``.
 
     Negative values (the format's missing codes -4, -8, -99, -999.9) are NaN.  Only the rows
-    down to the southern edge of ``bbox`` are decompressed.
+    down to the southern edge of ``bbox`` are decompressed: a file cut or damaged further
+    south is read without error (the values used are intact), one cut within those rows is
+    an error naming it.
     """
     path = Path(path)
     rows, cols, lon_out = _rows_cols(bbox, path)
