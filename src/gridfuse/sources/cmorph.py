@@ -88,7 +88,10 @@ def read_cmorph_file(path, bbox, variable: str = "", limits: QCLimits | None = N
         if str(path) in str(err):
             raise
         raise OSError(f"{path}: cannot be read as a CMORPH NetCDF file ({err})") from err
-    data = np.where((raw == np.float32(fill)) | (raw == np.float32(missing_value)), np.nan, raw)
+    # the NCEI files' fill is not documented beyond _FillValue: any negative value is
+    # taken as missing (counted as missing_values, not as a plausibility failure)
+    missing = (raw == np.float32(fill)) | (raw == np.float32(missing_value)) | (raw < 0)
+    data = np.where(missing, np.nan, raw)
     data = check_values(
         data, registry.get_format("cmorph").variable(name), units, path=path, qc=qc, variable=name
     )
