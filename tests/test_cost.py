@@ -157,6 +157,24 @@ def test_so2_cv_folds_follow_the_schemes():
     assert {"k:rf_fit_s_per_row_tree_col", "k:lstm_fit_s_per_gmac"} <= set(wb.time)
 
 
+def test_ingest_rules_are_priced_by_the_source_format():
+    """One ingest_<source> rule per source key, whatever the key: an SO2 source keyed
+    differently is priced by its format's function, on its own grid and coverage."""
+    p = copy.deepcopy(_products("configs/china_so2.yaml")["china_so2"])
+    p["sources"]["s5p"] = p["sources"].pop("tropomi")
+    p["sources"]["met"] = p["sources"].pop("era5_met")
+    wc = {"product": "china_so2", "year": "2019"}
+    assert cost.rule_key("ingest_s5p", p) == "ingest_tropomi"
+    assert cost.rule_key("ingest_met", p) == "ingest_era5_met"
+    assert cost.work("ingest_s5p", p, wc).key == "ingest_tropomi"
+    assert cost.work("ingest_met", p, wc).key == "ingest_era5_met"
+    gone = cost.work("ingest_s5p", p, wc, covers=lambda s, y: s != "s5p")
+    assert gone.key == "ingest.absent"
+    assert cost.work("report_input_qc", p, wc).key == "report_small"
+    with pytest.raises(cost.NoCostModel, match="ingest_imerg"):
+        cost.rule_key("ingest_imerg", p)  # no source keyed imerg in this product
+
+
 def test_every_rule_is_priced_and_requests_cover_the_peak():
     """Every rule of the test config has a cost function; requests exceed peaks."""
     k = _k(default={"fixed_s": 5.0, "fixed_mb": 200.0, "mem": {}})
