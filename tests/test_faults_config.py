@@ -132,6 +132,28 @@ CASES = [
     ("missing_kind", lambda c: c["products"][P].pop("kind"), ["kind", "required"]),
     ("source_without_format", _set(f"{P}.sources.era5", {"path": "x"}), ["format", "required"]),
     ("shares_over_one", _set(f"{S}.synthetic.so2.town_share", 0.8), ["town_share"]),
+    # input QC limits (gridded inputs and station files)
+    ("input_qc_typo", _set(f"{P}.input_qc.max_lost_dayz", 0.2), ["max_lost_dayz", "['input_qc']"]),
+    (
+        "input_qc_fraction_over_one",
+        _set(f"{P}.input_qc.max_lost_days", 1.5),
+        ["1.5", "['max_lost_days']"],
+    ),
+    (
+        "source_qc_typo",
+        _set(f"{P}.sources.era5.qc.max_masked", 0.1),
+        ["max_masked", "['era5']['qc']"],
+    ),
+    (
+        "input_qc_range_one_bound",
+        _set(f"{P}.input_qc.ranges", {"tp": [0]}),
+        ["[0]", "['ranges']['tp']"],
+    ),
+    (
+        "station_lost_fraction_negative",
+        _set(f"{S}.stations.qc.max_lost_fraction", -0.1),
+        ["-0.1", "['max_lost_fraction']"],
+    ),
 ]
 
 
