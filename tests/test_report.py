@@ -210,6 +210,8 @@ def test_report_renders_in_headless_chromium(tmp_path, test_workflow):
     assert run.returncode == 0, run.stderr[-4000:]
     figures = sorted(p.name for p in (work / "results" / "test_precip" / "report").iterdir())
     assert figures == [
+        "input_qc.csv",  # the input QC table (report_input_qc) and its summary
+        "input_qc.html",
         "interpolation.png",
         "maps.png",
         "scatter.png",
