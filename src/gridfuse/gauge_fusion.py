@@ -388,6 +388,89 @@ def _gauges_suffice(oof, obs, best):
     return g if d.mean() <= se else best
 
 
+def _gauge_only_oof(folds, y, geo, days, methods, min_gauges) -> dict[str, np.ndarray]:
+    """Each gauge-only interpolation at the members' validation gauges, from their fit gauges.
+
+    ``{method: (station, day)}`` over the scored ``days``; NaN where a gauge is never validated.
+    """
+    lat, lon, clat, clon = geo["lat"], geo["lon"], geo["centre_lat"], geo["centre_lon"]
+    out = {}
+    for method in methods:
+        g_all = np.full(y.shape, np.nan, dtype="f4")
+        for fit, val, _ in folds:
+            gi = GaugeInterpolator(method, min_gauges=min_gauges)
+            gi.fit(lat[fit], lon[fit], y[fit][:, days].T)
+            g = gi.predict(lat[fit], lon[fit], y[fit][:, days].T, clat[val], clon[val])
+            g_all[np.ix_(val, days)] = g.T
+        out[method] = g_all[:, days]
+    return out
+
+
+def _corrected_oof(mem, corr, y, geo, days, min_gauges) -> np.ndarray:
+    """One network's members with residual correction ``corr``, at their validation gauges.
+
+    Returns (station, day) over the scored ``days``; the residuals come from each member's fit
+    gauges, as in the product.
+    """
+    lat, lon, clat, clon = geo["lat"], geo["lon"], geo["centre_lat"], geo["centre_lon"]
+    pred_all = np.full(y.shape, np.nan, dtype="f4")
+    for fit, val, pred in mem:
+        p = pred[val][:, days].T  # (time, val)
+        if corr == "none":
+            c = correct(p, None, None, None, None, None, None)
+        else:
+            resid = (y[fit] - pred[fit])[:, days].T
+            interp = GaugeInterpolator(corr, min_gauges=min_gauges)
+            interp.fit(lat[fit], lon[fit], resid)
+            c = correct(p, resid, lat[fit], lon[fit], clat[val], clon[val], interp)
+        pred_all[np.ix_(val, days)] = c.T
+    return pred_all[:, days]
+
+
+def _variant_oof(members, y, geo, days, gauge_only, blends, min_gauges):
+    """Every variant's out-of-fold predictions and their RMSE table.
+
+    Returns ``(table, oof)``: a frame with one row per variant (net, correction, gauge, blend,
+    rmse) and ``{(net, correction, gauge, blend): (station, day)}``.  The unblended variant
+    appears once (gauge ``none``), the gauge-only one (blend 0) once per method.
+    """
+    obs = y[:, days]
+    first_net, first_method = next(iter(members)), next(iter(gauge_only))
+    rows, oof = [], {}
+    for net, mem in members.items():
+        for corr in CORRECTIONS:
+            fused = _corrected_oof(mem, corr, y, geo, days, min_gauges)
+            for method, g in gauge_only.items():
+                for blend in blends:
+                    if blend == 1.0 and method != first_method:
+                        continue  # the unblended variant once
+                    if blend == 0.0 and (net, corr) != (first_net, "none"):
+                        continue  # the gauge-only variant once per method
+                    b = correct(fused, None, None, None, None, None, None, 0.0, g, blend)
+                    b[~np.isfinite(fused)] = np.nan
+                    key = (net, corr, method if blend < 1 else "none", blend)
+                    oof[key] = b
+                    rows.append(
+                        dict(zip(("net", "correction", "gauge", "blend"), key, strict=True))
+                        | {"rmse": _score(obs, b)}
+                    )
+    return pd.DataFrame(rows), oof
+
+
+def _wet_threshold(obs, chosen, csi_threshold, wet_rmse_tol) -> tuple[float, dict]:
+    """The wet-day threshold with the best CSI at ``csi_threshold`` among those raising the
+    RMSE by at most ``wet_rmse_tol`` (ties: the smaller threshold); returns it and the CSI of
+    every admitted threshold."""
+    r0 = _score(obs, chosen)
+    csi = {}
+    for t in WET_THRESHOLDS:
+        pt = np.where(chosen < t, 0.0, chosen)
+        if wet_rmse_tol is not None and _score(obs, pt) > r0 * (1.0 + wet_rmse_tol):
+            continue
+        csi[t] = _csi(obs, pt, csi_threshold)
+    return max(csi, key=lambda t: (round(csi[t], 6), -t)), csi
+
+
 def select_product(
     members: Mapping[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
     y: np.ndarray,
@@ -419,62 +502,16 @@ def select_product(
     """
     if rule not in ("min", "1se"):
         raise ValueError(f"product selection rule must be 'min' or '1se', got {rule!r}")
-    lat, lon = geo["lat"], geo["lon"]
-    clat, clon = geo["centre_lat"], geo["centre_lon"]
     obs = y[:, days]
     folds = next(iter(members.values()))
-    gauge_only = {}
-    for method in gauge_methods:
-        g_all = np.full(y.shape, np.nan, dtype="f4")
-        for fit, val, _ in folds:
-            gi = GaugeInterpolator(method, min_gauges=min_gauges)
-            gi.fit(lat[fit], lon[fit], y[fit][:, days].T)
-            g = gi.predict(lat[fit], lon[fit], y[fit][:, days].T, clat[val], clon[val])
-            g_all[np.ix_(val, days)] = g.T
-        gauge_only[method] = g_all[:, days]
-    rows, oof = [], {}
-    for net, mem in members.items():
-        for corr in CORRECTIONS:
-            pred_all = np.full(y.shape, np.nan, dtype="f4")
-            for fit, val, pred in mem:
-                p = pred[val][:, days].T  # (time, val)
-                if corr == "none":
-                    c = correct(p, None, None, None, None, None, None)
-                else:
-                    resid = (y[fit] - pred[fit])[:, days].T
-                    interp = GaugeInterpolator(corr, min_gauges=min_gauges)
-                    interp.fit(lat[fit], lon[fit], resid)
-                    c = correct(p, resid, lat[fit], lon[fit], clat[val], clon[val], interp)
-                pred_all[np.ix_(val, days)] = c.T
-            fused = pred_all[:, days]
-            for method, g in gauge_only.items():
-                for blend in blends:
-                    if blend == 1.0 and method != gauge_methods[0]:
-                        continue  # the unblended variant once
-                    if blend == 0.0 and (net, corr) != (next(iter(members)), "none"):
-                        continue  # the gauge-only variant once per method
-                    b = correct(fused, None, None, None, None, None, None, 0.0, g, blend)
-                    b[~np.isfinite(fused)] = np.nan
-                    key = (net, corr, method if blend < 1 else "none", blend)
-                    oof[key] = b
-                    rows.append(
-                        dict(zip(("net", "correction", "gauge", "blend"), key, strict=True))
-                        | {"rmse": _score(obs, b)}
-                    )
-    table = pd.DataFrame(rows)
+    gauge_only = _gauge_only_oof(folds, y, geo, days, gauge_methods, min_gauges)
+    table, oof = _variant_oof(members, y, geo, days, gauge_only, blends, min_gauges)
     best = table.loc[table["rmse"].idxmin()]
     key = (best["net"], best["correction"], best["gauge"], float(best["blend"]))
     if rule == "1se":
         key = _gauges_suffice(oof, obs, key)
     chosen = oof[key]
-    r0 = _score(obs, chosen)
-    csi = {}
-    for t in WET_THRESHOLDS:
-        pt = np.where(chosen < t, 0.0, chosen)
-        if wet_rmse_tol is not None and _score(obs, pt) > r0 * (1.0 + wet_rmse_tol):
-            continue
-        csi[t] = _csi(obs, pt, csi_threshold)
-    wet = max(csi, key=lambda t: (round(csi[t], 6), -t))
+    wet, csi = _wet_threshold(obs, chosen, csi_threshold, wet_rmse_tol)
     logger.info(
         "inner site CV (RMSE at %d validation gauges):\n%s\nchosen: %s + %s correction, "
         "blend %.2f with %s; wet threshold %.2f mm/day (CSI@%g %.3f, without %.3f)",
