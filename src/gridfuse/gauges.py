@@ -447,6 +447,23 @@ class GaugeInterpolator:
             )
         # weights of past calls (same gauges and targets): not a field, never saved
         self.cache = WeightCache(max_mb=WEIGHT_CACHE_MB)
+        # ``mean``: its idw and ok parts, built once per setting and kept (not fields)
+        self._parts: tuple[GaugeInterpolator, GaugeInterpolator] | None = None
+        self._parts_of: tuple | None = None
+
+    def parts(self) -> tuple[GaugeInterpolator, GaugeInterpolator]:
+        """The ``idw`` and ``ok`` interpolators a ``mean`` averages, sharing this one's cache.
+
+        Built on first use and kept, so every later call reuses them (and their weights);
+        rebuilt only when ``power``, ``vario`` or ``min_gauges`` changed (e.g. by ``fit``).
+        """
+        setting = (self.power, self.vario, self.min_gauges)
+        if self._parts is None or self._parts_of != setting:
+            idw = GaugeInterpolator("idw", self.power, self.vario, self.min_gauges)
+            ok = GaugeInterpolator("ok", self.power, self.vario, self.min_gauges)
+            idw.cache = ok.cache = self.cache  # the two kinds of weights have their own keys
+            self._parts, self._parts_of = (idw, ok), setting
+        return self._parts
 
     def fit(self, lat, lon, values) -> GaugeInterpolator:
         """Fit on gauges at ``lat, lon`` with daily ``values (time, gauge)``."""
@@ -465,12 +482,8 @@ class GaugeInterpolator:
         if lat.size == 0:
             return np.full((values.shape[0], dst_lat.size), np.nan, dtype="f4")
         if self.method == "mean":
-            parts = []
-            for m in ("idw", "ok"):
-                part = GaugeInterpolator(m, self.power, self.vario, self.min_gauges)
-                part.cache = self.cache  # the two kinds of weights have their own keys
-                parts.append(part.predict(lat, lon, values, dst_lat, dst_lon))
-            return (0.5 * (parts[0] + parts[1])).astype("f4")
+            a, b = (part.predict(lat, lon, values, dst_lat, dst_lon) for part in self.parts())
+            return (0.5 * (a + b)).astype("f4")
         if self.method == "idw":
             key = _key(lat, lon, dst_lat, dst_lon, np.array([self.power]))
             w = self.cache.get(
