@@ -20,7 +20,15 @@ from gridfuse.evaluate import (
     sufficient_stats,
 )
 from gridfuse.grid import Grid
-from gridfuse.predict import YearlyFields, availability_key, available_sources, write_product
+from gridfuse.predict import (
+    YearlyFields,
+    availability_key,
+    available_sources,
+    grid_inputs,
+    source_fields,
+    write_product,
+    year_days,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = Grid(100.0, 30.0, 100.05, 30.04, 0.01)  # 4 x 5 cells
@@ -54,6 +62,31 @@ def test_yearly_fields_reject_a_wrong_grid(tmp_path):
     _year_file(tmp_path / "2019.nc", 2019, 0.0)
     with pytest.raises(ValueError, match="grid is"):
         YearlyFields({2019: tmp_path / "2019.nc"}, Grid(100, 30, 100.1, 30.1, 0.01), "precip")
+
+
+def test_source_fields_check_the_coverage_and_inputs_keep_to_the_period(tmp_path):
+    """Each source's year files become one reader; a source whose file of the year is an
+    absent marker is an error naming the year; days outside the period read as NaN."""
+    for src, value in (("era5", 1.0), ("gsmap", 50.0)):
+        (tmp_path / src).mkdir()
+        for year in (2019, 2020):
+            _year_file(tmp_path / src / f"{year}.nc", year, value)
+    files = {s: [tmp_path / s / "2019.nc", tmp_path / s / "2020.nc"] for s in ("era5", "gsmap")}
+    fields = source_fields(files, 2020, GRID, "precip")
+    assert list(fields) == ["era5", "gsmap"]
+    period = pd.date_range("2019-06-01", "2020-01-01")
+    read = grid_inputs(["gsmap", "lat"], fields, {}, GRID, period=period)
+    out = read(pd.date_range("2019-12-31", "2020-01-02"))
+    assert out.shape == (3, 2, 4, 5)
+    np.testing.assert_allclose(out[:2, 0, 0, 0], [50.0 + 364, 50.0])
+    assert np.isnan(out[2]).all() and np.isfinite(out[:2]).all()
+    assert list(year_days("2019-06-01", "2020-01-01", 2020)) == [pd.Timestamp("2020-01-01")]
+    assert len(year_days("2019-06-01", "2020-01-01", 2019)) == 214
+    io.write_absent(tmp_path / "gsmap" / "2020.nc", source="gsmap", year=2020, reason="test")
+    with pytest.raises(ValueError, match="2020: downscaled files present for .'era5'.*first_year"):
+        source_fields(files, 2020, GRID, "precip")
+    with pytest.raises(ValueError, match="era5: no file for 2021"):
+        source_fields(files, 2021, GRID, "precip")
 
 
 def test_write_product_blocks_cf_and_provenance(tmp_path):

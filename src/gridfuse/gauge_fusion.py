@@ -58,7 +58,7 @@ from .gauges import (
     idw_weights,
     nearest_distance,
 )
-from .io import atomic_path
+from .io import atomic_path, read_netcdf
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ __all__ = [
     "fit_correction",
     "train_precip_network",
     "product_blocks",
+    "load_product",
+    "training_gauges",
 ]
 
 GAUGE_CHANNELS = ("gauge_idw", "gauge_dist")
@@ -826,3 +828,39 @@ def product_blocks(
             spec.blend,
         )
         yield (sl, out.reshape(len(bdays), nlat, nlon), *flags)
+
+
+# --------------------------------------------------------------------------- product inputs
+def load_product(spec_path, model_paths: Mapping[str, str | Path], sources: Sequence[str]):
+    """The product spec and its networks, checked against the year's sources.
+
+    ``model_paths``: ``{net: path}`` (``mpfm`` and ``mpfm_g``).  Returns ``(spec, models)``;
+    a network trained on other sources (or in another order) than ``sources`` is an error
+    naming both, since its input channels would not match.
+    """
+    from .models.train import FusionModel
+
+    spec = ProductSpec.load(spec_path)
+    models = {net: FusionModel.load(path) for net, path in model_paths.items()}
+    for m in models.values():
+        if m.meta.get("sources", list(sources)) != list(sources):
+            raise ValueError(f"{m.name} was trained on {m.meta['sources']}, year needs {sources}")
+    return spec, models
+
+
+def training_gauges(patches_path, grid, spec: ProductSpec) -> tuple[GridGaugeFields, dict]:
+    """The training gauges of ``samples/patches.nc`` for the product on the grid.
+
+    Returns their gauge fields (:class:`GridGaugeFields`, with the spec's IDW power and
+    minimum gauge count) and ``{"lat", "lon", "row", "col"}`` of each training gauge (its
+    coordinates and grid cell), in the order :func:`product_blocks` expects.
+    """
+    with read_netcdf(patches_path) as ds:
+        train = ds["role"].values.astype(str) == "train"
+        at = {k: ds[k].values[train] for k in ("lat", "lon", "row", "col")}
+        values = ds["y"].values[train].T
+        times = pd.DatetimeIndex(ds["time"].values)
+    fields = GridGaugeFields(
+        at["lat"], at["lon"], values, times, grid, spec.gauge_power, spec.min_gauges
+    )
+    return fields, at

@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 
 from .grid import Grid
-from .io import is_absent, write_netcdf_blocks
+from .io import is_absent, read_netcdf, write_netcdf_blocks
 from .models.train import FusionModel, resolve_device
 from .quality import source_flags
 
@@ -40,6 +40,9 @@ __all__ = [
     "YearlyFields",
     "availability_key",
     "available_sources",
+    "source_fields",
+    "static_layers",
+    "year_days",
     "grid_inputs",
     "PRECISIONS",
     "precision_mode",
@@ -118,16 +121,57 @@ class YearlyFields:
                 da.close()
 
 
+def source_fields(
+    files: Mapping[str, Sequence[str | os.PathLike]], year: int, grid: Grid, variable: str
+) -> dict[str, YearlyFields]:
+    """The yearly fields of each source, from its per-year files named ``<year>.nc``.
+
+    ``files``: ``{source: [paths]}`` (the year and its neighbours, for the day windows at the
+    year's edges).  Every source must have a real (not absent) file for ``year``: the error
+    names the sources that have one, since a mismatch means the configured coverage
+    (``first_year``/``last_year``) and the downscaled files disagree.
+    """
+    fields, this_year = {}, {}
+    for source, paths in files.items():
+        by_year = {int(Path(f).stem): f for f in paths}
+        if int(year) not in by_year:
+            raise ValueError(f"{source}: no file for {year} among {sorted(map(str, paths))}")
+        this_year[source] = by_year[int(year)]
+        fields[source] = YearlyFields(by_year, grid, variable)
+    have = available_sources(this_year)
+    if have != list(files):
+        raise ValueError(
+            f"{year}: downscaled files present for {have}, but the configured coverage "
+            f"expects {list(files)}; check first_year/last_year"
+        )
+    return fields
+
+
+def static_layers(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The 2-D layers of a ``static.nc`` as float32 arrays, by name."""
+    with read_netcdf(path, load=True) as ds:
+        return {v: ds[v].values.astype("f4") for v in ds.data_vars if ds[v].ndim == 2}
+
+
+def year_days(start, end, year: int) -> pd.DatetimeIndex:
+    """The days of ``year`` inside the period ``start..end`` (inclusive)."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    return pd.date_range(max(start, pd.Timestamp(year, 1, 1)), min(end, pd.Timestamp(year, 12, 31)))
+
+
 def grid_inputs(
     channels: Sequence[str],
     fields: Mapping[str, YearlyFields],
     static: Mapping[str, np.ndarray],
     grid: Grid,
+    period: pd.DatetimeIndex | None = None,
 ) -> Callable[[pd.DatetimeIndex], np.ndarray]:
     """A reader ``days -> (n_days, n_channels, nlat, nlon)`` for the model's channels.
 
     Dynamic channels come from ``fields``; static ones from ``static`` (2-D arrays), with
-    ``lat`` and ``lon`` computed from the grid when not given.
+    ``lat`` and ``lon`` computed from the grid when not given.  With ``period``, days outside
+    it read as missing (NaN in every channel): the sources outside the product period are
+    not used.
     """
     lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     static = {"lat": lat2.astype("f4"), "lon": lon2.astype("f4"), **dict(static)}
@@ -142,6 +186,8 @@ def grid_inputs(
         out = np.empty((len(days), len(channels)) + grid.shape, dtype="f4")
         for i, c in enumerate(channels):
             out[:, i] = fields[c].read(days) if c in fields else static[c][None]
+        if period is not None:
+            out[~days.isin(period)] = np.nan
         return out
 
     return read

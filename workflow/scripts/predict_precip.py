@@ -8,89 +8,50 @@ positions).  Output: ``product/{year}.nc`` (CF, mm/day, float32, compressed, pro
 """
 
 from functools import partial
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-from gridfuse.gauge_fusion import GridGaugeFields, ProductSpec, product_blocks
+from gridfuse.gauge_fusion import load_product, product_blocks, training_gauges
 from gridfuse.grid import Grid
-from gridfuse.io import read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.mask import read_mask
-from gridfuse.models.train import FusionModel
-from gridfuse.predict import YearlyFields, available_sources, grid_inputs, write_product
-
-
-def read_inputs(channels, *, fields, static, grid, period):
-    """A reader of the channels; days outside the product period are missing (NaN)."""
-    read_all = grid_inputs(channels, fields, static, grid)
-
-    def read(span):
-        out = read_all(span)
-        out[~span.isin(period)] = np.nan
-        return out
-
-    return read
+from gridfuse.predict import grid_inputs, source_fields, static_layers, write_product, year_days
 
 
 def main() -> None:
     from_snakemake(snakemake)
     torch.set_num_threads(snakemake.threads)
-    p = snakemake.params
+    p, inp = snakemake.params, snakemake.input
     grid = Grid.from_config(p.grid)
-    spec = ProductSpec.load(snakemake.input.spec)
-    models = {"mpfm": FusionModel.load(snakemake.input.mpfm)}
-    models["mpfm_g"] = FusionModel.load(snakemake.input.mpfm_g)
     srcs = list(p.sources)
-    for m in models.values():
-        if m.meta.get("sources", srcs) != srcs:
-            raise ValueError(f"{m.name} was trained on {m.meta['sources']}, year needs {srcs}")
-
-    fields, this_year = {}, {}
-    for s in srcs:
-        files = {int(Path(f).stem): f for f in snakemake.input[s]}
-        this_year[s] = files[p.year]
-        fields[s] = YearlyFields(files, grid, "precip")
-    if available_sources(this_year) != srcs:
-        raise ValueError(
-            f"{p.year}: downscaled files present for {available_sources(this_year)}, "
-            f"but the configured coverage expects {srcs}; check first_year/last_year"
-        )
-    with read_netcdf(snakemake.input.static, load=True) as ds:
-        static = {v: ds[v].values.astype("f4") for v in ds.data_vars if ds[v].ndim == 2}
-    with read_netcdf(snakemake.input.patches) as ds:
-        train = ds["role"].values.astype(str) == "train"
-        g = {k: ds[k].values[train] for k in ("lat", "lon", "row", "col")}
-        gauge_values = ds["y"].values[train].T
-        gauge_times = pd.DatetimeIndex(ds["time"].values)
-
-    start, end = pd.Timestamp(p.start), pd.Timestamp(p.end)
-    days = pd.date_range(
-        max(start, pd.Timestamp(p.year, 1, 1)), min(end, pd.Timestamp(p.year, 12, 31))
+    spec, models = load_product(inp.spec, {"mpfm": inp.mpfm, "mpfm_g": inp.mpfm_g}, srcs)
+    fields = source_fields({s: inp[s] for s in srcs}, p.year, grid, "precip")
+    read_inputs = partial(
+        grid_inputs,
+        fields=fields,
+        static=static_layers(inp.static),
+        grid=grid,
+        period=pd.date_range(p.start, p.end),
     )
-    period = pd.date_range(start, end)
-
-    gauges = GridGaugeFields(
-        g["lat"], g["lon"], gauge_values, gauge_times, grid, spec.gauge_power, spec.min_gauges
-    )
+    gauges, at = training_gauges(inp.patches, grid, spec)
+    days = year_days(p.start, p.end, p.year)
     blocks = product_blocks(
         spec,
         models,
-        partial(read_inputs, fields=fields, static=static, grid=grid, period=period),
+        read_inputs,
         gauges,
-        g["row"],
-        g["col"],
-        g["lat"],
-        g["lon"],
+        at["row"],
+        at["col"],
+        at["lat"],
+        at["lon"],
         days,
         tile=p.tile,
         time_block=p.days,
         device=p.device,
         precision=p.precision,
         mem_mb=p.mem_mb,
-        mask=read_mask(snakemake.input.mask, grid) if "mask" in snakemake.input.keys() else None,
+        mask=read_mask(inp.mask, grid) if "mask" in inp.keys() else None,
         flag_sources=srcs,
     )
     write_product(
@@ -105,7 +66,7 @@ def main() -> None:
         attrs={
             "model": f"product: {spec.net} + {spec.correction} residual correction",
             "wet_threshold_mm": spec.wet_threshold,
-            "model_files": f"{snakemake.input.mpfm} {snakemake.input.mpfm_g} {snakemake.input.spec}",
+            "model_files": f"{inp.mpfm} {inp.mpfm_g} {inp.spec}",
         },
     )
 
