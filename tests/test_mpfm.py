@@ -237,6 +237,10 @@ def test_training_is_deterministic_with_a_seed():
     for k, v in runs[0][0].nets[0].state_dict().items():
         assert torch.equal(v, runs[1][0].nets[0].state_dict()[k]), k
     pd.testing.assert_series_equal(runs[0][1]["train_loss"], runs[1][1]["train_loss"])
+    # the run's seed offsets every member seed; unknown keys are left out
+    cfg = TrainConfig.from_dict({"seeds": [0, 1], "epochs": 2, "predict_tile": 64}, seed=42)
+    assert cfg.seeds == [42, 43] and cfg.epochs == 2
+    assert TrainConfig.from_dict({"seeds": [0, 1]}).seeds == [0, 1]
 
 
 def test_fit_and_validation_stations_must_be_disjoint():

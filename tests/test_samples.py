@@ -11,6 +11,7 @@ from gridfuse.grid import Grid
 from gridfuse.io import write_absent, write_netcdf
 from gridfuse.regrid import Regridder
 from gridfuse.samples import (
+    STATIC_CHANNELS,
     PatchSampler,
     extract_patches,
     interpolation_scores,
@@ -212,6 +213,13 @@ def test_window_crosses_the_year_boundary(sample_files):
     assert s_ev.tolist() == [1] and t_ev.tolist() == [4]
     s_fw, _ = ps.indices(require_target=False, full_window=True)
     assert len(s_fw) == 3 * 2  # days 2 and 3 of 6 have a full 5-day window
+    # a network's inputs: its sources, then the static channels present
+    src = ps.channels[0]
+    x, channels = ps.source_inputs([src])
+    assert channels[0] == src and all(c in STATIC_CHANNELS for c in channels[1:])
+    np.testing.assert_array_equal(x[..., 0], ps.x[..., 0])
+    with pytest.raises(ValueError, match="no channel .'nosuch'"):
+        ps.source_inputs(["nosuch"])
 
 
 def test_points_equal_patch_centres(sample_files):

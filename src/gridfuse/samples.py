@@ -289,6 +289,18 @@ class PatchSampler:
             "centre_lon": cn[:, r, r],
         }
 
+    def source_inputs(self, sources: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """The patch cubes of ``sources`` and the static channels, in that order.
+
+        Returns ``(x, channels)``, ``x`` of shape ``(station, time, py, px, channel)``: the
+        inputs of a network trained on that source-availability set.
+        """
+        channels = list(sources) + [c for c in self.channels if c in STATIC_CHANNELS]
+        missing = [c for c in channels if c not in self.channels]
+        if missing:
+            raise ValueError(f"patches have no channel {missing} (have {self.channels})")
+        return self.x[..., [self.channels.index(c) for c in channels]], channels
+
     @property
     def n_time(self) -> int:
         return self.x.shape[1]

@@ -13,35 +13,40 @@ from gridfuse.log import from_snakemake
 from gridfuse.models.train import TrainConfig, net_sizes
 from gridfuse.samples import PatchSampler
 
-logger = from_snakemake(snakemake)
-torch.set_num_threads(snakemake.threads)
-p = snakemake.params
-ps = PatchSampler.open(snakemake.input.patches, window=p.window)
-cfg = dict(p.mpfm)
-spec = {
-    "sizes": net_sizes(cfg, p.window),
-    "train": TrainConfig.from_dict({**cfg, "seeds": [p.seed + s for s in cfg["seeds"]]}),
-    "val_fraction": cfg["val_fraction"],
-}
-stats = site_cv_fold(
-    int(p.fold),
-    ps.x,
-    ps.y,
-    ps.channels,
-    ps.roles,
-    day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()}),
-    sources=p.sources,
-    geo=ps.geo(),
-    baselines=p.baselines,
-    refit={n: spec for n in p.refit},
-    product=p.product,
-    n_splits=p.n_splits,
-    thresholds=p.thresholds,
-    seed=p.seed,
-    threads=snakemake.threads,
-    params={k: v for k, v in p.baseline_params.items() if k != "models"},
-    device=cfg["device"],
-    min_gauges=p.min_gauges,
-)
-with atomic_path(snakemake.output.stats, suffix=".csv") as tmp:
-    stats.to_csv(tmp, index=False)
+
+def main() -> None:
+    from_snakemake(snakemake)
+    torch.set_num_threads(snakemake.threads)
+    p = snakemake.params
+    ps = PatchSampler.open(snakemake.input.patches, window=p.window)
+    cfg = dict(p.mpfm)
+    spec = {
+        "sizes": net_sizes(cfg, p.window),
+        "train": TrainConfig.from_dict(cfg, p.seed),
+        "val_fraction": cfg["val_fraction"],
+    }
+    stats = site_cv_fold(
+        int(p.fold),
+        ps.x,
+        ps.y,
+        ps.channels,
+        ps.roles,
+        day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()}),
+        sources=p.sources,
+        geo=ps.geo(),
+        baselines=p.baselines,
+        refit={n: spec for n in p.refit},
+        product=p.product,
+        n_splits=p.n_splits,
+        thresholds=p.thresholds,
+        seed=p.seed,
+        threads=snakemake.threads,
+        params={k: v for k, v in p.baseline_params.items() if k != "models"},
+        device=cfg["device"],
+        min_gauges=p.min_gauges,
+    )
+    with atomic_path(snakemake.output.stats, suffix=".csv") as tmp:
+        stats.to_csv(tmp, index=False)
+
+
+main()

@@ -13,27 +13,31 @@ from gridfuse.evaluate import day_set_keys
 from gridfuse.gauge_fusion import build_product
 from gridfuse.log import from_snakemake
 from gridfuse.models.train import FusionModel
-from gridfuse.samples import STATIC_CHANNELS, PatchSampler
+from gridfuse.samples import PatchSampler
 
-logger = from_snakemake(snakemake)
-torch.set_num_threads(snakemake.threads)
-p = snakemake.params
-ps = PatchSampler.open(snakemake.input.patches, window=p.window)
-keys = day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()})
-channels = list(p.sources) + [c for c in ps.channels if c in STATIC_CHANNELS]
-x = ps.x[..., [ps.channels.index(c) for c in channels]]
-models = {"mpfm": FusionModel.load(snakemake.input.mpfm)}
-models["mpfm_g"] = FusionModel.load(snakemake.input.mpfm_g)
-spec = build_product(
-    models,
-    x,
-    ps.y,
-    channels,
-    ps.geo(),
-    np.flatnonzero(ps.roles == "train"),
-    np.flatnonzero(keys == "-".join(p.sources)),
-    min_gauges=p.min_gauges,
-    csi_threshold=p.thresholds[0],
-    device=p.device,
-)
-spec.save(snakemake.output.spec)
+
+def main() -> None:
+    from_snakemake(snakemake)
+    torch.set_num_threads(snakemake.threads)
+    p = snakemake.params
+    ps = PatchSampler.open(snakemake.input.patches, window=p.window)
+    keys = day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()})
+    x, channels = ps.source_inputs(p.sources)
+    models = {"mpfm": FusionModel.load(snakemake.input.mpfm)}
+    models["mpfm_g"] = FusionModel.load(snakemake.input.mpfm_g)
+    spec = build_product(
+        models,
+        x,
+        ps.y,
+        channels,
+        ps.geo(),
+        np.flatnonzero(ps.roles == "train"),
+        np.flatnonzero(keys == "-".join(p.sources)),
+        min_gauges=p.min_gauges,
+        csi_threshold=p.thresholds[0],
+        device=p.device,
+    )
+    spec.save(snakemake.output.spec)
+
+
+main()

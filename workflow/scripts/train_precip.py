@@ -14,7 +14,7 @@ from gridfuse.gauge_fusion import train_precip_network
 from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
 from gridfuse.models.train import TrainConfig, net_sizes
-from gridfuse.samples import STATIC_CHANNELS, PatchSampler
+from gridfuse.samples import PatchSampler
 
 
 def main() -> None:
@@ -25,9 +25,7 @@ def main() -> None:
     seed = int(p.seed)
 
     ps = PatchSampler.open(snakemake.input.patches, window=p.window)
-    statics = [c for c in ps.channels if c in STATIC_CHANNELS]
-    channels = list(p.sources) + statics
-    x = ps.x[..., [ps.channels.index(c) for c in channels]]
+    x, channels = ps.source_inputs(p.sources)
     train_idx = np.flatnonzero(ps.roles == "train")
     model, curve = train_precip_network(
         p.net,
@@ -38,7 +36,7 @@ def main() -> None:
         train_idx,
         ps.geo(),
         sizes=net_sizes(cfg, p.window),
-        train_cfg=TrainConfig.from_dict({**cfg, "seeds": [seed + s for s in cfg["seeds"]]}),
+        train_cfg=TrainConfig.from_dict(cfg, seed),
         val_fraction=cfg["val_fraction"],
         min_gauges=p.min_gauges,
         split_seed=seed,

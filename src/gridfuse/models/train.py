@@ -211,9 +211,14 @@ class TrainConfig:
             )
 
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: dict, seed: int = 0) -> TrainConfig:
+        """The config from a mapping (unknown keys left out); ``seed`` (the run's seed) is
+        added to every member seed in ``d["seeds"]``."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        cfg = {k: v for k, v in d.items() if k in known}
+        if seed and "seeds" in cfg:
+            cfg["seeds"] = [int(seed) + s for s in cfg["seeds"]]
+        return cls(**cfg)
 
 
 SIZE_KEYS = (
