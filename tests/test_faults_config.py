@@ -271,13 +271,19 @@ def test_private_umask_is_respected(tmp_path):
     assert stat.S_IMODE(p.stat().st_mode) == 0o600
 
 
-def test_deleted_model_is_rebuilt_with_its_products(test_workflow, tmp_path):
+def test_deleted_or_stale_model_is_rebuilt_with_its_products(test_workflow, tmp_path):
     """A kill while a model is retrained deletes it (Snakemake removes the incomplete
     output); the next run must rebuild it and everything made from it, not say
-    "Nothing to be done" and keep the products of the old model."""
+    "Nothing to be done" and keep the products of the old model.  A model older than an
+    input that was rewritten with other content is retrained too (one dry run: the precip
+    model deleted, the SO2 training table rewritten)."""
+    import pandas as pd
+
     work = tmp_path / "run"
     shutil.copytree(test_workflow, work, symlinks=True, ignore=shutil.ignore_patterns("locks"))
     shutil.rmtree(work / "results" / "test_precip" / "model")
+    table = work / "results" / "test_so2" / "samples" / "so2_stations.parquet"
+    pd.read_parquet(table).iloc[:-1].to_parquet(table)  # other content, newer than the model
     out = subprocess.run(
         [SNAKEMAKE, "-n", "--cores", "1", "-s", str(ROOT / "Snakefile")]
         + ["--configfile", str(ROOT / "configs" / "test.yaml"), "--directory", str(work)],
@@ -288,8 +294,14 @@ def test_deleted_model_is_rebuilt_with_its_products(test_workflow, tmp_path):
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert "Nothing to be done" not in text
-    for rule in ("train_precip", "predict_precip", "cross_validate_precip"):
+    rules = ("train_precip", "predict_precip", "cross_validate_precip")
+    rules += ("train_so2", "predict_so2", "cross_validate_so2")
+    for rule in rules:
         assert f"rule {rule}:" in text, f"{rule} not planned:\n{text[-3000:]}"
+    assert f"Updated input files: {table.relative_to(work)}" in text
+    # nothing upstream of the models is redone
+    for rule in ("samples_so2", "samples_precip", "ingest_", "synthesize_"):
+        assert f"rule {rule}" not in text, rule
 
 
 # ---------------------------------------------------------------------- determinism
