@@ -211,7 +211,8 @@ def kernel_so2_features(cells=120, days=4) -> dict:
 
     from gridfuse.features import FeatureConfig, attach_values, station_frame, station_pixels
     from gridfuse.grid import Grid
-    from gridfuse.models.so2 import ModelSettings, make_model, predict_blocks
+    from gridfuse.models.registry import make
+    from gridfuse.models.so2 import ModelSettings, predict_blocks
 
     grid = Grid(
         west=112.0, south=37.0, east=112.0 + cells * 0.01, north=37.0 + cells * 0.01, res=0.01
@@ -224,7 +225,7 @@ def kernel_so2_features(cells=120, days=4) -> dict:
     settings = ModelSettings.from_config(
         {"lightgbm": {"num_boost_round": 1, "valid_fraction": 0.0}}, threads=1
     )
-    model = make_model("lightgbm", fcfg, grid, settings).fit(frame)
+    model = make("so2", "lightgbm", params=settings, features=fcfg, grid=grid).fit(frame)
     dyn = dyn.isel(time=slice(0, days)).load()
 
     def run():

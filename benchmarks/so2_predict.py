@@ -43,7 +43,8 @@ from gridfuse.features import (  # noqa: E402
     tile_frame,
 )
 from gridfuse.grid import Grid  # noqa: E402
-from gridfuse.models.so2 import ModelSettings, make_model, predict_blocks  # noqa: E402
+from gridfuse.models.registry import make  # noqa: E402
+from gridfuse.models.so2 import ModelSettings, predict_blocks  # noqa: E402
 
 
 def loop_conv_pool(x: np.ndarray, kernels: np.ndarray) -> np.ndarray:
@@ -125,7 +126,7 @@ def main() -> None:
         {"lightgbm": {"num_boost_round": args.rounds, "min_data_in_leaf": 20}},
         threads=args.threads,
     )
-    model = make_model("lightgbm", cfg, grid, settings).fit(frame)
+    model = make("so2", "lightgbm", params=settings, features=cfg, grid=grid).fit(frame)
     dyn = dyn.isel(time=slice(0, args.days)).load()
     rows = args.days * grid.size
     trees = model.booster.num_trees()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from gridfuse.evaluate import baseline_predictions, fit_baseline
-from gridfuse.models.precip_baselines import IEVW, OORA, OWA, TabularRegressor, make_baseline, oora
+from gridfuse.models.precip_baselines import IEVW, OORA, OWA, TabularRegressor, oora
+from gridfuse.models.registry import MODELS, family, make, names
 
 
 def test_oora_drops_the_outlier():
@@ -69,9 +70,28 @@ def test_tabular_baselines_learn_a_nonlinear_relation(kind):
     assert rmse < 0.6 * np.std(y[2000:])
 
 
-def test_make_baseline_rejects_unknown_names():
-    with pytest.raises(ValueError, match="unknown baseline"):
-        make_baseline("kriging")
+def test_one_factory_for_the_models_of_both_kinds():
+    """Every registered model is made with the same arguments and has fit/predict; unknown
+    names and kinds are errors naming what is known."""
+    with pytest.raises(ValueError, match="unknown precip model 'kriging'; known: .*'oora'"):
+        make("precip", "kriging")
+    with pytest.raises(ValueError, match="no models for product kind 'no2'"):
+        names("no2")
+    assert set(names("precip", "gauge-only")) == {"idw", "ok"}
+    assert family("so2", "lstm") == "sample-frame"
+    for kind in MODELS:
+        for name in names(kind):
+            inputs = {"n_sources": 2, "min_gauges": 3}
+            if kind == "so2":
+                from gridfuse.features import FeatureConfig
+                from gridfuse.grid import Grid
+
+                inputs = {"features": FeatureConfig(), "grid": Grid(100, 30, 100.1, 30.1, 0.01)}
+            m = make(kind, name, seed=1, threads=1, params={}, **inputs)
+            assert callable(m.fit) and callable(m.predict), (kind, name)
+    # each precipitation model reads its own entry of the baselines' settings
+    rf = make("precip", "rf", seed=3, params={"rf": {"n_estimators": 7}, "mlp": {}}, n_sources=2)
+    assert rf.params == {"n_estimators": 7} and rf.seed == 3 and rf.log_columns == [0, 1]
 
 
 def test_baselines_use_training_stations_only_and_each_availability_set():

@@ -10,10 +10,10 @@ from _so2_fixtures import GRID, make_inputs
 
 from gridfuse.features import FeatureConfig, attach_values, station_frame, station_pixels
 from gridfuse.io import config_hash, read_netcdf, write_netcdf, write_netcdf_blocks
+from gridfuse.models.registry import make
 from gridfuse.models.so2 import (
     DEFAULT_LIGHTGBM,
     ModelSettings,
-    make_model,
     predict_year,
     predict_year_to_netcdf,
     with_coords,
@@ -110,7 +110,7 @@ def test_streamed_prediction_equals_in_memory(tmp_path):
         num_boost_round=30,
         early_stopping_rounds=5,
     )
-    model = make_model("lightgbm", cfg, GRID, settings).fit(frame)
+    model = make("so2", "lightgbm", params=settings, features=cfg, grid=GRID).fit(frame)
     dyn = dyn.isel(time=slice(0, 5))
     ref = predict_year(model, dyn, st, tile=8, time_block=2)
     out = predict_year_to_netcdf(

@@ -178,12 +178,12 @@ def test_predict_before_fit_raises():
 
 
 def test_regressor_behind_the_precip_baseline_interface():
-    from gridfuse.models.precip_baselines import make_baseline
+    from gridfuse.models.registry import make
 
     grid, glat, glon, truth, product, elev = _world(n_gauges=12, n_days=30)
     P, E, la, lo, y = _rows(glat, glon, truth, product, elev)
     X = np.column_stack([P, P * 0.5, E, la, lo])  # two products, then elevation, lat, lon
-    reg = make_baseline("rf_mep", log_columns=[0, 1], seed=4, params={"n_estimators": 15})
+    reg = make("precip", "rf_mep", seed=4, params={"rf_mep": {"n_estimators": 15}}, n_sources=2)
     got = reg.fit(X, y).predict(X)
     direct = RFMEP(15, random_state=4).fit(X[:, :2], E, la, lo, y).predict(X[:, :2], E, la, lo)
     np.testing.assert_allclose(got, direct)
@@ -191,4 +191,4 @@ def test_regressor_behind_the_precip_baseline_interface():
     with pytest.raises(ValueError, match="elevation, lat, lon"):
         reg.predict(X[:, :4])
     with pytest.raises(ValueError, match="unknown settings"):
-        make_baseline("rf_mep", log_columns=[0], params={"trees": 3})
+        make("precip", "rf_mep", params={"rf_mep": {"trees": 3}}, n_sources=1)

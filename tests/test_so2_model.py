@@ -12,6 +12,7 @@ from _so2_fixtures import GRID, make_inputs
 from gridfuse.cv import BlockKFold, SiteKFold
 from gridfuse.features import FeatureConfig, attach_values, station_frame, station_pixels
 from gridfuse.io import read_geotiff
+from gridfuse.models.registry import make
 from gridfuse.models.so2 import (
     DEFAULT_LIGHTGBM,
     MODEL_NAMES,
@@ -19,7 +20,6 @@ from gridfuse.models.so2 import (
     SO2Model,
     ablation,
     cross_validate,
-    make_model,
     osse_baseline_scores,
     predict_blocks,
     predict_year,
@@ -47,7 +47,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    return make_model("lightgbm", CFG, GRID, SETTINGS).fit(data[2])
+    return make("so2", "lightgbm", params=SETTINGS, features=CFG, grid=GRID).fit(data[2])
 
 
 def test_fit_learns_signal(data, fitted):
@@ -92,7 +92,11 @@ def test_prediction_at_stations_equals_station_frame(data, fitted):
 def test_grid_prediction_equals_station_prediction_every_day(data, fitted, name):
     # the gridded product at a station's pixel is the model's prediction for that station-day
     dyn, st, frame = data
-    model = fitted if name == "lightgbm" else make_model(name, CFG, GRID, SETTINGS).fit(frame)
+    model = (
+        fitted
+        if name == "lightgbm"
+        else make("so2", name, params=SETTINGS, features=CFG, grid=GRID).fit(frame)
+    )
     days = pd.DatetimeIndex(dyn["time"].values)
     grid = np.concatenate([b for _, b in predict_blocks(model, dyn, st, tile=8, time_block=7)])
     t = days.get_indexer(pd.DatetimeIndex(frame["date"]))
@@ -115,7 +119,10 @@ def test_predict_year_geotiffs(tmp_path, data, fitted):
 
 def test_cross_validate_shared_folds(data):
     frame = data[2]
-    models = {n: (lambda n=n: make_model(n, CFG, GRID, SETTINGS)) for n in MODEL_NAMES}
+    models = {
+        n: (lambda n=n: make("so2", n, params=SETTINGS, features=CFG, grid=GRID))
+        for n in MODEL_NAMES
+    }
     splitters = {"site_cv": SiteKFold(3, seed=0), "block_cv": BlockKFold(0.1, 2, seed=0)}
     oof = cross_validate(frame, models, splitters, history=frame)
     n_obs = int(frame["value"].notna().sum())
@@ -175,8 +182,8 @@ def test_model_settings_from_config():
     )
     assert s.lightgbm["num_leaves"] == 31 and s.num_boost_round == 10
     assert s.rf["n_estimators"] == 7 and s.seed == 3
-    with pytest.raises(ValueError, match="unknown SO2 model"):
-        make_model("xgb", CFG, GRID, s)
+    with pytest.raises(ValueError, match="unknown so2 model 'xgb'"):
+        make("so2", "xgb", params=s, features=CFG, grid=GRID)
 
 
 @pytest.mark.slow
@@ -266,7 +273,10 @@ def test_fold_jobs_equal_one_process(data):
             "east": [[mid, 0], [lon.max() + 1, 0], [lon.max() + 1, 90], [mid, 90]],
         },
     }
-    models = {n: (lambda n=n: make_model(n, CFG, GRID, SETTINGS)) for n in ("lightgbm_plain",)}
+    models = {
+        n: (lambda n=n: make("so2", n, params=SETTINGS, features=CFG, grid=GRID))
+        for n in ("lightgbm_plain",)
+    }
     splitters = {"site_cv": SiteKFold(3, seed=0), "region": RegionHoldout(cv_cfg["regions"])}
     whole = cross_validate(frame, models, splitters, history=frame)
     parts = [
@@ -289,10 +299,11 @@ def test_osse_baseline_scores_known_answers(data):
     # only every k-th day is scored; the LSTM is gridded from each cell's preceding days
     dyn, st, frame = data
     dyn = dyn.isel(time=slice(0, 12))
-    model = make_model("lightgbm_plain", CFG, GRID, SETTINGS).fit(frame)
+    model = make("so2", "lightgbm_plain", params=SETTINGS, features=CFG, grid=GRID).fit(frame)
     truth = predict_year(model, dyn, st, tile=8, time_block=4)
     models = {
-        n: (lambda n=n: make_model(n, CFG, GRID, SETTINGS)) for n in ("lightgbm_plain", "lstm")
+        n: (lambda n=n: make("so2", n, params=SETTINGS, features=CFG, grid=GRID))
+        for n in ("lightgbm_plain", "lstm")
     }
     sc = osse_baseline_scores(
         models, frame, dyn, st, truth, every=3, tile=10, metrics=("r2", "rmse")

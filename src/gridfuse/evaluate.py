@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .models import registry
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -199,20 +201,15 @@ def fit_baseline(
     Returns the fitted model and the channel names of its input columns (the sources, then
     for tabular models the static channels present).
     """
-    from .models.precip_baselines import LINEAR, make_baseline
+    from .models.precip_baselines import LINEAR
+    from .models.registry import make
 
     channels = list(channels)
     cols = list(srcs) if name in LINEAR else list(srcs) + [c for c in static if c in channels]
     X = centre[fit_stations][..., [channels.index(c) for c in cols]].reshape(-1, len(cols))
     t = y[fit_stations].ravel()
     ok = np.isfinite(t) & np.all(np.isfinite(X[:, : len(srcs)]), axis=1)
-    model = make_baseline(
-        name,
-        log_columns=list(range(len(srcs))),
-        seed=seed,
-        threads=threads,
-        params=(params or {}).get(name),
-    )
+    model = make("precip", name, seed=seed, threads=threads, params=params, n_sources=len(srcs))
     model.fit(X[ok], t[ok])
     return model, cols
 
@@ -266,7 +263,7 @@ def deep_predictions(
     return out
 
 
-GAUGE_ONLY = ("idw", "ok")
+GAUGE_ONLY = registry.names("precip", "gauge-only")  # ("idw", "ok")
 
 
 def gauge_predictions(
@@ -285,13 +282,13 @@ def gauge_predictions(
     daily values (:class:`gridfuse.gauges.GaugeInterpolator`); clipped at 0, NaN on days with
     fewer than ``min_gauges`` reporting gauges.
     """
-    from .gauges import GaugeInterpolator
+    from .models.registry import make
 
     fit = np.asarray(fit_stations, int)
     targets = np.asarray(targets, int)
     out = {}
     for name in names:
-        gi = GaugeInterpolator(name, min_gauges=min_gauges)
+        gi = make("precip", name, min_gauges=min_gauges)
         gi.fit(geo["lat"][fit], geo["lon"][fit], y[fit].T)
         p = np.full(y.shape, np.nan, dtype="f4")
         p[targets] = gi.predict(

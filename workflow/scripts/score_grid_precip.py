@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from gridfuse.evaluate import evaluate_grid, fit_baseline
-from gridfuse.gauges import GaugeInterpolator
 from gridfuse.grid import Grid
 from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.mask import read_mask
+from gridfuse.models.registry import make
 from gridfuse.samples import PatchSampler
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     pos = ps.times.get_indexer(pd.DatetimeIndex(truth["time"].values))
     for name in p.gauge_only:
-        gi = GaugeInterpolator(name, min_gauges=p.min_gauges).fit(
+        gi = make("precip", name, min_gauges=p.min_gauges).fit(
             ps.lat[fit], ps.lon[fit], ps.y[fit].T
         )
         values = gi.predict(

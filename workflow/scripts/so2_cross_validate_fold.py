@@ -13,7 +13,8 @@ from gridfuse.features import FeatureConfig
 from gridfuse.grid import Grid
 from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
-from gridfuse.models.so2 import ModelSettings, cross_validate_fold, make_model, so2_splitters
+from gridfuse.models.registry import make
+from gridfuse.models.so2 import cross_validate_fold, so2_splitters
 
 
 def main() -> None:
@@ -21,9 +22,9 @@ def main() -> None:
     p, wc = snakemake.params, snakemake.wildcards
     grid = Grid.from_config(p.grid)
     cfg = FeatureConfig.from_dict(p.features)
-    settings = ModelSettings.from_config(p.model, seed=p.seed, threads=snakemake.threads)
     table = pd.read_parquet(snakemake.input.table)
-    models = {n: (lambda n=n: make_model(n, cfg, grid, settings)) for n in p.models}
+    settings = dict(seed=p.seed, threads=snakemake.threads, params=p.model, features=cfg, grid=grid)
+    models = {n: (lambda n=n: make("so2", n, **settings)) for n in p.models}
     splitter = so2_splitters([wc.scheme], p.cv, p.seed)[wc.scheme]
     oof = cross_validate_fold(table, models, wc.scheme, splitter, wc.fold, history=table)
     with atomic_path(snakemake.output.oof, suffix=".parquet") as tmp:

@@ -14,13 +14,8 @@ from gridfuse.grid import Grid
 from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
 from gridfuse.mask import read_mask
-from gridfuse.models.so2 import (
-    ModelSettings,
-    make_model,
-    open_osse_inputs,
-    osse_baseline_scores,
-    osse_grid_scores,
-)
+from gridfuse.models.registry import make
+from gridfuse.models.so2 import open_osse_inputs, osse_baseline_scores, osse_grid_scores
 
 
 def main() -> None:
@@ -32,10 +27,10 @@ def main() -> None:
         scores = osse_grid_scores(inp.products, inp.truth, name, every=p.every, mask=mask)
     else:
         cfg = FeatureConfig.from_dict(p.features)
-        settings = ModelSettings.from_config(p.model, seed=p.seed, threads=snakemake.threads)
         fields = open_osse_inputs(inp.dynamic, inp.static, inp.truth, cfg.dynamic, grid)
         table = pd.read_parquet(inp.table)
-        model = {name: lambda: make_model(name, cfg, grid, settings)}
+        settings = dict(seed=p.seed, threads=snakemake.threads, params=p.model, grid=grid)
+        model = {name: lambda: make("so2", name, features=cfg, **settings)}
         scores = osse_baseline_scores(model, table, **fields, every=p.every, mask=mask)
     with atomic_path(snakemake.output.scores, suffix=".csv") as tmp:
         scores.to_csv(tmp, index=False)

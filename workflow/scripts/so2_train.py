@@ -12,7 +12,7 @@ import pandas as pd
 from gridfuse.features import FeatureConfig
 from gridfuse.grid import Grid
 from gridfuse.log import from_snakemake
-from gridfuse.models.so2 import ModelSettings, make_model
+from gridfuse.models.registry import make
 
 
 def main() -> None:
@@ -20,9 +20,16 @@ def main() -> None:
     p = snakemake.params
     grid = Grid.from_config(p.grid)
     cfg = FeatureConfig.from_dict(p.features)
-    settings = ModelSettings.from_config(p.model, seed=p.seed, threads=snakemake.threads)
     table = pd.read_parquet(snakemake.input.table)
-    model = make_model("lightgbm", cfg, grid, settings).fit(table)
+    model = make(
+        "so2",
+        "lightgbm",
+        seed=p.seed,
+        threads=snakemake.threads,
+        params=p.model,
+        features=cfg,
+        grid=grid,
+    ).fit(table)
     model.save(
         Path(snakemake.output.txt).parent,
         extra={"n_rows": int(table["value"].notna().sum()), "seed": p.seed},

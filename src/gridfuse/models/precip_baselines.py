@@ -3,7 +3,8 @@
 Every baseline is fitted on training-station samples only (``fit(X, y)`` with ``X`` the
 sources' values at the station cell, one column per source) and predicts from the same
 columns, so the linear merges apply unchanged to whole grids (``X`` shaped ``(..., k)``).
-Predictions are clipped at zero (mm/day).
+Predictions are clipped at zero (mm/day).  Made by :func:`gridfuse.models.registry.make`
+(kind ``precip``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ __all__ = [
     "TabularRegressor",
     "LINEAR",
     "TABULAR",
-    "make_baseline",
 ]
 
 LINEAR = ("oora", "owa", "ievw")
@@ -133,6 +133,55 @@ class IEVW(_Weighted):
         return self
 
 
+def _random_forest(p: dict, seed: int, threads: int):
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(
+        n_estimators=p.get("n_estimators", 100),
+        min_samples_leaf=p.get("min_samples_leaf", 5),
+        n_jobs=threads,
+        random_state=seed,
+    )
+
+
+def _lightgbm(p: dict, seed: int, threads: int):
+    import lightgbm as lgb
+
+    return lgb.LGBMRegressor(
+        n_estimators=p.get("n_estimators", 300),
+        learning_rate=p.get("learning_rate", 0.05),
+        num_leaves=p.get("num_leaves", 31),
+        min_child_samples=p.get("min_child_samples", 20),
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.9,
+        random_state=seed,
+        n_jobs=threads,
+        verbose=-1,
+    )
+
+
+def _mlp(p: dict, seed: int, threads: int):  # noqa: ARG001 - scikit-learn's MLP is serial
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(),
+        MLPRegressor(
+            hidden_layer_sizes=tuple(p.get("hidden", (64, 32))),
+            alpha=p.get("alpha", 1e-3),
+            max_iter=p.get("max_iter", 300),
+            early_stopping=True,
+            random_state=seed,
+        ),
+    )
+
+
+#: tabular model -> ``builder(params, seed, threads)`` of its scikit-learn style regressor
+_TABULAR_BUILDERS = {"rf": _random_forest, "lightgbm": _lightgbm, "mlp": _mlp}
+
+
 class TabularRegressor:
     """Random forest, LightGBM or MLP on station-pixel values (+ static columns).
 
@@ -175,46 +224,7 @@ class TabularRegressor:
             Xl[:, self.log_columns] = np.log1p(np.maximum(Xl[:, self.log_columns], 0.0))
         self.fill_ = np.nan_to_num(np.nanmean(Xl, axis=0))
         F, t = self._features(X[ok]), y[ok]
-        p = self.params
-        if self.kind == "rf":
-            from sklearn.ensemble import RandomForestRegressor
-
-            self.model_ = RandomForestRegressor(
-                n_estimators=p.get("n_estimators", 100),
-                min_samples_leaf=p.get("min_samples_leaf", 5),
-                n_jobs=self.threads,
-                random_state=self.seed,
-            )
-        elif self.kind == "lightgbm":
-            import lightgbm as lgb
-
-            self.model_ = lgb.LGBMRegressor(
-                n_estimators=p.get("n_estimators", 300),
-                learning_rate=p.get("learning_rate", 0.05),
-                num_leaves=p.get("num_leaves", 31),
-                min_child_samples=p.get("min_child_samples", 20),
-                subsample=0.8,
-                subsample_freq=1,
-                colsample_bytree=0.9,
-                random_state=self.seed,
-                n_jobs=self.threads,
-                verbose=-1,
-            )
-        else:
-            from sklearn.neural_network import MLPRegressor
-            from sklearn.pipeline import make_pipeline
-            from sklearn.preprocessing import StandardScaler
-
-            self.model_ = make_pipeline(
-                StandardScaler(),
-                MLPRegressor(
-                    hidden_layer_sizes=tuple(p.get("hidden", (64, 32))),
-                    alpha=p.get("alpha", 1e-3),
-                    max_iter=p.get("max_iter", 300),
-                    early_stopping=True,
-                    random_state=self.seed,
-                ),
-            )
+        self.model_ = _TABULAR_BUILDERS[self.kind](self.params, self.seed, self.threads)
         self.model_.fit(F, t)
         logger.info("%s fitted on %d samples x %d features", self.kind, *F.shape)
         return self
@@ -226,24 +236,3 @@ class TabularRegressor:
         if ok.any():
             out[ok] = np.maximum(self.model_.predict(self._features(X[ok])), 0.0)
         return out
-
-
-def make_baseline(name: str, *, log_columns=(), seed=0, threads=1, params: dict | None = None):
-    """A baseline by model name (``oora``, ``owa``, ``ievw``, ``rf``, ``lightgbm``, ``mlp``,
-    ``rf_mep``)."""
-    if name == "oora":
-        return OORA()
-    if name == "owa":
-        return OWA()
-    if name == "ievw":
-        return IEVW()
-    if name in TABULAR:
-        return TabularRegressor(
-            name, log_columns=log_columns, seed=seed, threads=threads, params=params
-        )
-    if name == "rf_mep":
-        # products then elevation, lat, lon (fit_baseline's columns); log_columns = products
-        from .rf_mep import RFMEPRegressor
-
-        return RFMEPRegressor(len(log_columns), seed=seed, threads=threads, params=params)
-    raise ValueError(f"unknown baseline {name!r}; known: {LINEAR + TABULAR + ('rf_mep',)}")

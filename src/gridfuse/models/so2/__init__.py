@@ -2,14 +2,13 @@
 (:mod:`~gridfuse.models.so2.estimator`), their evaluation (:mod:`~gridfuse.models.so2.evaluation`)
 and the gridded prediction (:mod:`~gridfuse.models.so2.prediction`)."""
 
+from ..registry import names
 from .estimator import (
     DEFAULT_LIGHTGBM,
-    MODEL_NAMES,
     SMALL_TABLE,
     ModelSettings,
     SO2Model,
     fit_lightgbm,
-    make_model,
 )
 from .evaluation import (
     ablation,
@@ -34,13 +33,15 @@ from .evaluation import (
 )
 from .prediction import predict_blocks, predict_tile, predict_year, predict_year_to_netcdf, tiles
 
+#: the SO2 models of scores.csv (registered in :mod:`gridfuse.models.registry`)
+MODEL_NAMES = names("so2")
+
 __all__ = [
     "MODEL_NAMES",
     "DEFAULT_LIGHTGBM",
     "SMALL_TABLE",
     "ModelSettings",
     "SO2Model",
-    "make_model",
     "fit_lightgbm",
     "cross_validate",
     "cross_validate_fold",

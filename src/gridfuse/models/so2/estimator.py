@@ -7,7 +7,8 @@ station's preceding days, passed as ``history`` (the full station frame).
 
 Model names (scores.csv): ``lightgbm`` (the full model), ``lightgbm_plain`` (no random ID,
 spatial sampling, convolution or sequential input), ``rf_ps`` (random forest with position
-parameters lon/lat/random ID), ``lstm``.
+parameters lon/lat/random ID), ``lstm``; made by :func:`gridfuse.models.registry.make`
+(kind ``so2``).
 """
 
 from __future__ import annotations
@@ -31,19 +32,19 @@ from ...io import atomic_path, save_npz
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "MODEL_NAMES",
+    "ESTIMATORS",
+    "LightGBMEstimator",
+    "ForestEstimator",
+    "SequenceEstimator",
     "DEFAULT_LIGHTGBM",
     "SMALL_TABLE",
     "ModelSettings",
     "SO2Model",
-    "make_model",
     "fit_lightgbm",
 ]
 
 #: Tables with fewer rows than this are fitted/predicted single-threaded.
 SMALL_TABLE = 50_000
-
-MODEL_NAMES = ("lightgbm", "lightgbm_plain", "rf_ps", "lstm")
 
 #: LightGBM parameters of Spec A.8.
 DEFAULT_LIGHTGBM = {
@@ -165,6 +166,92 @@ def _seq_index(history: pd.DataFrame, frame: pd.DataFrame, seq_len: int) -> np.n
     return out
 
 
+class LightGBMEstimator:
+    """LightGBM on a feature matrix (:func:`fit_lightgbm`: station-grouped early stopping,
+    the builder's sample weights)."""
+
+    estimator = "lightgbm"
+    weighted = True
+
+    def __init__(self, settings: ModelSettings):
+        self.settings = settings
+        self.booster: lgb.Booster | None = None
+
+    def fit(self, X, y, *, groups, weight=None, feature_names=None) -> LightGBMEstimator:
+        s = self.settings
+        self.booster = fit_lightgbm(
+            X,
+            y,
+            groups=groups,
+            weight=weight,
+            params=s.lightgbm,
+            num_boost_round=s.num_boost_round,
+            early_stopping_rounds=s.early_stopping_rounds,
+            valid_fraction=s.valid_fraction,
+            seed=s.seed,
+            threads=s.threads,
+            feature_names=feature_names,
+        )
+        return self
+
+    def predict(self, X, threads: int) -> np.ndarray:
+        if self.booster is None:
+            raise RuntimeError("LightGBM: not fitted")
+        return self.booster.predict(X, num_threads=threads if len(X) >= SMALL_TABLE else 1)
+
+
+class ForestEstimator:
+    """Random forest on a feature matrix; missing features are filled with the training
+    medians."""
+
+    estimator = "rf"
+    weighted = False
+
+    def __init__(self, settings: ModelSettings):
+        self.settings = settings
+
+    def fit(self, X, y, **_) -> ForestEstimator:
+        from sklearn.ensemble import RandomForestRegressor
+
+        s = self.settings
+        self._fill = np.nan_to_num(np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0))
+        self._est = RandomForestRegressor(random_state=s.seed, n_jobs=s.threads, **s.rf)
+        self._est.fit(np.where(np.isfinite(X), X, self._fill), y)
+        return self
+
+    def predict(self, X, threads: int) -> np.ndarray:  # noqa: ARG002 - the fit's n_jobs
+        return self._est.predict(np.where(np.isfinite(X), X, self._fill))
+
+
+class SequenceEstimator:
+    """The LSTM on sequences ``(n, seq_len, n_features)`` of each row's preceding days."""
+
+    estimator = "lstm"
+    weighted = False
+
+    def __init__(self, settings: ModelSettings):
+        self.settings = settings
+        self.seq_len = int(settings.lstm.get("seq_len", 7))
+
+    def fit(self, S, y, **_) -> SequenceEstimator:
+        from ..lstm import LSTMRegressor
+
+        s = self.settings
+        lcfg = {k: v for k, v in s.lstm.items() if k != "seq_len"}
+        nthreads = s.threads if len(y) >= SMALL_TABLE else 1
+        self._est = LSTMRegressor(seed=s.seed, threads=nthreads, **lcfg)
+        self._est.fit(S, y)
+        return self
+
+    def predict(self, S, threads: int) -> np.ndarray:  # noqa: ARG002 - set at fit
+        return self._est.predict(S)
+
+
+#: estimator name -> class (each ``fit(X, y, groups=, weight=, feature_names=)`` and
+#: ``predict(X, threads)`` on the builder's features, sequences for the LSTM)
+ESTIMATORS = {e.estimator: e for e in (LightGBMEstimator, ForestEstimator, SequenceEstimator)}
+
+
 class SO2Model:
     """A feature builder plus an estimator (``lightgbm``, ``rf`` or ``lstm``).
 
@@ -173,6 +260,8 @@ class SO2Model:
     name : str
         Model name in scores.csv.
     estimator : {"lightgbm", "rf", "lstm"}
+        The estimator (:data:`ESTIMATORS`) fitted on the builder's features (on sequences of
+        them for ``lstm``).
     features : FeatureConfig
     grid : Grid
     settings : ModelSettings
@@ -186,59 +275,52 @@ class SO2Model:
         grid: Grid,
         settings: ModelSettings,
     ):
-        if estimator not in ("lightgbm", "rf", "lstm"):
+        if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; expected lightgbm, rf or lstm")
         self.name, self.estimator, self.features, self.grid = name, estimator, features, grid
         self.settings = settings
         self.builder = FeatureBuilder(features, grid)
-        self.booster: lgb.Booster | None = None
-        self._est = None
+        self._est = ESTIMATORS[estimator](settings)
 
     @property
     def columns(self) -> list[str]:
         return self.builder.columns
+
+    @property
+    def booster(self) -> lgb.Booster | None:
+        """The fitted LightGBM booster (None for the other estimators or before fitting)."""
+        return getattr(self._est, "booster", None)
+
+    @booster.setter
+    def booster(self, booster: lgb.Booster) -> None:
+        if self.estimator != "lightgbm":
+            raise ValueError(f"{self.name}: a booster belongs to a lightgbm model")
+        self._est.booster = booster
+
+    @property
+    def seq_len(self) -> int:
+        """Days per input sequence (1 for the per-day estimators)."""
+        return getattr(self._est, "seq_len", 1)
 
     # ------------------------------------------------------------------ fit / predict
     def fit(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> SO2Model:
         frame = frame[np.isfinite(frame["value"].to_numpy(np.float64))]
         if len(frame) == 0:
             raise ValueError(f"{self.name}: no training rows with an observed value")
-        y = frame["value"].to_numpy(np.float64)
-        s = self.settings
         self.builder.fit(frame)
-        if self.estimator == "lstm":
-            from ..lstm import LSTMRegressor
-
-            lcfg = dict(s.lstm)
-            self.seq_len = int(lcfg.pop("seq_len", 7))
-            nthreads = s.threads if len(frame) >= SMALL_TABLE else 1
-            self._est = LSTMRegressor(seed=s.seed, threads=nthreads, **lcfg)
-            self._est.fit(self._sequences(frame, history), y)
-            return self
-        X = self.builder.transform(frame)
-        if self.estimator == "rf":
-            from sklearn.ensemble import RandomForestRegressor
-
-            self._fill = np.nan_to_num(np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0))
-            self._est = RandomForestRegressor(random_state=s.seed, n_jobs=s.threads, **s.rf)
-            self._est.fit(np.where(np.isfinite(X), X, self._fill), y)
-            return self
-        self.booster = fit_lightgbm(
-            X,
-            y,
+        self._est.fit(
+            self._inputs(frame, history),
+            frame["value"].to_numpy(np.float64),
             groups=frame["station"].to_numpy(),
-            weight=self.builder.weights(frame),
-            params=s.lightgbm,
-            num_boost_round=s.num_boost_round,
-            early_stopping_rounds=s.early_stopping_rounds,
-            valid_fraction=s.valid_fraction,
-            seed=s.seed,
-            threads=s.threads,
+            weight=self.builder.weights(frame) if self._est.weighted else None,
             feature_names=self.columns,
         )
         return self
 
-    def _sequences(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
+    def _inputs(self, frame: pd.DataFrame, history: pd.DataFrame | None) -> np.ndarray:
+        """The estimator's input rows: features, or their sequences for the LSTM."""
+        if self.estimator != "lstm":
+            return self.builder.transform(frame)
         if history is None:
             raise ValueError("the LSTM needs the station history frame (all station-days)")
         Xh = self.builder.transform(history)
@@ -251,17 +333,12 @@ class SO2Model:
         """Predictions from a ready feature matrix (LightGBM and RF; non-negative).
 
         ``threads`` overrides the settings' threads (small matrices use one thread)."""
-        nthreads = self.settings.threads if threads is None else int(threads)
-        if self.estimator == "lightgbm":
-            if self.booster is None:
-                raise RuntimeError(f"{self.name}: not fitted")
-            nthreads = nthreads if len(X) >= SMALL_TABLE else 1
-            p = self.booster.predict(X, num_threads=nthreads)
-        elif self.estimator == "rf":
-            p = self._est.predict(np.where(np.isfinite(X), X, self._fill))
-        else:
+        if self.estimator == "lstm":
             raise ValueError("the LSTM predicts from sequences; use predict(frame, history)")
-        return np.maximum(p, 0.0).astype(np.float32)
+        if self.estimator == "lightgbm" and self.booster is None:
+            raise RuntimeError(f"{self.name}: not fitted")
+        nthreads = self.settings.threads if threads is None else int(threads)
+        return np.maximum(self._est.predict(X, nthreads), 0.0).astype(np.float32)
 
     def predict(
         self,
@@ -270,7 +347,7 @@ class SO2Model:
         threads: int | None = None,
     ) -> np.ndarray:
         if self.estimator == "lstm":
-            return np.maximum(self._est.predict(self._sequences(frame, history)), 0.0)
+            return np.maximum(self._est.predict(self._inputs(frame, history), 0), 0.0)
         return self.predict_matrix(self.builder.transform(frame), threads=threads)
 
     # ------------------------------------------------------------------ storage
@@ -319,17 +396,3 @@ class SO2Model:
         if m.columns != meta["columns"] or m.booster.feature_name() != meta["columns"]:
             raise ValueError(f"{d}: stored feature list does not match the rebuilt one")
         return m
-
-
-def make_model(name: str, features: FeatureConfig, grid: Grid, settings: ModelSettings) -> SO2Model:
-    """One of :data:`MODEL_NAMES` (or ``lightgbm_<anything>`` with the given features)."""
-    if name == "lightgbm_plain":
-        return SO2Model(name, "lightgbm", features.plain(), grid, settings)
-    if name == "rf_ps":
-        cfg = dataclasses.replace(features.plain(), random_id=True)
-        return SO2Model(name, "rf", cfg, grid, settings)
-    if name == "lstm":
-        return SO2Model(name, "lstm", features.plain(), grid, settings)
-    if name.startswith("lightgbm"):
-        return SO2Model(name, "lightgbm", features, grid, settings)
-    raise ValueError(f"unknown SO2 model {name!r}; expected one of {MODEL_NAMES}")

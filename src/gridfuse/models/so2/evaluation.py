@@ -20,6 +20,7 @@ from ...features.table import TECHNIQUES, FeatureConfig, open_dynamic, tile_fram
 from ...grid import Grid
 from ...io import read_netcdf
 from ...metrics import SCORE_COLUMNS, score_frame
+from ..registry import make
 from .estimator import ModelSettings, SO2Model
 from .prediction import tiles
 
@@ -241,7 +242,9 @@ def ablation_variant_scores(
     LightGBM model with ``features`` cross-validated under every scheme of ``splitters``
     and, with ``osse`` (as for :func:`osse_baseline_scores`), gridded and scored
     ``osse_grid``."""
-    models = {variant: lambda: SO2Model(variant, "lightgbm", features, grid, settings)}
+    models = {
+        variant: lambda: make("so2", "lightgbm", params=settings, features=features, grid=grid)
+    }
     oof = cross_validate(frame, models, splitters)
     sc = score_frame(oof, by=["model", "scheme"], metrics=metrics)
     if osse is not None:
@@ -402,7 +405,7 @@ def _grid_history(
     model: SO2Model, dynamic: xr.Dataset, static: xr.Dataset, t: int, rs: slice, cs: slice
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Day ``t`` of a tile as a sample frame, with the days before it that the model reads."""
-    days = int(getattr(model, "seq_len", 1)) if model.estimator == "lstm" else 1
+    days = model.seq_len
     hist = tile_frame(dynamic, static, model.features, slice(max(t - days + 1, 0), t + 1), rs, cs)
     hist["station"] = (hist["row"] * dynamic.sizes["lon"] + hist["col"]).astype(str)
     day = hist[hist["date"] == hist["date"].max()]
