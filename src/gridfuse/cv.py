@@ -112,7 +112,17 @@ class _FoldSplitter(abc.ABC):
             yield idx[~test], idx[test]
 
 
-class SampleKFold(_FoldSplitter):
+class _SeededKFold(_FoldSplitter):
+    """``n_splits`` (>= 2) folds drawn with ``seed``."""
+
+    def __init__(self, n_splits: int = 10, seed: int = 0):
+        if n_splits < 2:
+            raise ValueError(f"n_splits must be >= 2; found {n_splits}")
+        self.n_splits = int(n_splits)
+        self.seed = int(seed)
+
+
+class SampleKFold(_SeededKFold):
     """K folds of randomly permuted rows.
 
     Parameters
@@ -122,12 +132,6 @@ class SampleKFold(_FoldSplitter):
     seed : int
         Seed of the permutation.
     """
-
-    def __init__(self, n_splits: int = 10, seed: int = 0):
-        if n_splits < 2:
-            raise ValueError(f"n_splits must be >= 2; found {n_splits}")
-        self.n_splits = int(n_splits)
-        self.seed = int(seed)
 
     def fold_of(self, X, groups=None) -> np.ndarray:
         n = len(X)
@@ -140,7 +144,7 @@ class SampleKFold(_FoldSplitter):
         return fold
 
 
-class SiteKFold(_FoldSplitter):
+class SiteKFold(_SeededKFold):
     """K folds of whole stations (``groups`` = station id per row).
 
     Parameters
@@ -150,12 +154,6 @@ class SiteKFold(_FoldSplitter):
     seed : int
         Seed of the station shuffle.
     """
-
-    def __init__(self, n_splits: int = 10, seed: int = 0):
-        if n_splits < 2:
-            raise ValueError(f"n_splits must be >= 2; found {n_splits}")
-        self.n_splits = int(n_splits)
-        self.seed = int(seed)
 
     def fold_of(self, X, groups=None) -> np.ndarray:
         if groups is None:

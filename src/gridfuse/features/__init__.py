@@ -1,55 +1,20 @@
 """Features of the SO2 model (Method A): calendar, location, random IDs, spatial sampling,
-parameter convolution, sequential multi-pollutant input, and the table builder."""
+parameter convolution, sequential multi-pollutant input, and the table builder.
 
-from .calendar import CALENDAR_COLUMNS, calendar_features
-from .convolution import ParameterConvolution
-from .location import LOCATION_COLUMNS, location_features
-from .random_id import RandomID
-from .sequential import SEQUENTIAL_COLUMN, out_of_fold
-from .spatial import (
-    decluster_weights,
-    neighbourhood_mean,
-    spatial_columns,
-    upwind_columns,
-    upwind_offsets,
-    window_mean_at,
-)
-from .table import (
-    DEFAULT_DYNAMIC,
-    DEFAULT_STATIC,
-    TECHNIQUES,
-    FeatureBuilder,
-    FeatureConfig,
-    attach_values,
-    open_dynamic,
-    station_frame,
-    station_pixels,
-    tile_frame,
-)
+The package exports what each module lists in its ``__all__``.
+"""
+
+from . import calendar, convolution, location, random_id, sequential, spatial, table
+from .calendar import *  # noqa: F403 - the modules' __all__ lists are the package's
+from .convolution import *  # noqa: F403
+from .location import *  # noqa: F403
+from .random_id import *  # noqa: F403
+from .sequential import *  # noqa: F403
+from .spatial import *  # noqa: F403
+from .table import *  # noqa: F403
 
 __all__ = [
-    "CALENDAR_COLUMNS",
-    "LOCATION_COLUMNS",
-    "SEQUENTIAL_COLUMN",
-    "DEFAULT_DYNAMIC",
-    "DEFAULT_STATIC",
-    "TECHNIQUES",
-    "calendar_features",
-    "location_features",
-    "RandomID",
-    "ParameterConvolution",
-    "out_of_fold",
-    "neighbourhood_mean",
-    "window_mean_at",
-    "spatial_columns",
-    "upwind_columns",
-    "upwind_offsets",
-    "decluster_weights",
-    "FeatureConfig",
-    "FeatureBuilder",
-    "station_pixels",
-    "station_frame",
-    "attach_values",
-    "open_dynamic",
-    "tile_frame",
+    name
+    for module in (calendar, location, random_id, convolution, sequential, spatial, table)
+    for name in module.__all__
 ]

@@ -45,6 +45,17 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+def _as_rows(products, static, lat, lon):
+    """float64 rows: products and static as ``(n, k)`` columns, lat/lon as ``(n,)``."""
+    products = np.asarray(products, dtype="f8")
+    static = np.asarray(static, dtype="f8")
+    if products.ndim == 1:
+        products = products[:, None]
+    if static.ndim == 1:
+        static = static[:, None]
+    return products, static, np.asarray(lat, "f8").ravel(), np.asarray(lon, "f8").ravel()
+
+
 class RFMEP:
     """Random-forest merging procedure (RF-MEP) as a fit/predict model.
 
@@ -108,14 +119,7 @@ class RFMEP:
         -------
         ndarray, float32, shape (n, n_products + n_static + n_gauges)
         """
-        products = np.asarray(products, dtype="f8")
-        if products.ndim == 1:
-            products = products[:, None]
-        static = np.asarray(static, dtype="f8")
-        if static.ndim == 1:
-            static = static[:, None]
-        lat = np.asarray(lat, dtype="f8").ravel()
-        lon = np.asarray(lon, dtype="f8").ravel()
+        products, static, lat, lon = _as_rows(products, static, lat, lon)
         n = products.shape[0]
         for name, arr in (("static", static), ("lat", lat), ("lon", lon)):
             if arr.shape[0] != n:
@@ -194,14 +198,7 @@ class RFMEP:
         """Predict rows (NaN where a covariate is missing); non-negative."""
         if not hasattr(self, "forest_"):
             raise RuntimeError("RF-MEP: call fit() before predict()")
-        products = np.asarray(products, dtype="f8")
-        if products.ndim == 1:
-            products = products[:, None]
-        static = np.asarray(static, dtype="f8")
-        if static.ndim == 1:
-            static = static[:, None]
-        lat = np.asarray(lat, dtype="f8").ravel()
-        lon = np.asarray(lon, dtype="f8").ravel()
+        products, static, lat, lon = _as_rows(products, static, lat, lon)
         out = np.full(products.shape[0], np.nan, dtype="f8")
         for i in range(0, products.shape[0], chunk):
             s = slice(i, i + chunk)
