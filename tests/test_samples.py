@@ -222,6 +222,18 @@ def test_window_crosses_the_year_boundary(sample_files):
         ps.source_inputs(["nosuch"])
 
 
+def test_gridded_values_at_the_stations_cells(sample_files, tmp_path):
+    """A yearly file's values at each station's cell; days it lacks stay NaN."""
+    ps = PatchSampler.from_dataset(sample_files[0])
+    assert ps.rows.tolist() == [8, 1, 15] and ps.cols.tolist() == [10, 0, 19]
+    v = ps.at_cells([tmp_path / "s2" / "2020.nc"])
+    assert v.shape == ps.y.shape
+    full = code_field(DAYS, 0.5)
+    for t in (3, 5):  # 2020-01-01, 2020-01-03
+        np.testing.assert_array_equal(v[:, t], full[t, [8, 1, 15], [10, 0, 19]])
+    assert np.isnan(v[:, :3]).all() and np.isnan(v[:, 4]).all()  # 2019, 2020-01-02
+
+
 def test_points_equal_patch_centres(sample_files):
     ds, returned, points = sample_files
     pd.testing.assert_frame_equal(returned, points)

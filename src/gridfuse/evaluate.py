@@ -532,7 +532,45 @@ def evaluate_grid(
     return stats_frame(entries)
 
 
+def baseline_grids(
+    ps,
+    stack: np.ndarray,
+    sources: Sequence[str],
+    days,
+    grid,
+    *,
+    linear: Sequence[str] = (),
+    gauge_only: Sequence[str] = (),
+    min_gauges: int = 3,
+) -> dict[str, np.ndarray]:
+    """Gridded fields ``(day, nlat, nlon)`` of baselines fitted on the training stations.
+
+    ``ps``: the :class:`gridfuse.samples.PatchSampler` of ``patches.nc`` (station-cell values,
+    gauges, roles); ``stack``: the sources' fields ``(day, nlat, nlon, source)`` of ``days``
+    in the order of ``sources``.  Each ``linear`` merge is fitted by :func:`fit_baseline` on
+    the training stations' cell values and applied to every cell; each ``gauge_only``
+    interpolation is fitted on the training gauges and interpolates their values of each
+    day to every cell centre (clipped at 0).
+    """
+    c = ps.x.shape[2] // 2
+    centre = ps.x[:, :, c, c, :]
+    fit = np.flatnonzero(ps.roles == "train")
+    out = {}
+    for name in linear:
+        model, _ = fit_baseline(name, centre, ps.y, ps.channels, fit, sources)
+        out[name] = np.stack([model.predict(day) for day in stack]).astype("f4")
+    lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
+    pos = ps.times.get_indexer(pd.DatetimeIndex(days))
+    lat, lon, y = ps.lat[fit], ps.lon[fit], ps.y[fit]
+    for name in gauge_only:
+        gi = registry.make("precip", name, min_gauges=min_gauges).fit(lat, lon, y.T)
+        values = gi.predict(lat, lon, y[:, pos].T, lat2.ravel(), lon2.ravel())
+        out[name] = np.maximum(values, 0.0).reshape((len(pos),) + grid.shape)
+    return out
+
+
 __all__ += [
+    "baseline_grids",
     "GAUGE_ONLY",
     "gauge_predictions",
     "site_cv_split",

@@ -209,6 +209,7 @@ class PatchSampler:
     window : int
         Days per cube (odd), centred on the target day.
     stations, times, channels, roles : optional labels (from the file with :meth:`open`).
+    lat, lon, rows, cols : optional station coordinates and grid cells (from the file).
 
     Examples
     --------
@@ -229,6 +230,8 @@ class PatchSampler:
         roles=None,
         lat=None,
         lon=None,
+        rows=None,
+        cols=None,
     ):
         x = np.asarray(x)
         y = np.asarray(y)
@@ -247,6 +250,9 @@ class PatchSampler:
         #: the stations' own coordinates (gauge positions), when known
         self.lat = np.asarray(lat, dtype="f8") if lat is not None else None
         self.lon = np.asarray(lon, dtype="f8") if lon is not None else None
+        #: the grid cell of each station, when known
+        self.rows = np.asarray(rows, dtype=np.int64) if rows is not None else None
+        self.cols = np.asarray(cols, dtype=np.int64) if cols is not None else None
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset, window: int | None = None) -> PatchSampler:
@@ -262,6 +268,8 @@ class PatchSampler:
             roles=ds["role"].values.astype(str) if "role" in ds.coords else None,
             lat=ds["lat"].values if "lat" in ds.variables else None,
             lon=ds["lon"].values if "lon" in ds.variables else None,
+            rows=ds["row"].values if "row" in ds.variables else None,
+            cols=ds["col"].values if "col" in ds.variables else None,
         )
 
     @classmethod
@@ -288,6 +296,22 @@ class PatchSampler:
             "centre_lat": cl[:, r, r],
             "centre_lon": cn[:, r, r],
         }
+
+    def at_cells(self, files, variable: str = "precip") -> np.ndarray:
+        """``(station, time)`` values of yearly gridded files at the stations' cells.
+
+        ``files``: NetCDF files on the patches' grid (e.g. ``product/{year}.nc``); days the
+        files do not hold stay NaN, days outside the patches' times are left out.
+        """
+        if self.rows is None or self.cols is None or self.times is None:
+            raise ValueError("the stations' grid cells (row, col) and times are not known")
+        out = np.full(self.y.shape, np.nan, dtype="f4")
+        for f in files:
+            with read_netcdf(f, load=True) as ds:
+                pos = self.times.get_indexer(pd.DatetimeIndex(ds["time"].values))
+                have = pos >= 0
+                out[:, pos[have]] = ds[variable].values[have][:, self.rows, self.cols].T
+        return out
 
     def source_inputs(self, sources: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """The patch cubes of ``sources`` and the static channels, in that order.

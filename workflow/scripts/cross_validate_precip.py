@@ -9,12 +9,11 @@ Output: ``evaluation/scores.csv`` (``model, scheme, subset, metric, value, n``).
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from gridfuse.evaluate import SCORE_COLUMNS, day_set_keys, evaluate_stations, rows_from_stats_frame
-from gridfuse.io import atomic_path, read_netcdf
+from gridfuse.io import atomic_path
 from gridfuse.log import from_snakemake
 from gridfuse.models.train import FusionModel
 from gridfuse.samples import PatchSampler
@@ -26,24 +25,11 @@ def main() -> None:
     p = snakemake.params
     ps = PatchSampler.open(snakemake.input.patches, window=p.window)
     day_keys = day_set_keys(ps.times, {int(k): v for k, v in p.year_sets.items()})
-    with read_netcdf(snakemake.input.patches) as ds:
-        rows, cols = ds["row"].values, ds["col"].values
-
-    def at_stations(files, variable="precip"):
-        """``(station, time)`` values of yearly gridded files at the stations' cells."""
-        out = np.full(ps.y.shape, np.nan, dtype="f4")
-        for f in files:
-            with read_netcdf(f, load=True) as ds:
-                pos = ps.times.get_indexer(pd.DatetimeIndex(ds["time"].values))
-                have = pos >= 0
-                out[:, pos[have]] = ds[variable].values[have][:, rows, cols].T
-        return out
-
     deep = {}
     for path in map(Path, snakemake.input.models):
         deep.setdefault(path.parent.name, {})[path.stem] = FusionModel.load(path)
     deep.pop("mpfm_g", None)  # a component of the product, scored through it
-    truth = at_stations(snakemake.input.truth) if snakemake.input.truth else None
+    truth = ps.at_cells(snakemake.input.truth) if snakemake.input.truth else None
     stats = [
         evaluate_stations(
             ps.x,
@@ -62,7 +48,7 @@ def main() -> None:
             params={k: v for k, v in p.baseline_params.items() if k != "models"},
             device=p.device,
             geo=ps.geo(),
-            product=at_stations(snakemake.input.product),
+            product=ps.at_cells(snakemake.input.product),
             min_gauges=p.min_gauges,
         )
     ]

@@ -11,14 +11,12 @@ by ``cross_validate_precip``).
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from gridfuse.evaluate import evaluate_grid, fit_baseline
+from gridfuse.evaluate import baseline_grids, evaluate_grid
 from gridfuse.grid import Grid
 from gridfuse.io import atomic_path, read_netcdf
 from gridfuse.log import from_snakemake
 from gridfuse.mask import read_mask
-from gridfuse.models.registry import make
 from gridfuse.samples import PatchSampler
 
 
@@ -39,26 +37,16 @@ def main() -> None:
         with read_netcdf(path, load=True) as ds:
             fields[s] = ds["precip"].sel(time=truth["time"]).values
 
-    ps = PatchSampler.open(snakemake.input.patches)
-    c = ps.x.shape[2] // 2
-    centre = ps.x[:, :, c, c, :]
-    fit = np.flatnonzero(ps.roles == "train")
-    stack = np.stack([fields[s] for s in srcs], axis=-1)
-    for name in p.linear:
-        model, _ = fit_baseline(name, centre, ps.y, ps.channels, fit, srcs)
-        fields[name] = np.stack([model.predict(day) for day in stack]).astype("f4")
-
-    grid = Grid.from_config(p.grid)
-    lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
-    pos = ps.times.get_indexer(pd.DatetimeIndex(truth["time"].values))
-    for name in p.gauge_only:
-        gi = make("precip", name, min_gauges=p.min_gauges).fit(
-            ps.lat[fit], ps.lon[fit], ps.y[fit].T
-        )
-        values = gi.predict(
-            ps.lat[fit], ps.lon[fit], ps.y[fit][:, pos].T, lat2.ravel(), lon2.ravel()
-        )
-        fields[name] = np.maximum(values, 0.0).reshape(truth.shape)
+    fields |= baseline_grids(
+        PatchSampler.open(snakemake.input.patches),
+        np.stack([fields[s] for s in srcs], axis=-1),
+        srcs,
+        truth["time"].values,
+        Grid.from_config(p.grid),
+        linear=p.linear,
+        gauge_only=p.gauge_only,
+        min_gauges=p.min_gauges,
+    )
 
     stats = evaluate_grid(truth.values, fields, thresholds=p.thresholds)
     stats.insert(3, "year", p.year)
