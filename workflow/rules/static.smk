@@ -24,7 +24,7 @@ rule build_static:
         "../scripts/build_static.py"
 
 
-for _kind in ("precip", "so2"):
+for _kind in KINDS:
     register_target(
         _kind,
         "{results}/{product}/static.nc",

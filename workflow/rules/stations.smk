@@ -56,7 +56,7 @@ rule ingest_stations:
 
 
 # A demo product's stations are a target once its synthesizer rule exists.
-for _kind in ("precip", "so2"):
+for _kind in KINDS:
     register_target(
         _kind,
         "{results}/{product}/stations/daily.parquet",
