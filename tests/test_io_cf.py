@@ -327,6 +327,10 @@ def test_kind_spec_is_the_one_place():
     assert KINDS["so2"].geotiff_name(pd.Timestamp("2018-09-01")) == "so2_20180901.tif"
     with pytest.raises(ValueError, match="unknown product kind 'rain'"):
         get_kind("rain")
+    for spec in KINDS.values():  # the reports read these facts instead of the kind's name
+        assert spec.held_out in ("evaluation_stations", "out_of_fold")
+        assert {"maps", "scatter", "scores"} <= set(spec.reports)
+    assert KINDS["precip"].sources_in_reports and not KINDS["so2"].sources_in_reports
 
 
 # ---------------------------------------------------------------------- the workflow's files

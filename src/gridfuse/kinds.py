@@ -66,6 +66,14 @@ class KindSpec:
     models : tuple of str
         ``scores.csv`` names of the product (precip: ``product``, the published variant), the
         main model and its model baselines, in the order reports list them first.
+    held_out : {"evaluation_stations", "out_of_fold"}
+        Where the report's held-out scatter comes from: the product files at the evaluation
+        stations (held out of training) or the site_cv out-of-fold predictions.
+    sources_in_reports : bool
+        The sources estimate the product variable on the product grid, so the reports map
+        and score them beside the product (precipitation; not the SO2 predictors).
+    reports : tuple of str
+        Report figures (``report/<name>.png``) a product of the kind gets.
     geotiff_template : str
         Name of a day's GeoTIFF, formatted with ``day`` (a date).
     """
@@ -80,6 +88,9 @@ class KindSpec:
     static_layers: tuple[str, ...]
     model_family: str
     models: tuple[str, ...]
+    held_out: str
+    sources_in_reports: bool
+    reports: tuple[str, ...]
     geotiff_template: str = field(default="{variable}_{day:%Y%m%d}.tif")
 
     @property
@@ -117,6 +128,9 @@ KINDS: dict[str, KindSpec] = {
         static_layers=("dem",),
         model_family="mpfm",
         models=("product", "mpfm", "cnn3d", "biconvlstm"),
+        held_out="evaluation_stations",
+        sources_in_reports=True,
+        reports=("maps", "scatter", "scores", "interpolation", "training"),
     ),
     "so2": KindSpec(
         name="so2",
@@ -135,6 +149,9 @@ KINDS: dict[str, KindSpec] = {
         static_layers=("dem", "landcover", "ndvi", "population", "road_density"),
         model_family="lightgbm",
         models=("lightgbm", "lightgbm_plain", "rf_ps", "lstm"),
+        held_out="out_of_fold",
+        sources_in_reports=False,
+        reports=("maps", "scatter", "scores", "ablation"),
     ),
 }
 

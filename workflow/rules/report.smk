@@ -48,8 +48,12 @@ rule report_scatter:
         unpack(
             lambda wc: (
                 rp_fields(wc.product, years(wc.product))
-                if rp_kind(wc.product) == "precip"
-                else {"oof": res(wc.product, "evaluation", "so2_oof.parquet")}
+                if KINDS[rp_kind(wc.product)].held_out == "evaluation_stations"
+                else {
+                    "oof": res(
+                        wc.product, "evaluation", f"{rp_kind(wc.product)}_oof.parquet"
+                    )
+                }
             )
         ),
         unpack(lambda wc: rp_station_files(wc.product)),
@@ -74,6 +78,7 @@ rule report_scatter:
         runtime=cost_runtime("report_scatter"),
     params:
         kind=lambda wc: rp_kind(wc.product),
+        held_out=lambda wc: KINDS[rp_kind(wc.product)].held_out,
         variable=lambda wc: RP_VARIABLE[rp_kind(wc.product)],
         scheme="site_cv",
         title=lambda wc: wc.product,
@@ -240,11 +245,8 @@ rule report_input_qc:
         "../scripts/report_input_qc.py"
 
 
-for _kind, _names in (
-    ("precip", ("maps", "scatter", "scores", "interpolation", "training")),
-    ("so2", ("maps", "scatter", "scores", "ablation")),
-):
-    for _name in _names:
+for _kind, _spec in KINDS.items():
+    for _name in _spec.reports:
         register_target(_kind, f"{{results}}/{{product}}/report/{_name}.png")
     register_target(_kind, "{results}/{product}/report/scores.html")
     register_target(_kind, "{results}/{product}/report/input_qc.html")

@@ -26,7 +26,7 @@ def rp_fields(product, years_):
     out = {"product": [res(product, "product", f"{y}.nc") for y in years_]}
     if is_synthetic(product):
         out["truth"] = [res(product, "truth", f"{y}.nc") for y in years_]
-    if rp_kind(product) == "precip":
+    if KINDS[rp_kind(product)].sources_in_reports:
         for s in sources(product):
             out[f"src_{s}"] = [res(product, "downscaled", s, f"{y}.nc") for y in years_]
     return out

@@ -17,7 +17,7 @@ def main() -> None:
     inp = snakemake.input
     out = snakemake.output.scatter
 
-    if p.kind == "so2":
+    if p.held_out == "out_of_fold":
         oof = pd.read_parquet(inp.oof)
         scheme = p.scheme if p.scheme in set(oof["scheme"]) else oof["scheme"].iloc[0]
         pairs = oof[(oof["scheme"] == scheme) & (oof["subset"] == "all")]
