@@ -331,6 +331,7 @@ def test_kind_spec_is_the_one_place():
         assert spec.held_out in ("evaluation_stations", "out_of_fold")
         assert {"maps", "scatter", "scores"} <= set(spec.reports)
     assert KINDS["precip"].sources_in_reports and not KINDS["so2"].sources_in_reports
+    assert KINDS["so2"].display_units == "µg/m³" and KINDS["precip"].colormap == "YlGnBu"
 
 
 # ---------------------------------------------------------------------- the workflow's files

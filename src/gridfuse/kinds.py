@@ -74,6 +74,8 @@ class KindSpec:
         and score them beside the product (precipitation; not the SO2 predictors).
     reports : tuple of str
         Report figures (``report/<name>.png``) a product of the kind gets.
+    display_units, colormap : str
+        Units on figure axes and colour bars, and the matplotlib colour map of its maps.
     geotiff_template : str
         Name of a day's GeoTIFF, formatted with ``day`` (a date).
     """
@@ -91,6 +93,8 @@ class KindSpec:
     held_out: str
     sources_in_reports: bool
     reports: tuple[str, ...]
+    display_units: str
+    colormap: str
     geotiff_template: str = field(default="{variable}_{day:%Y%m%d}.tif")
 
     @property
@@ -131,6 +135,8 @@ KINDS: dict[str, KindSpec] = {
         held_out="evaluation_stations",
         sources_in_reports=True,
         reports=("maps", "scatter", "scores", "interpolation", "training"),
+        display_units="mm/day",
+        colormap="YlGnBu",
     ),
     "so2": KindSpec(
         name="so2",
@@ -152,6 +158,8 @@ KINDS: dict[str, KindSpec] = {
         held_out="out_of_fold",
         sources_in_reports=False,
         reports=("maps", "scatter", "scores", "ablation"),
+        display_units="µg/m³",
+        colormap="magma_r",
     ),
 }
 

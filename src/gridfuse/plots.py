@@ -33,6 +33,7 @@ import xarray as xr  # noqa: E402
 
 from . import metrics  # noqa: E402
 from .io import atomic_path  # noqa: E402
+from .kinds import KINDS  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,15 @@ __all__ = [
 
 # lower is better for these; the others (cc, r2, kge, pod, csi) higher is better
 LOWER_IS_BETTER = {"rmse", "mae", "far"}
-UNITS = {"precip": "mm/day", "so2": "µg/m³"}
-CMAPS = {"precip": "YlGnBu", "so2": "magma_r"}
+
+
+def _units(kind: str) -> str:
+    """Figure units of a product kind (none for an unknown kind)."""
+    return KINDS[kind].display_units if kind in KINDS else ""
+
+
+def _cmap(kind: str) -> str:
+    return KINDS[kind].colormap if kind in KINDS else "viridis"
 
 
 def _save(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
@@ -179,7 +187,7 @@ def plot_day_maps(
     """
     names = list(panels)
     days = [pd.Timestamp(d) for d in days]
-    cmap = plt.get_cmap(CMAPS.get(kind, "viridis")).with_extremes(bad="0.85")
+    cmap = plt.get_cmap(_cmap(kind)).with_extremes(bad="0.85")
     fig, axes = plt.subplots(
         len(days),
         len(names),
@@ -211,7 +219,7 @@ def plot_day_maps(
                 ax.set_ylabel(f"{day:%Y-%m-%d}", fontsize=9)
         if any(m is not None for m in maps.values()):
             cb = fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.9, pad=0.01)
-            cb.set_label(UNITS.get(kind, ""), fontsize=8)
+            cb.set_label(_units(kind), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
     return _save(fig, path)
@@ -250,7 +258,7 @@ def plot_scatter(
     top = float(np.percentile(finite, 99.9)) if finite.size else 1.0
     top = top * 1.05 if top > 0 else 1.0
     rng = np.random.default_rng(seed)
-    unit = UNITS.get(kind, "")
+    unit = _units(kind)
     for k, ax in enumerate(axes.ravel()):
         if k >= len(models):
             ax.axis("off")
