@@ -354,12 +354,108 @@ def write_netcdf(
             enc.update(dtype="float32", _FillValue=np.float32(np.nan))
         encoding[name] = enc
     path = Path(path)
+    lazy = _lazy_variables(ds)
     with atomic_path(path, suffix=".nc") as tmp, _naming_write_errors(path):
-        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
+        if not lazy:
+            ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
+        else:
+            eager = ds.drop_vars(lazy)
+            enc = {k: v for k, v in encoding.items() if k in eager.variables}
+            eager.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=enc)
+            _write_lazy_in_order(tmp, ds, lazy, encoding)
     logger.info(
         "wrote %s (%s)", path, ", ".join(f"{k}{tuple(v.shape)}" for k, v in ds.data_vars.items())
     )
     return path
+
+
+def _lazy_variables(ds: xr.Dataset) -> list[str]:
+    """Dask-backed numeric data variables of ``ds`` (written by :func:`_write_lazy_in_order`)."""
+    return [
+        str(n)
+        for n, v in ds.data_vars.items()
+        if v.chunks is not None and v.ndim and v.dtype.kind in "fiu"
+    ]
+
+
+def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encoding) -> None:
+    """Add the dask-backed variables ``lazy`` of ``ds`` to the NetCDF file ``tmp``, block by
+    block of their first dimension, always in the same order.
+
+    xarray's dask store writes the chunks in the order the threads finish them, and HDF5
+    places its chunk indexes and chunks in the order they arrive, so the same data gave files
+    that differ in their bytes.  Here each block is computed in parallel (the configured
+    dask scheduler) for a batch of variables at a time -- at least as many variables as dask
+    has workers, and variables that share dask layers (``wd`` computed from ``u10``/``v10``)
+    always together -- then written in the file's variable order.  Memory: one block of each
+    variable of a batch.
+    """
+    import dask
+    import netCDF4
+
+    # batches of variables: those sharing graph layers together, then up to `workers` each
+    groups: list[list[str]] = []
+    layers: list[set] = []
+    for n in lazy:
+        own = set(ds[n].data.__dask_graph__().layers)
+        members = [n]
+        for i in reversed(range(len(groups))):
+            if layers[i] & own:
+                members += groups.pop(i)
+                own |= layers.pop(i)
+        groups.append(sorted(members, key=lazy.index))
+        layers.append(own)
+    groups.sort(key=lambda g: lazy.index(g[0]))
+    workers = max(1, int(dask.config.get("num_workers", None) or 1))
+    batches: list[list[str]] = []
+    for g in groups:
+        if batches and len(batches[-1]) + len(g) <= workers:
+            batches[-1].extend(g)
+        else:
+            batches.append(list(g))
+    firsts = {ds[n].dims[0] for n in lazy}
+    bounds = {ds[n].chunks[0] for n in lazy}
+    common = len(firsts) == 1 and len(bounds) == 1
+    with netCDF4.Dataset(tmp, "a") as nc:
+        for n in lazy:
+            var = ds[n]
+            for dim, size in zip(var.dims, var.shape):
+                if dim not in nc.dimensions:
+                    nc.createDimension(dim, size)
+            enc = encoding.get(n, {})
+            fill = enc.get("_FillValue")
+            out = nc.createVariable(
+                n,
+                np.dtype(enc.get("dtype", var.dtype)),
+                var.dims,
+                zlib=bool(enc.get("zlib", False)),
+                complevel=int(enc.get("complevel", 4)),
+                shuffle=bool(enc.get("zlib", False)),
+                chunksizes=enc.get("chunksizes"),
+                fill_value=fill,
+            )
+            out.set_auto_maskandscale(False)
+            attrs = {k: v for k, v in var.attrs.items() if k != "_FillValue"}
+            extra = [str(c) for c in var.coords if c not in var.dims]
+            if extra:
+                attrs["coordinates"] = " ".join(extra)
+            out.setncatts(attrs)
+
+        def write(names, start, stop):
+            values = dask.compute(*[ds[n].data[start:stop] for n in names])
+            for n, v in zip(names, values):
+                nc[n][start:stop] = np.asarray(v).astype(nc[n].dtype, copy=False)
+
+        if common:
+            edges = np.cumsum((0, *next(iter(bounds))))
+            for start, stop in zip(edges[:-1], edges[1:]):
+                for names in batches:
+                    write(names, int(start), int(stop))
+        else:
+            for n in lazy:
+                edges = np.cumsum((0, *ds[n].chunks[0]))
+                for start, stop in zip(edges[:-1], edges[1:]):
+                    write([n], int(start), int(stop))
 
 
 def write_netcdf_blocks(

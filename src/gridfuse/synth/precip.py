@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -297,17 +298,19 @@ class _Template:
 
     def __init__(self, make, datasets: list[str], tmpdir: Path):
         tmpdir.mkdir(parents=True, exist_ok=True)
-        path = tmpdir / f".template_{zlib.crc32(repr(datasets).encode())}_{id(self)}"
-        make(path)
-        self.slots = {}
-        with h5py.File(path, "r") as h:
-            for name in datasets:
-                ds = h[name]
-                if ds.chunks is not None or ds.compression is not None:
-                    raise RuntimeError(f"template dataset {name} is not contiguous")
-                self.slots[name] = (ds.id.get_offset(), ds.dtype, ds.shape)
-        self.blob = path.read_bytes()
-        path.unlink()
+        # a private folder and a fixed name: writers may record their file's name (IMERG's
+        # FileHeader does), and every copy then carries it, so it must not vary by run
+        with tempfile.TemporaryDirectory(prefix=".template.", dir=tmpdir) as folder:
+            path = Path(folder) / "synthetic_template"
+            make(path)
+            self.slots = {}
+            with h5py.File(path, "r") as h:
+                for name in datasets:
+                    ds = h[name]
+                    if ds.chunks is not None or ds.compression is not None:
+                        raise RuntimeError(f"template dataset {name} is not contiguous")
+                    self.slots[name] = (ds.id.get_offset(), ds.dtype, ds.shape)
+            self.blob = path.read_bytes()
 
     def write(self, path: Path, values: Mapping[str, np.ndarray]) -> None:
         buf = bytearray(self.blob)
