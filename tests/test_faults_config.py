@@ -164,6 +164,34 @@ def test_config_fault_is_named(case, mutate, expect):
         assert e in msg, f"{case}: {e!r} not in\n{msg[-2000:]}"
 
 
+# every section of a product whose keys are fixed (kind-dependent ones are closed by
+# check_config, the others by the schema): an unknown key must be named, in both kinds
+SECTIONS = [
+    "grid",
+    "period",
+    "day_window",
+    "synthetic",
+    "static",
+    "samples",
+    "model",
+    "cv",
+    "stations",
+    "stations.qc",
+    "stations.evaluation",
+    "input_qc",
+    "downscale",
+    "outputs",
+    "report",
+]
+
+
+@pytest.mark.parametrize("product", [P, S])
+@pytest.mark.parametrize("section", SECTIONS)
+def test_unknown_key_in_any_section_is_named(product, section):
+    msg = _error(_set(f"{product}.{section}.zzz_unknown", 1))
+    assert "zzz_unknown" in msg, msg[-2000:]
+
+
 @pytest.mark.parametrize(
     "name",
     [
