@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import save_npz
+from ..io import atomic_path, save_npz
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class RandomID:
         return (ids / max(self.size - 1, 1)).astype(np.float32)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Store shape, seed and the permutation (``.npz``)."""
+        """Store shape, seed and the permutation (``.npz``, written atomically)."""
         path = Path(path)
-        with open(path, "wb") as f:
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
             save_npz(f, perm=self.perm, shape=np.array(self.shape), seed=self.seed)
         return path
 
