@@ -252,7 +252,7 @@ def test_masked_prediction_skips_outside_cells(data, fitted):
     )
     assert np.isnan(masked[:, ~mask]).all()
     np.testing.assert_array_equal(masked[:, mask], full[:, mask])
-    from gridfuse.models.so2 import tiles
+    from gridfuse.grid import tile_slices as tiles
 
     ny, nx = GRID.shape
     assert len(list(tiles(ny, nx, 6, mask))) < len(list(tiles(ny, nx, 6)))

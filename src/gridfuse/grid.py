@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from affine import Affine
 
-__all__ = ["Grid", "PRESETS"]
+__all__ = ["Grid", "PRESETS", "tile_slices"]
 
 _TOL = 1e-6  # fraction of a cell accepted as rounding when bounds are not exact multiples
 
@@ -236,3 +236,25 @@ PRESETS: dict[str, Grid] = {
     # Mainland China at 0.01 deg, 73-135 E, 18-54 N -> 3600 x 6200 cells.
     "china": Grid(73.0, 18.0, 135.0, 54.0, 0.01),
 }
+
+
+def tile_slices(
+    nlat: int, nlon: int, tile: int, mask: np.ndarray | None = None
+) -> list[tuple[slice, slice]]:
+    """``tile x tile`` windows ``(row slice, column slice)`` covering an ``nlat x nlon`` grid,
+    row-major: the tiles of gridded prediction (both kinds).
+
+    With ``mask`` (bool ``(nlat, nlon)``, True = inside the domain), tiles holding no
+    inside cell are left out: they are never predicted.
+    """
+    if tile < 1:
+        raise ValueError(f"tile must be >= 1 cell, got {tile}")
+    if mask is not None and mask.shape != (nlat, nlon):
+        raise ValueError(f"mask has shape {mask.shape}, the grid is {(nlat, nlon)}")
+    out = []
+    for i0 in range(0, nlat, tile):
+        for j0 in range(0, nlon, tile):
+            sl = (slice(i0, min(nlat, i0 + tile)), slice(j0, min(nlon, j0 + tile)))
+            if mask is None or mask[sl].any():
+                out.append(sl)
+    return out

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from .grid import Grid
+from .grid import Grid, tile_slices
 from .io import is_absent, read_netcdf, write_netcdf_blocks
 from .models.train import FusionModel, resolve_device
 from .quality import source_flags
@@ -230,27 +230,6 @@ def day_windows(block: torch.Tensor, window: int) -> torch.Tensor:
     if block.shape[0] < window:
         raise ValueError(f"a block of {block.shape[0]} days has no {window}-day window")
     return block.unfold(0, window, 1).permute(0, 4, 1, 2, 3)
-
-
-def tile_slices(
-    nlat: int, nlon: int, tile: int, mask: np.ndarray | None = None
-) -> list[tuple[slice, slice]]:
-    """``tile x tile`` windows covering an ``nlat x nlon`` grid, row-major.
-
-    With ``mask`` (bool ``(nlat, nlon)``, True = inside the domain), tiles holding no
-    inside cell are left out: they are never predicted.
-    """
-    if tile < 1:
-        raise ValueError(f"tile must be >= 1 cell, got {tile}")
-    if mask is not None and mask.shape != (nlat, nlon):
-        raise ValueError(f"mask has shape {mask.shape}, the grid is {(nlat, nlon)}")
-    out = []
-    for i0 in range(0, nlat, tile):
-        for j0 in range(0, nlon, tile):
-            sl = (slice(i0, min(nlat, i0 + tile)), slice(j0, min(nlon, j0 + tile)))
-            if mask is None or mask[sl].any():
-                out.append(sl)
-    return out
 
 
 def batch_days(

@@ -17,12 +17,11 @@ import xarray as xr
 
 from ...cv import RegionHoldout
 from ...features.table import TECHNIQUES, FeatureConfig, open_dynamic, tile_frame
-from ...grid import Grid
+from ...grid import Grid, tile_slices
 from ...io import read_netcdf
 from ...metrics import SCORE_COLUMNS, score_frame
 from ..registry import make
 from .estimator import ModelSettings, SO2Model
-from .prediction import tiles
 
 logger = logging.getLogger(__name__)
 
@@ -445,7 +444,7 @@ def osse_baseline_scores(
         obs, pred = [], []
         for t in sel:
             block = np.full((ny, nx), np.nan, dtype=np.float32)
-            for rs, cs in tiles(ny, nx, tile, mask):
+            for rs, cs in tile_slices(ny, nx, tile, mask):
                 day, hist = _grid_history(m, dynamic, static, int(t), rs, cs)
                 block[rs, cs] = m.predict(day, hist).reshape(block[rs, cs].shape)
             obs.append(_inside(truth.sel(time=times[t]).values, mask))

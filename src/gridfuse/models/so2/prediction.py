@@ -16,12 +16,12 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from ...features.table import tile_frame
+from ...grid import tile_slices
 from .estimator import SO2Model
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "tiles",
     "predict_tile",
     "predict_blocks",
     "predict_year",
@@ -62,18 +62,6 @@ def predict_tile(
     return out
 
 
-def tiles(
-    ny: int, nx: int, tile: int, mask: np.ndarray | None = None
-) -> Iterator[tuple[slice, slice]]:
-    """Row and column slices of the ``tile x tile`` tiles covering an ``ny x nx`` grid
-    (with a domain ``mask``, only the tiles holding a cell inside it)."""
-    for r in range(0, ny, tile):
-        for c in range(0, nx, tile):
-            rs, cs = slice(r, min(r + tile, ny)), slice(c, min(c + tile, nx))
-            if mask is None or mask[rs, cs].any():
-                yield rs, cs
-
-
 def predict_blocks(
     model: SO2Model,
     dynamic: xr.Dataset,
@@ -103,7 +91,7 @@ def predict_blocks(
         raise ValueError(f"fields are {(ny, nx)} cells; the model's grid is {model.grid.shape}")
     if mask is not None and mask.shape != (ny, nx):
         raise ValueError(f"the mask has {mask.shape} cells; the grid has {(ny, nx)}")
-    jobs = list(tiles(ny, nx, tile, mask))
+    jobs = tile_slices(ny, nx, tile, mask)
     cells = int(mask.sum()) if mask is not None else ny * nx
     threads = max(1, int(threads))
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(jobs) > 1 else None
