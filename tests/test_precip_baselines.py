@@ -70,6 +70,19 @@ def test_tabular_baselines_learn_a_nonlinear_relation(kind):
     assert rmse < 0.6 * np.std(y[2000:])
 
 
+def test_lightgbm_baseline_is_reproducible_with_threads():
+    rng = np.random.default_rng(4)
+    X = rng.gamma(0.8, 4.0, (2000, 3))
+    y = X[:, 0] * 0.7 + rng.normal(0, 0.5, 2000)
+    fits = [
+        TabularRegressor("lightgbm", seed=1, threads=2, params={"n_estimators": 30}).fit(X, y)
+        for _ in range(2)
+    ]
+    params = fits[0].model_.get_params()
+    assert params["deterministic"] and params["force_row_wise"]
+    np.testing.assert_array_equal(fits[0].predict(X), fits[1].predict(X))
+
+
 def test_one_factory_for_the_models_of_both_kinds():
     """Every registered model is made with the same arguments and has fit/predict; unknown
     names and kinds are errors naming what is known."""

@@ -158,6 +158,10 @@ def _lightgbm(p: dict, seed: int, threads: int):
         random_state=seed,
         n_jobs=threads,
         verbose=-1,
+        # the same fit with any thread timing: LightGBM otherwise picks row- or column-wise
+        # histograms by timing a trial, and the two sum in different orders
+        deterministic=True,
+        force_row_wise=True,
     )
 
 
