@@ -253,3 +253,10 @@ def test_template_copies_are_the_same_in_every_run(tmp_path):
         assert [p.name for p in (tmp_path / run).iterdir()] == ["g.HDF5"]  # template removed
         blobs.append((tmp_path / run / "g.HDF5").read_bytes())
     assert blobs[0] == blobs[1]
+    # a run killed while the template exists leaves its folder; the next run removes it
+    from gridfuse.io import TMP_MARKER, remove_stale_temporaries
+
+    left = tmp_path / "a" / f".template{TMP_MARKER}k1ll3d_"
+    (left / "synthetic_template").parent.mkdir()
+    (left / "synthetic_template").write_bytes(b"half")
+    assert remove_stale_temporaries(tmp_path) == [left]

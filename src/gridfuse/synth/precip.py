@@ -36,6 +36,7 @@ from scipy.special import ndtri
 
 from ..daily import DayWindow, expected_stamps
 from ..grid import Grid
+from ..io import TMP_MARKER
 from ..sources import cmorph, era5, gldas, gsmap, imerg
 from ..sources._steps import crop_slice, to_pm180
 from .fields import KM_PER_DEG, aggregate_mean, ar1_fields, fractal_dem, gaussian_field
@@ -299,8 +300,9 @@ class _Template:
     def __init__(self, make, datasets: list[str], tmpdir: Path):
         tmpdir.mkdir(parents=True, exist_ok=True)
         # a private folder and a fixed name: writers may record their file's name (IMERG's
-        # FileHeader does), and every copy then carries it, so it must not vary by run
-        with tempfile.TemporaryDirectory(prefix=".template.", dir=tmpdir) as folder:
+        # FileHeader does), and every copy then carries it, so it must not vary by run; the
+        # folder is named like atomic_path's temporaries, so a killed run's is removed
+        with tempfile.TemporaryDirectory(prefix=f".template{TMP_MARKER}", dir=tmpdir) as folder:
             path = Path(folder) / "synthetic_template"
             make(path)
             self.slots = {}
