@@ -384,16 +384,19 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
 
     xarray's dask store writes the chunks in the order the threads finish them, and HDF5
     places its chunk indexes and chunks in the order they arrive, so the same data gave files
-    that differ in their bytes.  Here each block is computed in parallel (the configured
-    dask scheduler) for a batch of variables at a time -- at least as many variables as dask
-    has workers, and variables that share dask layers (``wd`` computed from ``u10``/``v10``)
-    always together -- then written in the file's variable order.  Memory: one block of each
-    variable of a batch.
+    that differ in their bytes.  Here the file is written in one fixed order, block after
+    block, variable after variable (variables that share dask layers, ``wd`` computed from
+    ``u10``/``v10``, as one unit), while the next units are computed by ``num_workers - 1``
+    other threads (dask's setting).  Memory: one unit per worker.
     """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     import dask
     import netCDF4
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
-    # batches of variables: those sharing graph layers together, then up to `workers` each
+    # groups: variables that share graph layers are computed together
     groups: list[list[str]] = []
     layers: list[set] = []
     for n in lazy:
@@ -406,16 +409,28 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
         groups.append(sorted(members, key=lazy.index))
         layers.append(own)
     groups.sort(key=lambda g: lazy.index(g[0]))
-    workers = max(1, int(dask.config.get("num_workers", None) or 1))
-    batches: list[list[str]] = []
-    for g in groups:
-        if batches and len(batches[-1]) + len(g) <= workers:
-            batches[-1].extend(g)
-        else:
-            batches.append(list(g))
+    # the units written, in file order: each block of the first dimension, group by group
     firsts = {ds[n].dims[0] for n in lazy}
     bounds = {ds[n].chunks[0] for n in lazy}
-    common = len(firsts) == 1 and len(bounds) == 1
+    units: list[tuple[list[str], int, int]] = []
+    if len(firsts) == 1 and len(bounds) == 1:
+        edges = np.cumsum((0, *next(iter(bounds)))).tolist()
+        for start, stop in zip(edges[:-1], edges[1:]):
+            units += [(g, start, stop) for g in groups]
+    else:
+        for n in lazy:
+            edges = np.cumsum((0, *ds[n].chunks[0])).tolist()
+            units += [([n], start, stop) for start, stop in zip(edges[:-1], edges[1:])]
+    # while one unit is written, the next `workers - 1` are computed by other threads
+    serial = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
+    workers = 1 if serial else dask.config.get("num_workers", None) or dask.system.CPU_COUNT
+    ahead = max(1, int(workers)) - 1
+
+    def compute(unit):
+        names, start, stop = unit
+        with dask.config.set(scheduler="synchronous"):
+            return dask.compute(*[ds[n].data[start:stop] for n in names])
+
     with netCDF4.Dataset(tmp, "a") as nc:
         for n in lazy:
             var = ds[n]
@@ -423,7 +438,6 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
                 if dim not in nc.dimensions:
                     nc.createDimension(dim, size)
             enc = encoding.get(n, {})
-            fill = enc.get("_FillValue")
             out = nc.createVariable(
                 n,
                 np.dtype(enc.get("dtype", var.dtype)),
@@ -432,7 +446,7 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
                 complevel=int(enc.get("complevel", 4)),
                 shuffle=bool(enc.get("zlib", False)),
                 chunksizes=enc.get("chunksizes"),
-                fill_value=fill,
+                fill_value=enc.get("_FillValue"),
             )
             out.set_auto_maskandscale(False)
             attrs = {k: v for k, v in var.attrs.items() if k != "_FillValue"}
@@ -441,21 +455,21 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
                 attrs["coordinates"] = " ".join(extra)
             out.setncatts(attrs)
 
-        def write(names, start, stop):
-            values = dask.compute(*[ds[n].data[start:stop] for n in names])
-            for n, v in zip(names, values):
-                nc[n][start:stop] = np.asarray(v).astype(nc[n].dtype, copy=False)
+        def write(unit, future):
+            names, start, stop = unit
+            values = future.result() if future is not None else compute(unit)
+            with NETCDF4_PYTHON_LOCK:  # the lock xarray's readers of the inputs hold
+                for n, v in zip(names, values):
+                    nc[n][start:stop] = np.asarray(v).astype(nc[n].dtype, copy=False)
 
-        if common:
-            edges = np.cumsum((0, *next(iter(bounds))))
-            for start, stop in zip(edges[:-1], edges[1:]):
-                for names in batches:
-                    write(names, int(start), int(stop))
-        else:
-            for n in lazy:
-                edges = np.cumsum((0, *ds[n].chunks[0]))
-                for start, stop in zip(edges[:-1], edges[1:]):
-                    write([n], int(start), int(stop))
+        with ThreadPoolExecutor(max_workers=max(ahead, 1)) as pool:
+            pending: deque = deque()
+            for unit in units:
+                pending.append((unit, pool.submit(compute, unit) if ahead else None))
+                while len(pending) > ahead:
+                    write(*pending.popleft())
+            while pending:
+                write(*pending.popleft())
 
 
 def write_netcdf_blocks(
