@@ -385,6 +385,48 @@ def kernel_global_files(n_files=6) -> dict:
     return out
 
 
+def kernel_product_read(ny=850, nx=1390, days=32, stations=60) -> dict:
+    """Reading a product file's values at station cells (gridfuse.io.values_at_cells): CPU s
+    per grid cell-day of the file, on a Qinghai-size grid written as the workflow writes
+    products (float32, zlib, one-day chunks of 512 x 512 cells, quality layer beside)."""
+    import pandas as pd
+
+    from gridfuse.io import values_at_cells, write_netcdf_blocks
+
+    rng = np.random.default_rng(0)
+    lat = 39.5 - 0.01 * (np.arange(ny) + 0.5)
+    lon = 89.4 + 0.01 * (np.arange(nx) + 0.5)
+    times = pd.date_range("2020-01-01", periods=days, freq="D").values
+
+    def blocks():  # patchy rain: smooth cells of ~50 km with zeros around, some noise
+        for a in range(0, days, 8):
+            n = min(8, days - a)
+            coarse = rng.gamma(0.5, 2.0, (n, ny // 50 + 2, nx // 50 + 2)).astype(np.float32)
+            up = np.repeat(np.repeat(coarse, 50, 1), 50, 2)[:, :ny, :nx]
+            noise = 0.3 * rng.standard_normal((n, ny, nx)).astype(np.float32)
+            yield slice(a, a + n), np.maximum(up - 0.8 + noise, 0), np.full((n, ny, nx), 7, "u1")
+
+    cells = rng.choice(ny * nx, stations, replace=False)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "product.nc"
+        write_netcdf_blocks(
+            path, "precip", blocks(), times=times, lat=lat, lon=lon, flag_sources=["a", "b", "c"]
+        )
+        values_at_cells(path, "precip", cells // nx, cells % nx)  # warm the page cache
+        t = min(
+            cpu_time(lambda: values_at_cells(path, "precip", cells // nx, cells % nx))
+            for _ in range(3)
+        )
+    return {
+        "product_read_s_per_cell_day": {
+            "value": t / (ny * nx * days),
+            "unit": "CPU s per grid cell-day of a product file",
+            "how": f"values_at_cells of {stations} random cells from a {ny}x{nx}x{days}-day "
+            "product file (write_netcdf_blocks layout, with quality layer), best of 3, 1 thread",
+        }
+    }
+
+
 KERNELS = [
     kernel_lightgbm,
     kernel_forest,
@@ -393,6 +435,7 @@ KERNELS = [
     kernel_mpfm_predict,
     kernel_mpfm_train,
     kernel_global_files,
+    kernel_product_read,
 ]
 
 
@@ -445,7 +488,11 @@ def measured_jobs(run_dir: Path) -> list[tuple]:
         product = rec["wildcards"].get("product")
         if product not in products:
             continue
-        w = cost.work(rec["rule"], products[product], rec["wildcards"])
+        try:
+            w = cost.work(rec["rule"], products[product], rec["wildcards"])
+        except cost.NoCostModel:  # a rule renamed or removed since the run
+            print(f"  skipped {rec['path']}: no cost model for rule {rec['rule']!r}")
+            continue
         out.append((w, rec["cpu_s"], rec["max_rss"]))
     return out
 
@@ -498,6 +545,13 @@ def main() -> None:
         "--kernels-only",
         action="store_true",
         help="with --kernels: write the re-measured kernels into --out, keeping its rule fits",
+    )
+    ap.add_argument(
+        "--rules",
+        nargs="*",
+        default=None,
+        help="with --keep-kernels --no-run: refit only these rule keys on --runs, keeping the "
+        "other fits of --out",
     )
     ap.add_argument(
         "--device", type=Path, default=DEVICE, help="GPU record (benchmarks/devices/*.json)"
@@ -564,23 +618,49 @@ def main() -> None:
         for config in RUN_CONFIGS:
             runs.append(run_workflow(config, base / config.stem, args.cores, provisional))
     jobs = [j for r in runs for j in measured_jobs(r)]
-    rules = cost.fit_rule_constants(jobs, k)
-    data = {
-        "version": 1,
-        "measured": {**machine(), "runs": [str(r) for r in runs], "jobs": len(jobs)},
-        "kernels": kernels,
-        "gpu": gpu,
-        "rules": rules,
-    }
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
-    print(
-        f"wrote {args.out}: {len(kernels)} kernel rates, {len(rules)} rule keys, {len(jobs)} jobs"
-    )
+    if args.rules is not None:  # refit only the named rule keys; keep everything else
+        jobs = [j for j in jobs if j[0].key in args.rules]
+        data = json.loads(args.out.read_text())
+        data["kernels"] = kernels
+        data["rules"].update(cost.fit_rule_constants(jobs, k))
+        data["measured"].setdefault("rules_refitted", []).append(
+            {
+                **machine(),
+                "command": "python benchmarks/cost_constants.py --keep-kernels --kernels "
+                + " ".join(args.kernels or [])
+                + " --no-run --rules "
+                + " ".join(args.rules)
+                + " --runs "
+                + " ".join(map(str, runs)),
+                "rules": list(args.rules),
+                "jobs": len(jobs),
+                "load_average": os.getloadavg()[0],
+            }
+        )
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"refitted {args.rules} on {len(jobs)} jobs into {args.out}")
+        rules = {r: data["rules"][r] for r in args.rules if r in data["rules"]}
+    else:
+        rules = cost.fit_rule_constants(jobs, k)
+        data = {
+            "version": 1,
+            "measured": {**machine(), "runs": [str(r) for r in runs], "jobs": len(jobs)},
+            "kernels": kernels,
+            "gpu": gpu,
+            "rules": rules,
+        }
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        print(
+            f"wrote {args.out}: {len(kernels)} kernel rates, {len(rules)} rule keys, "
+            f"{len(jobs)} jobs"
+        )
 
     bench = Bench("cost_constants")
     full = cost.Constants(data)
     for key in rules:
         rows = [j for j in jobs if j[0].key == key]
+        if not rows:
+            continue
         w, cpu, rss = max(rows, key=lambda j: j[1])
         est = cost.price(w, full)
         bench.add(

@@ -109,3 +109,31 @@ def test_reader_errors_name_the_file(tmp_path):
         io.read_geotiff(tmp_path / "missing.tif")
     with pytest.raises(ValueError, match="does not match grid"):
         io.write_geotiff(np.zeros((2, 2)), tmp_path / "x.tif", grid=Grid(0, 0, 1, 1, 0.1))
+
+
+def test_values_at_cells_reads_only_what_it_needs_and_agrees_with_a_full_read(tmp_path):
+    """values_at_cells (the product read of cross_validate_precip) returns exactly the full
+    file's values at the cells, across storage chunks (512 rows) and time blocks."""
+    ny, nx, nt = 600, 7, 5
+    times = pd.date_range("2020-01-01", periods=nt).values
+    rng = np.random.default_rng(1)
+    data = rng.gamma(0.5, 2.0, (nt, ny, nx)).astype("f4")
+    data[1, 3, 2] = np.nan
+    path = io.write_netcdf_blocks(
+        tmp_path / "p.nc",
+        "precip",
+        [(slice(0, 3), data[:3]), (slice(3, nt), data[3:])],
+        times=times,
+        lat=50.0 - 0.01 * np.arange(ny),
+        lon=100.0 + 0.01 * np.arange(nx),
+    )
+    rows = np.array([3, 599, 0, 511, 512, 3])
+    cols = np.array([2, 6, 0, 1, 1, 5])
+    got_t, got = io.values_at_cells(path, "precip", rows, cols, time_block=2)
+    np.testing.assert_array_equal(got_t, times.astype("datetime64[ns]"))
+    np.testing.assert_array_equal(got, data[:, rows, cols])
+    assert got.dtype == np.float32 and np.isnan(got[1, 0])
+    with pytest.raises(KeyError, match="p.nc.*no variable 'so2'"):
+        io.values_at_cells(path, "so2", rows, cols)
+    with pytest.raises(ValueError, match="p.nc: cells outside its 600 x 7 grid"):
+        io.values_at_cells(path, "precip", np.array([600]), np.array([0]))

@@ -747,6 +747,28 @@ def _train_gmac(p: Product, net: str, n_sources: int, share: float = 1.0) -> flo
     return int(m["epochs"]) * len(m.get("seeds", [0])) * per_epoch / 1e9
 
 
+def _train_act_mb(p: Product, n_sources: int | None = None) -> float:
+    """Activations (MB) one training batch of the fusion network keeps for the backward
+    pass: every layer's output over the ``window`` days x ``patch`` x ``patch`` cells of a sample --
+    the input, the Conv3d blocks, the ConvLSTM's 4 gates, cell and hidden state per
+    direction and step, the head -- times ``batch_size``, forward values and their
+    gradients (x 2), float32.  The tiny test networks keep ~tens of MB, the preset's ~0.2 GB
+    (the rehearsal's fold jobs peaked 150-200 MB above a train job of the test config)."""
+    from .models.mpfm import MPFMConfig
+    from .models.train import TrainConfig
+
+    m = _mpfm(p)
+    d = MPFMConfig(in_channels=1)
+    conv = sum(m.get("conv_channels", d.conv_channels))
+    hidden = sum(m.get("hidden", d.hidden))
+    head = int(m.get("head_hidden", d.head_hidden))
+    batch = int(m.get("batch_size", TrainConfig().batch_size))
+    window = int(p.cfg["samples"]["window_days"])
+    patch = int(p.cfg["samples"]["patch"])
+    chans = _channels(p, n_sources) + conv + 2 * 6 * hidden + head
+    return _mb(batch * window * patch * patch * chans * 2)
+
+
 @_rule("train_precip", "train_mpfm")
 def _train(p: Product, wc) -> Work:
     n_src = len(wc["set"].split("-")) if "set" in wc else len(p.sources)
@@ -755,7 +777,7 @@ def _train(p: Product, wc) -> Work:
         "train_mpfm",
         threads=threads,
         time={"k:mpfm_train_s_per_gmac": _train_gmac(p, wc.get("net", "mpfm"), n_src)},
-        mem={"patches_mb": _patches_mb(p)},
+        mem={"patches_mb": _patches_mb(p), "nets_mb": _train_act_mb(p, n_src)},
         gpu=_gpu_job(p, "train_precip"),
     )
 
@@ -854,7 +876,8 @@ def _cv_fold_precip(p: Product, wc) -> Work:
         "cv_fold_precip",
         threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
         time=time,
-        mem={"patches_mb": _patches_mb(p)},
+        # the networks are refitted one after the other: one training batch at a time
+        mem={"patches_mb": _patches_mb(p), "nets_mb": _train_act_mb(p) if refit else 0.0},
         gpu=bool(refit) and _gpu_job(p, "cross_validate_fold_precip"),
     )
 
@@ -862,15 +885,18 @@ def _cv_fold_precip(p: Product, wc) -> Work:
 @_rule("cross_validate_precip")
 def _cv_precip(p: Product, wc) -> Work:
     """scores.csv: the fold statistics gathered; holdout scores of every model from the
-    patches and the product files (read one year at a time)."""
+    patches and the product files (and an OSSE's truth files), of which only the chunks
+    around the stations are read (:func:`gridfuse.io.values_at_cells`)."""
+    files = 2 if p.synthetic and "osse_stations" in p.cfg["cv"].get("schemes", []) else 1
     return Work(
         "cross_validate_precip",
         threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
         time={
             "station_days_m": p.station_days * (len(_baselines(p)) + 1) / 1e6,
-            "cell_days_m": p.cells * p.days / 1e6,
+            "k:product_read_s_per_cell_day": p.cells * p.days * files,
         },
-        mem={"patches_mb": _patches_mb(p), "year_mb": _mb(p.cells * 366)},
+        # values_at_cells holds one slab: 32 days of a 512 x 512 storage chunk
+        mem={"patches_mb": _patches_mb(p), "slab_mb": _mb(32 * min(p.cells, 512 * 512))},
     )
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "write_netcdf",
     "write_netcdf_blocks",
     "read_netcdf",
+    "values_at_cells",
     "write_absent",
     "is_absent",
     "write_geotiff",
@@ -615,6 +616,63 @@ def read_netcdf(path: str | os.PathLike, *, load: bool = False, **kwargs) -> xr.
     if aux:
         ds = ds.set_coords(aux)
     return ds.load() if load else ds
+
+
+def values_at_cells(
+    path: str | os.PathLike,
+    variable: str,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    time_block: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a ``(time, lat, lon)`` variable at grid cells, without reading the grid.
+
+    Only ``variable`` is read, and of it only the storage chunks (see :func:`write_netcdf`)
+    holding one of the cells, ``time_block`` days at a time: a product year at a province's
+    gauges decompresses the chunks around them instead of loading every variable of the
+    whole grid (the cost model prices it as ``k:product_read_s_per_cell_day``).
+
+    Returns ``(times (datetime64[ns]), values (time, cell) float32)``.
+    """
+    import netCDF4
+
+    path = Path(path)
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    if rows.shape != cols.shape or rows.ndim != 1:
+        raise ValueError(f"{path}: rows and cols must be 1-D and of one length")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    with read_netcdf(path) as ds:  # the time axis decoded as everywhere else
+        if variable not in ds.data_vars:
+            raise KeyError(f"{path}: no variable {variable!r} (has {sorted(ds.data_vars)})")
+        if ds[variable].dims != ("time", "lat", "lon"):
+            raise ValueError(
+                f"{path}: {variable} has dims {ds[variable].dims}; expected (time, lat, lon)"
+            )
+        times = np.asarray(ds["time"].values, dtype="datetime64[ns]")
+        ny, nx = ds.sizes["lat"], ds.sizes["lon"]
+    if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= ny or cols.max() >= nx):
+        raise ValueError(f"{path}: cells outside its {ny} x {nx} grid")
+    out = np.full((times.size, rows.size), np.nan, dtype=np.float32)
+    with netCDF4.Dataset(path) as nc:
+        var = nc.variables[variable]
+        chunking = var.chunking()
+        ch_r, ch_c = (ny, nx) if chunking == "contiguous" else (chunking[1], chunking[2])
+        # the cells grouped by storage chunk; each group is one hyperslab read per block
+        groups: dict[tuple[int, int], np.ndarray] = {}
+        for i, key in enumerate(zip(rows // ch_r, cols // ch_c)):
+            groups.setdefault(key, []).append(i)
+        for a in range(0, times.size, time_block):
+            b = min(a + time_block, times.size)
+            for (gr, gc), idx in groups.items():
+                idx = np.asarray(idx)
+                r0, c0 = gr * ch_r, gc * ch_c
+                slab = var[a:b, r0 : min(r0 + ch_r, ny), c0 : min(c0 + ch_c, nx)]
+                slab = np.ma.filled(np.ma.asarray(slab, dtype=np.float32), np.nan)
+                out[a:b, idx] = slab[:, rows[idx] - r0, cols[idx] - c0]
+    return times, out
 
 
 def write_absent(path: str | os.PathLike, *, source: str, year: int, reason: str) -> Path:

@@ -57,7 +57,7 @@ import pandas as pd
 import xarray as xr
 
 from .grid import Grid
-from .io import atomic_path, is_absent, provenance, read_netcdf
+from .io import atomic_path, is_absent, provenance, read_netcdf, values_at_cells
 from .regrid import METHODS, Regridder, spatial_dims
 
 logger = logging.getLogger(__name__)
@@ -307,10 +307,11 @@ class PatchSampler:
             raise ValueError("the stations' grid cells (row, col) and times are not known")
         out = np.full(self.y.shape, np.nan, dtype="f4")
         for f in files:
-            with read_netcdf(f, load=True) as ds:
-                pos = self.times.get_indexer(pd.DatetimeIndex(ds["time"].values))
-                have = pos >= 0
-                out[:, pos[have]] = ds[variable].values[have][:, self.rows, self.cols].T
+            # only the storage chunks around the stations (not every variable of the grid)
+            times, values = values_at_cells(f, variable, self.rows, self.cols)
+            pos = self.times.get_indexer(pd.DatetimeIndex(times))
+            have = pos >= 0
+            out[:, pos[have]] = values[have].T
         return out
 
     def source_inputs(self, sources: Sequence[str]) -> tuple[np.ndarray, list[str]]:
