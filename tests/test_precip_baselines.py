@@ -5,7 +5,7 @@ import pytest
 
 from gridfuse.evaluate import baseline_predictions, fit_baseline
 from gridfuse.models.precip_baselines import IEVW, OORA, OWA, TabularRegressor, oora
-from gridfuse.models.registry import MODELS, family, make, names
+from gridfuse.models.registry import MODELS, family, make, names, settings_keys
 
 
 def test_oora_drops_the_outlier():
@@ -105,6 +105,9 @@ def test_one_factory_for_the_models_of_both_kinds():
     # each precipitation model reads its own entry of the baselines' settings
     rf = make("precip", "rf", seed=3, params={"rf": {"n_estimators": 7}, "mlp": {}}, n_sources=2)
     assert rf.params == {"n_estimators": 7} and rf.seed == 3 and rf.log_columns == [0, 1]
+    # the settings entries a job fitting some models needs, each once, in registry order
+    assert settings_keys("precip", ["mlp", "oora", "rf"]) == ["rf", "mlp"]
+    assert settings_keys("so2", ["lstm", "lightgbm_plain", "lightgbm"]) == ["lightgbm", "lstm"]
 
 
 def test_baselines_use_training_stations_only_and_each_availability_set():

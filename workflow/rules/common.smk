@@ -230,6 +230,8 @@ def remove_stale_temporaries():
 # product kind, as templates with {product} and optionally {year}, or as functions
 # product -> paths.
 from gridfuse.kinds import KINDS
+from gridfuse.models.registry import names as model_names
+from gridfuse.models.registry import settings_keys as model_settings_keys
 
 TARGETS = {kind: [] for kind in KINDS}
 

@@ -45,16 +45,9 @@ def so2_table_features(product):
 
 
 def so2_model_cfg(product, models=("lightgbm",)):
-    """The estimator sections of model that ``models`` read (lightgbm, rf_ps, lstm)."""
+    """The estimator sections of model that ``models`` read (the registry's ``settings``)."""
     m = pcfg(product)["model"]
-    out = {}
-    if any(n.startswith("lightgbm") for n in models):
-        out["lightgbm"] = m["lightgbm"]
-    if "rf_ps" in models:
-        out["rf_ps"] = m["rf_ps"]
-    if "lstm" in models:
-        out["lstm"] = m["lstm"]
-    return out
+    return {k: m[k] for k in model_settings_keys("so2", models)}
 
 
 def so2_model_files(product):

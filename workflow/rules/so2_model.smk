@@ -107,7 +107,7 @@ rule score_grid_so2:
         res("{product}", "benchmarks", "score_grid_so2_{model}.tsv")
     wildcard_constraints:
         product=so2_products(),
-        model=r"lightgbm|lightgbm_plain|rf_ps|lstm",
+        model="|".join(model_names("so2")),
     conda:
         "../../envs/gridfuse.yaml"
     threads: cost_threads("score_grid_so2")

@@ -37,17 +37,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["ModelEntry", "MODELS", "make", "names", "family"]
+__all__ = ["ModelEntry", "MODELS", "make", "names", "family", "settings_keys"]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its sample ``family`` and ``build(name, seed, threads, params,
-    **inputs)``."""
+    """A registered model: its sample ``family``, ``build(name, seed, threads, params,
+    **inputs)`` and the entry of ``params`` it reads (``settings``; None: it has none), so
+    the workflow gives a job only the settings of the models it fits."""
 
     family: str
     build: Callable[..., object]
     description: str = ""
+    settings: str | None = None
 
 
 # --------------------------------------------------------------------------- precipitation
@@ -110,18 +112,18 @@ MODELS: dict[str, dict[str, ModelEntry]] = {
         "oora": ModelEntry("station-cell", _linear, "one-outlier-removed average"),
         "owa": ModelEntry("station-cell", _linear, "optimized weighted average"),
         "ievw": ModelEntry("station-cell", _linear, "inverse error-variance weighting"),
-        "rf": ModelEntry("station-cell", _tabular, "random forest"),
-        "lightgbm": ModelEntry("station-cell", _tabular, "LightGBM"),
-        "mlp": ModelEntry("station-cell", _tabular, "multilayer perceptron"),
-        "rf_mep": ModelEntry("station-cell", _rf_mep, "RF with merged-product distances"),
+        "rf": ModelEntry("station-cell", _tabular, "random forest", "rf"),
+        "lightgbm": ModelEntry("station-cell", _tabular, "LightGBM", "lightgbm"),
+        "mlp": ModelEntry("station-cell", _tabular, "multilayer perceptron", "mlp"),
+        "rf_mep": ModelEntry("station-cell", _rf_mep, "RF, merged-product distances", "rf_mep"),
         "idw": ModelEntry("gauge-only", _gauge_only, "inverse distance weighting"),
         "ok": ModelEntry("gauge-only", _gauge_only, "ordinary kriging"),
     },
     "so2": {
-        "lightgbm": ModelEntry("sample-frame", _so2, "Method A: LightGBM, all techniques"),
-        "lightgbm_plain": ModelEntry("sample-frame", _so2, "LightGBM, no technique"),
-        "rf_ps": ModelEntry("sample-frame", _so2, "random forest, position parameters"),
-        "lstm": ModelEntry("sample-frame", _so2, "LSTM on the preceding days"),
+        "lightgbm": ModelEntry("sample-frame", _so2, "Method A, all techniques", "lightgbm"),
+        "lightgbm_plain": ModelEntry("sample-frame", _so2, "LightGBM, no technique", "lightgbm"),
+        "rf_ps": ModelEntry("sample-frame", _so2, "RF, position parameters", "rf_ps"),
+        "lstm": ModelEntry("sample-frame", _so2, "LSTM on the preceding days", "lstm"),
     },
 }
 
@@ -136,6 +138,13 @@ def names(kind: str, family: str | None = None) -> tuple[str, ...]:
 def family(kind: str, name: str) -> str:
     """The sample family (``station-cell``, ``gauge-only``, ``sample-frame``) of a model."""
     return _entry(kind, name).family
+
+
+def settings_keys(kind: str, models) -> list[str]:
+    """The ``params`` entries the ``models`` read, each once, in registry order."""
+    want = {_entry(kind, n).settings for n in models} - {None}
+    keys = [e.settings for e in MODELS[kind].values() if e.settings in want]
+    return list(dict.fromkeys(keys))
 
 
 def _entry(kind: str, name: str) -> ModelEntry:
