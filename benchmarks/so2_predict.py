@@ -12,8 +12,10 @@ synthetic station table, then measures on the same feature matrix and grid:
 - ``tiled grid prediction``: :func:`predict_blocks` end to end (fields, features, predict)
   on ``--threads`` tiles side by side, with a domain mask covering ``--inside`` of the grid,
   in cell-days (inside) per second vs the raw predict's rows per second; its peak memory;
-- with ``--compiled``: treelite / tl2cgen compiled trees vs ``Booster.predict``, and the
-  largest relative difference of their predictions (adopted only if faster and within 1e-6).
+- with ``--compiled tl2cgen lleaves``: compiled trees (treelite/tl2cgen through gcc; lleaves
+  through LLVM, ``finline=False``) vs ``Booster.predict`` on the same matrix, one thread, and
+  the largest relative difference of their predictions (adopted only if faster and within
+  1e-6). Neither is a dependency: each is skipped when it is not importable.
 
 Also prints the per-row cost facts of the SO2 jobs (ns per row per tree of the predict,
 feature rows per CPU-second) for the cost model. Writes results/benchmarks/so2_predict.json.
@@ -25,6 +27,7 @@ import argparse
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -72,36 +75,55 @@ def cpu_time(fn, repeat: int = 2) -> float:
     return best
 
 
-def compiled_trees(bench: Bench, model, X: np.ndarray, t_raw: float, rows: int) -> None:
-    """treelite/tl2cgen compiled trees against Booster.predict (same matrix, one thread)."""
-    try:
-        import tl2cgen
-        import treelite
-    except ImportError:
-        print("treelite/tl2cgen not installed: skipped")
-        return
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "model.txt"
-        model.booster.save_model(str(path))
-        t0 = time.perf_counter()
-        tm = treelite.frontend.load_lightgbm_model(str(path))
-        lib = str(Path(d) / "model.so")
-        tl2cgen.export_lib(tm, toolchain="gcc", libpath=lib, params={"parallel_comp": 2})
-        compile_s = time.perf_counter() - t0
-        pred = tl2cgen.Predictor(lib, nthread=1)
-        t_tl = cpu_time(lambda: pred.predict(tl2cgen.DMatrix(X, dtype="float32")))
-        p_tl = np.asarray(pred.predict(tl2cgen.DMatrix(X, dtype="float32"))).ravel()
+def _compile_tl2cgen(path: Path, d: str):
+    import tl2cgen
+    import treelite
+
+    lib = str(Path(d) / "model.so")
+    tm = treelite.frontend.load_lightgbm_model(str(path))
+    tl2cgen.export_lib(tm, toolchain="gcc", libpath=lib, params={"parallel_comp": 2})
+    pred = tl2cgen.Predictor(lib, nthread=1)
+    return lambda X: np.asarray(pred.predict(tl2cgen.DMatrix(X, dtype="float32"))).ravel()
+
+
+def _compile_lleaves(path: Path, d: str):
+    import lleaves
+
+    m = lleaves.Model(model_file=str(path))
+    # inlining makes LLVM's compile of 255-leaf trees take many minutes and GBs
+    m.compile(cache=str(Path(d) / "model.o"), finline=False)
+    return lambda X: m.predict(np.asarray(X, dtype=np.float64), n_jobs=1)
+
+
+def compiled_trees(bench: Bench, model, X: np.ndarray, t_raw: float, rows: int, which) -> None:
+    """Compiled trees against Booster.predict (same matrix, one thread, CPU time)."""
+    compilers = {"tl2cgen": _compile_tl2cgen, "lleaves": _compile_lleaves}
     ref = model.booster.predict(X, num_threads=1)
-    rel = float(np.max(np.abs(p_tl - ref) / np.maximum(np.abs(ref), 1e-12)))
-    bench.add(
-        "compiled trees (treelite/tl2cgen, 1 thread)",
-        "Mrow/cpu-s",
-        ours=rows / t_tl / 1e6,
-        reference=rows / t_raw / 1e6,
-        reference_name="lightgbm Booster.predict (1 thread)",
-        max_rel_diff=rel,
-        compile_s=compile_s,
-    )
+    for name in which:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "model.txt"
+            model.booster.save_model(str(path))
+            c0 = time.process_time()
+            try:
+                predict = compilers[name](path, d)
+            except ImportError as e:
+                print(f"{name} not installed ({e}): skipped")
+                continue
+            compile_s = time.process_time() - c0
+            t = cpu_time(lambda predict=predict: predict(X))
+            p = predict(X)
+        rel = float(np.max(np.abs(p - ref) / np.maximum(np.abs(ref), 1e-12)))
+        bench.add(
+            f"compiled trees ({name}, 1 thread)",
+            "Mrow/cpu-s",
+            ours=rows / t / 1e6,
+            reference=rows / t_raw / 1e6,
+            reference_name="lightgbm Booster.predict (1 thread)",
+            max_rel_diff=rel,
+            within_1e6=rel <= 1e-6,
+            compile_cpu_s=compile_s,
+            trees=model.booster.num_trees(),
+        )
 
 
 def main() -> None:
@@ -112,7 +134,13 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--inside", type=float, default=0.43, help="share of the grid in the mask")
-    ap.add_argument("--compiled", action="store_true", help="also try treelite/tl2cgen")
+    ap.add_argument(
+        "--compiled",
+        nargs="*",
+        default=[],
+        choices=["tl2cgen", "lleaves"],
+        help="also time compiled trees (each only when installed)",
+    )
     args = ap.parse_args()
 
     n = args.cells
@@ -226,7 +254,19 @@ def main() -> None:
         higher_is_better=False,
     )
     if args.compiled:
-        compiled_trees(bench, model, X, t_raw1, rows)
+        # on the cost model's LightGBM kernel model (preset tree settings: 255 leaves, 300
+        # rounds on 120,000 rows x 60 columns; the fixture's model above has small trees),
+        # 50,000 rows with a missing value in every 7th row of one column
+        import lightgbm as lgb
+        from cost_constants import _table, lgbm_params
+
+        kern = types.SimpleNamespace(
+            booster=lgb.train(lgbm_params(), lgb.Dataset(*_table(120_000, 60)), args.rounds)
+        )
+        Xk, _ = _table(50_000, 60, seed=1)
+        Xk[::7, 3] = np.nan
+        t_k = cpu_time(lambda: kern.booster.predict(Xk, num_threads=1))
+        compiled_trees(bench, kern, Xk, t_k, len(Xk), args.compiled)
     bench.write()
 
 
