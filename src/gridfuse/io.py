@@ -379,6 +379,63 @@ def _lazy_variables(ds: xr.Dataset) -> list[str]:
     ]
 
 
+def _lazy_units(ds: xr.Dataset, lazy: Sequence[str]) -> list[tuple[list[str], int, int]]:
+    """The units ``(names, start, stop)`` in which the dask-backed variables ``lazy`` are
+    written, in file order: each block of the first dimension, group by group, where a group
+    holds the variables that share dask graph layers (computed together)."""
+    groups: list[list[str]] = []
+    layers: list[set] = []
+    for n in lazy:
+        own = set(ds[n].data.__dask_graph__().layers)
+        members = [n]
+        for i in reversed(range(len(groups))):
+            if layers[i] & own:
+                members += groups.pop(i)
+                own |= layers.pop(i)
+        groups.append(sorted(members, key=lazy.index))
+        layers.append(own)
+    groups.sort(key=lambda g: lazy.index(g[0]))
+    firsts = {ds[n].dims[0] for n in lazy}
+    bounds = {ds[n].chunks[0] for n in lazy}
+    units: list[tuple[list[str], int, int]] = []
+    if len(firsts) == 1 and len(bounds) == 1:
+        edges = np.cumsum((0, *next(iter(bounds)))).tolist()
+        for start, stop in zip(edges[:-1], edges[1:]):
+            units += [(g, start, stop) for g in groups]
+    else:
+        for n in lazy:
+            edges = np.cumsum((0, *ds[n].chunks[0])).tolist()
+            units += [([n], start, stop) for start, stop in zip(edges[:-1], edges[1:])]
+    return units
+
+
+def _create_lazy_variables(nc, ds: xr.Dataset, lazy: Sequence[str], encoding) -> None:
+    """Define the variables ``lazy`` of ``ds`` (dimensions, encoding, attributes) in the open
+    netCDF4 dataset ``nc``, without their values."""
+    for n in lazy:
+        var = ds[n]
+        for dim, size in zip(var.dims, var.shape):
+            if dim not in nc.dimensions:
+                nc.createDimension(dim, size)
+        enc = encoding.get(n, {})
+        out = nc.createVariable(
+            n,
+            np.dtype(enc.get("dtype", var.dtype)),
+            var.dims,
+            zlib=bool(enc.get("zlib", False)),
+            complevel=int(enc.get("complevel", 4)),
+            shuffle=bool(enc.get("zlib", False)),
+            chunksizes=enc.get("chunksizes"),
+            fill_value=enc.get("_FillValue"),
+        )
+        out.set_auto_maskandscale(False)
+        attrs = {k: v for k, v in var.attrs.items() if k != "_FillValue"}
+        extra = [str(c) for c in var.coords if c not in var.dims]
+        if extra:
+            attrs["coordinates"] = " ".join(extra)
+        out.setncatts(attrs)
+
+
 def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encoding) -> None:
     """Add the dask-backed variables ``lazy`` of ``ds`` to the NetCDF file ``tmp``, block by
     block of their first dimension, always in the same order.
@@ -397,31 +454,7 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
     import netCDF4
     from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
-    # groups: variables that share graph layers are computed together
-    groups: list[list[str]] = []
-    layers: list[set] = []
-    for n in lazy:
-        own = set(ds[n].data.__dask_graph__().layers)
-        members = [n]
-        for i in reversed(range(len(groups))):
-            if layers[i] & own:
-                members += groups.pop(i)
-                own |= layers.pop(i)
-        groups.append(sorted(members, key=lazy.index))
-        layers.append(own)
-    groups.sort(key=lambda g: lazy.index(g[0]))
-    # the units written, in file order: each block of the first dimension, group by group
-    firsts = {ds[n].dims[0] for n in lazy}
-    bounds = {ds[n].chunks[0] for n in lazy}
-    units: list[tuple[list[str], int, int]] = []
-    if len(firsts) == 1 and len(bounds) == 1:
-        edges = np.cumsum((0, *next(iter(bounds)))).tolist()
-        for start, stop in zip(edges[:-1], edges[1:]):
-            units += [(g, start, stop) for g in groups]
-    else:
-        for n in lazy:
-            edges = np.cumsum((0, *ds[n].chunks[0])).tolist()
-            units += [([n], start, stop) for start, stop in zip(edges[:-1], edges[1:])]
+    units = _lazy_units(ds, lazy)
     # while one unit is written, the next `workers - 1` are computed by other threads
     serial = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
     workers = 1 if serial else dask.config.get("num_workers", None) or dask.system.CPU_COUNT
@@ -433,28 +466,7 @@ def _write_lazy_in_order(tmp: Path, ds: xr.Dataset, lazy: Sequence[str], encodin
             return dask.compute(*[ds[n].data[start:stop] for n in names])
 
     with netCDF4.Dataset(tmp, "a") as nc:
-        for n in lazy:
-            var = ds[n]
-            for dim, size in zip(var.dims, var.shape):
-                if dim not in nc.dimensions:
-                    nc.createDimension(dim, size)
-            enc = encoding.get(n, {})
-            out = nc.createVariable(
-                n,
-                np.dtype(enc.get("dtype", var.dtype)),
-                var.dims,
-                zlib=bool(enc.get("zlib", False)),
-                complevel=int(enc.get("complevel", 4)),
-                shuffle=bool(enc.get("zlib", False)),
-                chunksizes=enc.get("chunksizes"),
-                fill_value=enc.get("_FillValue"),
-            )
-            out.set_auto_maskandscale(False)
-            attrs = {k: v for k, v in var.attrs.items() if k != "_FillValue"}
-            extra = [str(c) for c in var.coords if c not in var.dims]
-            if extra:
-                attrs["coordinates"] = " ".join(extra)
-            out.setncatts(attrs)
+        _create_lazy_variables(nc, ds, lazy, encoding)
 
         def write(unit, future):
             names, start, stop = unit
