@@ -447,23 +447,17 @@ class GaugeInterpolator:
             )
         # weights of past calls (same gauges and targets): not a field, never saved
         self.cache = WeightCache(max_mb=WEIGHT_CACHE_MB)
-        # ``mean``: its idw and ok parts, built once per setting and kept (not fields)
-        self._parts: tuple[GaugeInterpolator, GaugeInterpolator] | None = None
-        self._parts_of: tuple | None = None
 
     def parts(self) -> tuple[GaugeInterpolator, GaugeInterpolator]:
-        """The ``idw`` and ``ok`` interpolators a ``mean`` averages, sharing this one's cache.
+        """The ``idw`` and ``ok`` interpolators a ``mean`` averages, with this one's settings.
 
-        Built on first use and kept, so every later call reuses them (and their weights);
-        rebuilt only when ``power``, ``vario`` or ``min_gauges`` changed (e.g. by ``fit``).
+        They share this one's weight cache (the two kinds of weights have their own keys), so
+        they are cheap to make per call and every later call reuses the weights.
         """
-        setting = (self.power, self.vario, self.min_gauges)
-        if self._parts is None or self._parts_of != setting:
-            idw = GaugeInterpolator("idw", self.power, self.vario, self.min_gauges)
-            ok = GaugeInterpolator("ok", self.power, self.vario, self.min_gauges)
-            idw.cache = ok.cache = self.cache  # the two kinds of weights have their own keys
-            self._parts, self._parts_of = (idw, ok), setting
-        return self._parts
+        idw = GaugeInterpolator("idw", self.power, self.vario, self.min_gauges)
+        ok = GaugeInterpolator("ok", self.power, self.vario, self.min_gauges)
+        idw.cache = ok.cache = self.cache
+        return idw, ok
 
     def fit(self, lat, lon, values) -> GaugeInterpolator:
         """Fit on gauges at ``lat, lon`` with daily ``values (time, gauge)``."""
