@@ -752,8 +752,9 @@ def _train_act_mb(p: Product, n_sources: int | None = None) -> float:
     pass: every layer's output over the ``window`` days x ``patch`` x ``patch`` cells of a sample --
     the input, the Conv3d blocks, the ConvLSTM's 4 gates, cell and hidden state per
     direction and step, the head -- times ``batch_size``, forward values and their
-    gradients (x 2), float32.  The tiny test networks keep ~tens of MB, the preset's ~0.2 GB
-    (the rehearsal's fold jobs peaked 150-200 MB above a train job of the test config)."""
+    gradients (x 2), float32.  The test config's networks keep ~116 MB, the Qinghai
+    preset's ~426 MB (the rehearsal's fold jobs peaked 150-200 MB above a train job of the
+    test config)."""
     from .models.mpfm import MPFMConfig
     from .models.train import TrainConfig
 
