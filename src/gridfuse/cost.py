@@ -46,6 +46,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .kinds import get_kind
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -105,7 +107,6 @@ REGION_STATIONS = {"precip": 60, "so2": 2000}
 # Formats whose real files are global (the benchmark measures their read per file).
 GLOBAL_FILE_FORMATS = ("imerg_hhr", "cmorph", "gldas", "gsmap_hourly")
 NETWORK_STATIONS = {"cma_daily": 850, "cma_hourly": 2500, "cnemc": 2000}
-STATIC_LAYERS = {"precip": 1, "so2": 5}
 
 
 def retry(value: float, attempt: int = 1, growth: float = RETRY_GROWTH) -> float:
@@ -396,6 +397,7 @@ class Product:
         self.cfg = cfg
         self._covers = covers
         self.kind = cfg["kind"]
+        self.spec = get_kind(self.kind)  # the kind's facts (static layers, model family)
         g = cfg["grid"]
         self.res = float(g["res"])
         self.nlat = int(round((float(g["north"]) - float(g["south"])) / self.res))
@@ -601,7 +603,7 @@ def _stations(p: Product, wc) -> Work:
 
 @_rule("build_static")
 def _static(p: Product, wc) -> Work:
-    layers = STATIC_LAYERS[p.kind]
+    layers = len(p.spec.static_layers)
     return Work(
         "build_static",
         time={"cell_layers_m": p.cells * layers / 1e6},
@@ -914,7 +916,7 @@ def _export(p: Product, wc) -> Work:
 @_rule("report_maps")
 def _report_maps(p: Product, wc) -> Work:
     n_days = len(p.cfg["report"]["days"]) or int(p.cfg["report"]["n_days"])
-    fields = (len(p.sources) if p.kind == "precip" else 0) + 2
+    fields = (len(p.sources) if p.spec.sources_in_reports else 0) + 2
     return Work(
         "report_maps",
         time={"cells_m": p.cells * n_days * fields / 1e6},
@@ -1194,7 +1196,7 @@ def notes(product_cfg: Mapping, constants: Constants | None = None) -> list[str]
     """What a plan of this product assumes (printed under the plan's table)."""
     p = Product(product_cfg)
     out = []
-    if p.kind == "so2":
+    if p.spec.model_family == "lightgbm":
         out.append(
             f"LightGBM priced at model.lightgbm.num_boost_round = {_so2_rounds(p)} rounds, the "
             "cap (early stopping may end sooner; lower it to bound the cost)"
@@ -1211,7 +1213,7 @@ def notes(product_cfg: Mapping, constants: Constants | None = None) -> list[str]
                 out.append(
                     f"mask file {spec['path']} not found: predictions priced on the whole grid"
                 )
-    if p.kind == "precip":
+    if p.spec.model_family == "mpfm":
         k = constants or load_constants()
         rules = ", ".join(GPU_RULES)
         if not (gpus_per_job() > 0 and str(_mpfm(p).get("device", "auto")).lower() != "cpu"):
