@@ -247,6 +247,13 @@ def test_packaged_constants_are_complete():
         "product_read_s_per_cell_day",
     ):
         assert 0 < k.kernel(name) < 10, name  # seconds per unit: well below 10 on any CPU
+    # a format whose real files are global is priced at its measured per-file read
+    from gridfuse.sources.registry import FORMATS
+
+    global_formats = [n for n, f in FORMATS.items() if f.global_files]
+    assert global_formats
+    for name in global_formats:
+        assert 0 < k.kernel(f"ingest_s_per_file.{name}") < 600, name
     for product, cfg in _products("configs/test.yaml").items():
         c = cost.estimate(
             "downscale",
@@ -414,3 +421,17 @@ def test_fold_and_train_requests_cover_the_rehearsal_peaks():
             )
         assert fold.peak_mb >= 854 and fold.mem_mb() >= 1.2 * 1284
         assert train.peak_mb >= 663 and train.mem_mb() >= 1.2 * 1040
+
+
+def test_real_global_files_are_priced_at_their_measured_read():
+    """A real archive's global files (the registry's ``global_files``) add the per-file read
+    kernel: 48 IMERG half-hour files a day; ERA5's regional month files and the synthetic
+    demo's region-cropped files do not."""
+    cfg = _products("configs/qinghai_precip.yaml")["qinghai_precip"]
+    wc = {"product": "qinghai_precip", "year": "2019"}
+    imerg = cost.work("ingest_imerg", cfg, wc)
+    assert imerg.time["k:ingest_s_per_file.imerg_hhr"] == 365 * 48
+    assert not any(t.startswith("k:") for t in cost.work("ingest_era5", cfg, wc).time)
+    syn = copy.deepcopy(cfg)
+    syn["synthetic"]["enabled"] = True
+    assert not any(t.startswith("k:") for t in cost.work("ingest_imerg", syn, wc).time)

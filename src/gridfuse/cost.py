@@ -104,8 +104,6 @@ MEM_SUPPORT = 0.25
 # ~1,700 in 2018 growing to ~1,900), and in the national files a station reader parses before
 # cropping to the region; synthetic products use their configured counts.
 REGION_STATIONS = {"precip": 60, "so2": 2000}
-# Formats whose real files are global (the benchmark measures their read per file).
-GLOBAL_FILE_FORMATS = ("imerg_hhr", "cmorph", "gldas", "gsmap_hourly")
 NETWORK_STATIONS = {"cma_daily": 850, "cma_hourly": 2500, "cnemc": 2000}
 
 
@@ -623,7 +621,7 @@ def _ingest_precip(p: Product, source: str, year) -> Work:
     # files of a month (ERA5) hold a month of steps; the step readers hold 8 days
     block = (31 if _fmt(fmt).files_per_day < 1 else 8) * steps_per_day(fmt)
     time = {"files": files, "cell_steps_m": cells * steps / 1e6}
-    if not p.synthetic and fmt in GLOBAL_FILE_FORMATS:
+    if not p.synthetic and _fmt(fmt).global_files:
         # real archives hold global files: each read decompresses far more than the region
         time[f"k:ingest_s_per_file.{fmt}"] = files
     return Work(

@@ -146,6 +146,10 @@ class SourceFormat:
         File names, for documentation and messages.
     count_variables : tuple of str
         Output variables that are counts (not used to decide whether a day has data).
+    global_files : bool
+        The real archive's files cover the globe, so reading a region decompresses far more
+        than the region: the resource model adds the measured per-file read
+        (``ingest_s_per_file.<name>`` of ``benchmarks/cost_constants.py``) for real inputs.
     """
 
     name: str
@@ -161,6 +165,7 @@ class SourceFormat:
     versions: tuple[Version, ...] = ()
     file_pattern: str = ""
     count_variables: tuple[str, ...] = ()
+    global_files: bool = False
 
     # ------------------------------------------------------------------ variables
     def variable(self, name: str = "") -> Variable:
@@ -345,6 +350,7 @@ register(
         seconds_per_file=0.3,
         versions=_IMERG_VERSIONS,
         file_pattern="3B-HHR.MS.MRG.3IMERG.YYYYMMDD-SHHMMSS-EHHMMSS.MMMM.V07B.HDF5",
+        global_files=True,
     )
 )
 register(
@@ -391,6 +397,7 @@ register(
         seconds_per_file=0.3,
         versions=_GSMAP_V8,
         file_pattern="gsmap_{gauge,mvk,nrt,now,...}.YYYYMMDD.HH00.vP.RSKI.J.dat.gz",
+        global_files=True,
     )
 )
 register(
@@ -455,6 +462,7 @@ register(
         seconds_per_file=0.3,
         versions=(Version("2.1", _D(2000, 1, 1)),),
         file_pattern="GLDAS_NOAH025_3H.AYYYYMMDD.HHMM.021.nc4",
+        global_files=True,
     )
 )
 register(
@@ -471,6 +479,7 @@ register(
         seconds_per_file=0.3,
         versions=(Version("V1.0", _D(1998, 1, 1)),),
         file_pattern="CMORPH_V1.0_ADJ_8km-30min_YYYYMMDDHH.nc",
+        global_files=True,
     )
 )
 register(
