@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -525,6 +526,21 @@ def machine() -> dict:
     }
 
 
+def partial_record(args, **extra) -> dict:
+    """Provenance of a partial update of --out (re-measured kernels, refitted rules): the
+    machine, the command line as given, the kernels re-measured, the load, ``--note``."""
+    rec = {
+        **machine(),
+        "command": "python benchmarks/cost_constants.py " + shlex.join(sys.argv[1:]),
+        **extra,
+        "kernels": list(args.kernels or []),
+        "load_average": os.getloadavg()[0],
+    }
+    if args.note:
+        rec["note"] = args.note
+    return rec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="*", default=[], type=Path, help="finished run folders")
@@ -552,6 +568,11 @@ def main() -> None:
         default=None,
         help="with --keep-kernels --no-run: refit only these rule keys on --runs, keeping the "
         "other fits of --out",
+    )
+    ap.add_argument(
+        "--note",
+        default="",
+        help="with --kernels-only or --rules: what the runs or kernels were, kept in the record",
     )
     ap.add_argument(
         "--device", type=Path, default=DEVICE, help="GPU record (benchmarks/devices/*.json)"
@@ -592,14 +613,7 @@ def main() -> None:
     if args.kernels_only:
         data = json.loads(args.out.read_text())
         data["kernels"] = kernels
-        data.setdefault("measured", {})["kernels_remeasured"] = {
-            **machine(),
-            "command": "python benchmarks/cost_constants.py --keep-kernels --kernels "
-            + " ".join(args.kernels or [])
-            + " --kernels-only",
-            "kernels": list(args.kernels or []),
-            "load_average": os.getloadavg()[0],
-        }
+        data.setdefault("measured", {})["kernels_remeasured"] = partial_record(args)
         args.out.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote the kernels {args.kernels} into {args.out} (rule fits kept)")
         return
@@ -620,22 +634,14 @@ def main() -> None:
     jobs = [j for r in runs for j in measured_jobs(r)]
     if args.rules is not None:  # refit only the named rule keys; keep everything else
         jobs = [j for j in jobs if j[0].key in args.rules]
+        unseen = sorted(set(args.rules) - {j[0].key for j in jobs})
+        if unseen:
+            sys.exit(f"--rules {unseen}: no measured job of these rule keys in --runs")
         data = json.loads(args.out.read_text())
         data["kernels"] = kernels
         data["rules"].update(cost.fit_rule_constants(jobs, k))
         data["measured"].setdefault("rules_refitted", []).append(
-            {
-                **machine(),
-                "command": "python benchmarks/cost_constants.py --keep-kernels --kernels "
-                + " ".join(args.kernels or [])
-                + " --no-run --rules "
-                + " ".join(args.rules)
-                + " --runs "
-                + " ".join(map(str, runs)),
-                "rules": list(args.rules),
-                "jobs": len(jobs),
-                "load_average": os.getloadavg()[0],
-            }
+            partial_record(args, rules=list(args.rules), jobs=len(jobs))
         )
         args.out.write_text(json.dumps(data, indent=1) + "\n")
         print(f"refitted {args.rules} on {len(jobs)} jobs into {args.out}")
