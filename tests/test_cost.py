@@ -391,10 +391,20 @@ def test_cross_validate_precip_reads_station_cells_at_the_measured_rate():
     """The product files are read at the gauges' chunks (values_at_cells): priced per grid
     cell-day at the kernel rate, holding one slab, never a year of the grid."""
     cfg = _products("configs/qinghai_precip.yaml")["qinghai_precip"]
-    p = cost.Product(cfg)
-    w = cost.work("cross_validate_precip", cfg, {"product": "qinghai_precip"})
-    assert w.time["k:product_read_s_per_cell_day"] == p.cells * p.days
+    wc = {"product": "qinghai_precip"}
+    w = cost.work("cross_validate_precip", cfg, wc)
+    cell_days = 850 * 1390 * (34 * 365 + 8)  # the 0.01 deg grid, 1990-2023 (8 leap days)
+    assert w.time["k:product_read_s_per_cell_day"] == cell_days
     assert "cell_days_m" not in w.time
+    # an OSSE scored at the stations reads the truth files as well
+    syn = copy.deepcopy(cfg)
+    syn["synthetic"]["enabled"] = True
+    syn["cv"]["schemes"] = ["holdout", "osse_stations"]
+    w = cost.work("cross_validate_precip", syn, wc)
+    assert w.time["k:product_read_s_per_cell_day"] == 2 * cell_days
+    syn["cv"]["schemes"] = ["holdout"]
+    w = cost.work("cross_validate_precip", syn, wc)
+    assert w.time["k:product_read_s_per_cell_day"] == cell_days
     assert w.mem["slab_mb"] == pytest.approx(32 * 512 * 512 * 4 / 1e6)
     k = cost.load_constants(cost.CONSTANTS_FILE)
     assert 0 < k.kernel("product_read_s_per_cell_day") < 1e-6
