@@ -29,7 +29,6 @@ import os
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -104,14 +103,14 @@ def _compile_lleaves(path: Path, d: str):
     return lambda X: m.predict(np.asarray(X, dtype=np.float64), n_jobs=1)
 
 
-def compiled_trees(bench: Bench, model, X: np.ndarray, t_raw: float, rows: int, which) -> None:
+def compiled_trees(bench: Bench, booster, X: np.ndarray, t_raw: float, rows: int, which) -> None:
     """Compiled trees against Booster.predict (same matrix, one thread, CPU time)."""
     compilers = {"tl2cgen": _compile_tl2cgen, "lleaves": _compile_lleaves}
-    ref = model.booster.predict(X, num_threads=1)
+    ref = booster.predict(X, num_threads=1)
     for name in which:
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "model.txt"
-            model.booster.save_model(str(path))
+            booster.save_model(str(path))
             w0, c0 = time.perf_counter(), _cpu_with_children()
             try:
                 predict = compilers[name](path, d)
@@ -133,7 +132,7 @@ def compiled_trees(bench: Bench, model, X: np.ndarray, t_raw: float, rows: int, 
             within_1e6=rel <= 1e-6,
             compile_cpu_s=compile_cpu_s,
             compile_wall_s=compile_wall_s,
-            trees=model.booster.num_trees(),
+            trees=booster.num_trees(),
         )
 
 
@@ -271,12 +270,10 @@ def main() -> None:
         import lightgbm as lgb
         from cost_constants import _table, lgbm_params
 
-        kern = types.SimpleNamespace(
-            booster=lgb.train(lgbm_params(), lgb.Dataset(*_table(120_000, 60)), args.rounds)
-        )
+        kern = lgb.train(lgbm_params(), lgb.Dataset(*_table(120_000, 60)), args.rounds)
         Xk, _ = _table(50_000, 60, seed=1)
         Xk[::7, 3] = np.nan
-        t_k = cpu_time(lambda: kern.booster.predict(Xk, num_threads=1))
+        t_k = cpu_time(lambda: kern.predict(Xk, num_threads=1))
         compiled_trees(bench, kern, Xk, t_k, len(Xk), args.compiled)
     bench.write()
 
