@@ -174,6 +174,8 @@ def test_ingest_rules_are_priced_by_the_source_format():
     assert cost.work("report_input_qc", p, wc).key == "report_small"
     with pytest.raises(cost.NoCostModel, match="ingest_imerg"):
         cost.rule_key("ingest_imerg", p)  # no source keyed imerg in this product
+    with pytest.raises(cost.NoCostModel, match="ingest_tropomi"):
+        cost.rule_key("ingest_tropomi", p)  # nor one keyed tropomi: no rule of that name
 
 
 def test_every_rule_is_priced_and_requests_cover_the_peak():

@@ -634,7 +634,7 @@ def _ingest_precip(p: Product, source: str, year) -> Work:
 
 @_rule("ingest_tropomi")
 def _ingest_tropomi(p: Product, wc) -> Work:
-    source = wc.get("source", "tropomi")  # the ingest_<source> rule of a tropomi_l2 source
+    source = wc["source"]  # the ingest_<source> rule of a tropomi_l2 source
     if not p.covers(source, wc["year"]):
         return Work("ingest.absent")
     days = p.days_in_year(wc["year"])
@@ -648,7 +648,7 @@ def _ingest_tropomi(p: Product, wc) -> Work:
 
 @_rule("ingest_era5_met")
 def _ingest_era5_met(p: Product, wc) -> Work:
-    source = wc.get("source", "era5_met")  # the ingest_<source> rule of an era5_met source
+    source = wc["source"]  # the ingest_<source> rule of an era5_met source
     if not p.covers(source, wc["year"]):
         return Work("ingest.absent")
     days = p.days_in_year(wc["year"])
@@ -1260,7 +1260,8 @@ def rule_key(rule: str, product_cfg: Mapping) -> str:
     if source is not None:
         fmt = product_cfg["sources"][source].get("format")
         return INGEST_BY_FORMAT.get(fmt, "ingest")
-    if rule in RULES:
+    # a format's own ingest function is reached only through a source of that format
+    if rule in RULES and rule not in INGEST_BY_FORMAT.values():
         return rule
     raise NoCostModel(
         f"no cost model for rule {rule!r} (known: {sorted(RULES)} and ingest_<source>)"
