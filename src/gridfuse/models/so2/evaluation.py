@@ -438,13 +438,14 @@ def osse_baseline_scores(
     if len(sel) == 0:
         raise ValueError("osse_grid: the truth has none of the days of the dynamic fields")
     ny, nx = dynamic.sizes["lat"], dynamic.sizes["lon"]
+    tiles = tile_slices(ny, nx, tile, mask)  # the same tiles for every model and day
     out = []
     for name, factory in models.items():
         m = factory().fit(table, table)
         obs, pred = [], []
         for t in sel:
             block = np.full((ny, nx), np.nan, dtype=np.float32)
-            for rs, cs in tile_slices(ny, nx, tile, mask):
+            for rs, cs in tiles:
                 day, hist = _grid_history(m, dynamic, static, int(t), rs, cs)
                 block[rs, cs] = m.predict(day, hist).reshape(block[rs, cs].shape)
             obs.append(_inside(truth.sel(time=times[t]).values, mask))
