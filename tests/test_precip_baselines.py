@@ -1,11 +1,14 @@
 """Linear merges and tabular baselines on hand-made cases."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from gridfuse.evaluate import baseline_predictions, fit_baseline
+from gridfuse.evaluate import baseline_grids, baseline_predictions, fit_baseline
+from gridfuse.grid import Grid
 from gridfuse.models.precip_baselines import IEVW, OORA, OWA, TabularRegressor, oora
 from gridfuse.models.registry import MODELS, family, make, names, settings_keys
+from gridfuse.samples import PatchSampler
 
 
 def test_oora_drops_the_outlier():
@@ -131,3 +134,43 @@ def test_baselines_use_training_stations_only_and_each_availability_set():
     assert cols == ["a", "b"] and m.weights_[0] > m.weights_[1]
     m, cols = fit_baseline("rf", centre, y, ["a", "b", "elevation"], np.arange(4), ["a"])
     assert cols == ["a", "elevation"]
+
+
+def test_baseline_grids_from_training_stations_and_gauges_only():
+    """The OSSE grids of the linear merges and gauge-only interpolations: fitted on the
+    training stations only (wild values at the evaluation stations change nothing), on the
+    days asked for; a day the patches do not hold is an error, not another day's gauges."""
+    rng = np.random.default_rng(5)
+    grid = Grid(100.0, 30.0, 100.05, 30.04, 0.01)  # 4 x 5 cells
+    n_st, times = 7, pd.date_range("2020-01-01", periods=6)
+    truth = rng.gamma(0.8, 3.0, (n_st, len(times)))
+    x = np.stack([truth + rng.normal(0, 0.2, truth.shape), 2.0 * truth], -1)[:, :, None, None]
+    roles = np.array(["train"] * 5 + ["evaluation"] * 2)
+    lat = 30.005 + 0.01 * rng.integers(0, 4, n_st)
+    lon = 100.005 + 0.01 * (np.arange(n_st) % 5)
+
+    days = times[[1, 3, 4]]
+    stack = rng.gamma(0.8, 3.0, (len(days), *grid.shape, 2)).astype("f4")
+
+    def grids(y, days=days):
+        ps = PatchSampler(x, y, 1, times=times, channels=["a", "b"], roles=roles, lat=lat, lon=lon)
+        return baseline_grids(
+            ps, stack, ["a", "b"], days, grid, linear=["ievw"], gauge_only=["idw"]
+        )
+
+    out = grids(truth)
+    wild = truth.copy()
+    wild[5:] = 1000.0  # evaluation stations: never seen by the fits
+    again = grids(wild)
+    for name in ("ievw", "idw"):
+        assert out[name].shape == (3, *grid.shape)
+        np.testing.assert_array_equal(out[name], again[name])
+    m, _ = fit_baseline("ievw", x[:, :, 0, 0], truth, ["a", "b"], np.arange(5), ["a", "b"])
+    np.testing.assert_allclose(out["ievw"], m.predict(stack), rtol=1e-6)
+    # the gauges' values of the asked days: a constant day interpolates to that constant
+    flat = truth.copy()
+    flat[:5, 3] = 2.5
+    out = grids(flat)
+    np.testing.assert_allclose(out["idw"][1], 2.5, rtol=1e-5)
+    with pytest.raises(ValueError, match="1 day.s. not in the patches' times, first 2020-01-09"):
+        grids(truth, times[[1, 3]].append(pd.DatetimeIndex(["2020-01-09"])))

@@ -561,6 +561,12 @@ def baseline_grids(
         out[name] = np.stack([model.predict(day) for day in stack]).astype("f4")
     lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
     pos = ps.times.get_indexer(pd.DatetimeIndex(days))
+    if gauge_only and (pos < 0).any():  # index -1 would silently read the last gauge day
+        lost = pd.DatetimeIndex(days)[pos < 0]
+        raise ValueError(
+            f"gauge-only baselines: {len(lost)} day(s) not in the patches' times, first "
+            f"{lost[0]:%Y-%m-%d} (patches cover {ps.times[0]:%Y-%m-%d}..{ps.times[-1]:%Y-%m-%d})"
+        )
     lat, lon, y = ps.lat[fit], ps.lon[fit], ps.y[fit]
     for name in gauge_only:
         gi = registry.make("precip", name, min_gauges=min_gauges).fit(lat, lon, y.T)
