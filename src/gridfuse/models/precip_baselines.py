@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 LINEAR = ("oora", "owa", "ievw")
-TABULAR = ("rf", "lightgbm", "mlp")
 
 
 def _complete(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +183,7 @@ def _mlp(p: dict, seed: int, threads: int):  # noqa: ARG001 - scikit-learn's MLP
 
 #: tabular model -> ``builder(params, seed, threads)`` of its scikit-learn style regressor
 _TABULAR_BUILDERS = {"rf": _random_forest, "lightgbm": _lightgbm, "mlp": _mlp}
+TABULAR = tuple(_TABULAR_BUILDERS)
 
 
 class TabularRegressor:
