@@ -202,14 +202,15 @@ def fit_baseline(
     for tabular models the static channels present).
     """
     from .models.precip_baselines import LINEAR
-    from .models.registry import make
 
     channels = list(channels)
     cols = list(srcs) if name in LINEAR else list(srcs) + [c for c in static if c in channels]
     X = centre[fit_stations][..., [channels.index(c) for c in cols]].reshape(-1, len(cols))
     t = y[fit_stations].ravel()
     ok = np.isfinite(t) & np.all(np.isfinite(X[:, : len(srcs)]), axis=1)
-    model = make("precip", name, seed=seed, threads=threads, params=params, n_sources=len(srcs))
+    model = registry.make(
+        "precip", name, seed=seed, threads=threads, params=params, n_sources=len(srcs)
+    )
     model.fit(X[ok], t[ok])
     return model, cols
 
@@ -282,13 +283,11 @@ def gauge_predictions(
     daily values (:class:`gridfuse.gauges.GaugeInterpolator`); clipped at 0, NaN on days with
     fewer than ``min_gauges`` reporting gauges.
     """
-    from .models.registry import make
-
     fit = np.asarray(fit_stations, int)
     targets = np.asarray(targets, int)
     out = {}
     for name in names:
-        gi = make("precip", name, min_gauges=min_gauges)
+        gi = registry.make("precip", name, min_gauges=min_gauges)
         gi.fit(geo["lat"][fit], geo["lon"][fit], y[fit].T)
         p = np.full(y.shape, np.nan, dtype="f4")
         p[targets] = gi.predict(
