@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from .daily import product_days
 from .grid import Grid, tile_slices
 from .io import is_absent, read_netcdf, write_netcdf_blocks
 from .models.train import FusionModel, resolve_device
@@ -154,9 +155,10 @@ def static_layers(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def year_days(start, end, year: int) -> pd.DatetimeIndex:
-    """The days of ``year`` inside the period ``start..end`` (inclusive)."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    return pd.date_range(max(start, pd.Timestamp(year, 1, 1)), min(end, pd.Timestamp(year, 12, 31)))
+    """The days of ``year`` inside the period ``start..end`` (inclusive): the year's
+    :func:`gridfuse.daily.product_days`."""
+    days = product_days(start, end)
+    return days[days.year == int(year)]
 
 
 def grid_inputs(
