@@ -104,7 +104,7 @@ def test_one_factory_for_the_models_of_both_kinds():
 
                 inputs = {"features": FeatureConfig(), "grid": Grid(100, 30, 100.1, 30.1, 0.01)}
             m = make(kind, name, seed=1, threads=1, params={}, **inputs)
-            assert callable(m.fit) and callable(m.predict), (kind, name)
+            assert m.name == name and callable(m.fit) and callable(m.predict), (kind, name)
     # each precipitation model reads its own entry of the baselines' settings
     rf = make("precip", "rf", seed=3, params={"rf": {"n_estimators": 7}, "mlp": {}}, n_sources=2)
     assert rf.params == {"n_estimators": 7} and rf.seed == 3 and rf.log_columns == [0, 1]

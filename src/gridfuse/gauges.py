@@ -459,6 +459,11 @@ class GaugeInterpolator:
         idw.cache = ok.cache = self.cache
         return idw, ok
 
+    @property
+    def name(self) -> str:
+        """The model name (:mod:`gridfuse.models.registry`): the method."""
+        return self.method
+
     def fit(self, lat, lon, values) -> GaugeInterpolator:
         """Fit on gauges at ``lat, lon`` with daily ``values (time, gauge)``."""
         d = distance_km(lat, lon, lat, lon)
