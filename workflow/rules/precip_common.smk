@@ -6,6 +6,8 @@
 
 # mpfm_g: MPFM with the gauge channels (the product's gauge-aware network)
 PM_NETS = ("mpfm", "mpfm_g", "cnn3d", "biconvlstm")
+# the linear merges among the baselines (the registry's gauge-only ones: model_names)
+from gridfuse.models.precip_baselines import LINEAR as PM_LINEAR
 
 
 def pm_products():

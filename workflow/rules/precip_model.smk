@@ -141,12 +141,12 @@ rule score_grid_precip:
         year=lambda wc: int(wc.year),
         linear=lambda wc: [
             m
-            for m in ("oora", "owa", "ievw")
+            for m in PM_LINEAR
             if m in pcfg(wc.product)["model"]["baselines"]["models"]
         ],
         gauge_only=lambda wc: [
             m
-            for m in ("idw", "ok")
+            for m in model_names("precip", "gauge-only")
             if m in pcfg(wc.product)["model"]["baselines"]["models"]
         ],
         grid=product_param("grid"),
