@@ -1110,6 +1110,33 @@ def test_station_tables_in_wrong_units_fail_naming_stations(fmt, tmp_path):
     OUTCOMES[f"{fmt}_wrong_units"] = f"error: {str(err.value)[:150]}"
 
 
+def _showers(seed: int) -> np.ndarray:
+    """60 days x 3 gauges of ordinary rain in mm: 70 % wet days, wet-day median ~4 mm."""
+    rng = np.random.default_rng(seed)
+    wet = rng.random((60, 3)) < 0.7
+    return np.where(wet, rng.gamma(0.7, 9.0, (60, 3)), 0.0)
+
+
+@pytest.mark.parametrize("fmt", ["generic_csv", "wide_csv"])
+def test_station_tables_in_tenths_of_mm_fail_naming_stations(fmt, tmp_path):
+    # ordinary rain in 0.1 mm: (almost) every value inside 0..500, so only the wet-day
+    # median tells the unit
+    values = 10 * _showers(4)
+    assert (values > 500).mean() < 0.05  # the range check alone would let it through
+    data, table, days = _table_files(tmp_path, fmt, values)
+    grid = Grid(101.0, 36.0, 102.0, 37.0, 0.01)
+    with pytest.raises(ValueError, match="max_wet_median") as err:
+        station_ingest("precip", fmt, data, table, grid, days[0], days[-1], 0)
+    assert "g1" in str(err.value) and "0.1 mm" in str(err.value)
+    OUTCOMES[f"{fmt}_tenths_of_mm"] = f"error: {str(err.value)[:150]}"
+    # the same rain in mm passes, its median recorded
+    data, table, days = _table_files(tmp_path, fmt, values / 10)
+    daily, _, qc = station_ingest("precip", fmt, data, table, grid, days[0], days[-1], 0)
+    row = qc[(qc["check"] == "wet_median") & (qc["station"] == "*")]
+    assert len(row) == 1 and "positive daily values" in row["detail"].iloc[0]
+    assert len(daily) == 180
+
+
 @pytest.mark.parametrize("fmt", ["generic_csv", "wide_csv"])
 def test_station_tables_negative_value_is_counted(fmt, tmp_path):
     values = np.full((60, 3), 2.0) + np.arange(60)[:, None] % 7

@@ -33,6 +33,10 @@ class StationRules:
         the 298 K reference state (``stations.qc.harmonize_298k``; CNEMC SO2).
     hourly_max_key : str
         ``stations.qc`` key bounding hourly values before aggregation.
+    wet_median_key : str or None
+        ``stations.qc`` key bounding the median of the positive daily values of the whole
+        table (precipitation reported in 0.1 mm as mm stays mostly inside the range but its
+        wet days are ten times too large); None: no such check.
     """
 
     aggregation: str
@@ -40,6 +44,7 @@ class StationRules:
     drop_non_positive: bool
     reference_298k: bool
     hourly_max_key: str
+    wet_median_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ KINDS: dict[str, KindSpec] = {
             drop_non_positive=False,
             reference_298k=False,
             hourly_max_key="max_hourly_value",
+            wet_median_key="max_wet_median",
         ),
         static_layers=("dem",),
         model_family="mpfm",

@@ -28,6 +28,7 @@ from gridfuse.stations.qc import (
     check_range,
     check_rejected_fraction,
     check_stuck,
+    check_wet_median,
 )
 from gridfuse.stations.roles import assign_roles
 
@@ -62,6 +63,7 @@ QC_DEFAULTS = {
     "harmonize_date": "2018-09-01",
     "max_lost_fraction": 0.1,
     "max_range_fraction": 0.05,
+    "max_wet_median": 25.0,
 }
 
 
@@ -388,7 +390,9 @@ def ingest(
         ``harmonize_298k``, ``harmonize_date``, ``max_lost_fraction`` (per year, the share
         of the expected station-days or file-hours that absent, truncated or malformed files
         may lose before the ingest fails naming them), ``max_range_fraction`` (the share
-        of the values that may fall outside ``min_value``..``max_value``).  Missing keys take
+        of the values that may fall outside ``min_value``..``max_value``), ``max_wet_median``
+        (precipitation: bound of the median of the positive daily values, mm/day; above
+        it the values are taken to be in a smaller unit and the ingest fails).  Missing keys take
         :data:`QC_DEFAULTS`.
         For so2 with ``harmonize_298k``, values before ``harmonize_date`` 00:00 Beijing time
         (hours) or product day (daily data) are converted from 273 K to 298 K (x 273/298),
@@ -444,6 +448,8 @@ def ingest(
     stations, values = check_coordinates(stations, values, log)
     stations, values = check_inside_grid(stations, values, grid, log)
     values, n_valid = _daily_values(values, obs.hourly, rules, q, req.utc_start_hour, log)
+    if rules.wet_median_key is not None:
+        check_wet_median(values, float(q[rules.wet_median_key]), log)
     values, n_valid, stations = _keep_period(values, n_valid, stations, start, end, log)
 
     roles = assign_roles(

@@ -22,6 +22,7 @@ __all__ = [
     "QC_COLUMNS",
     "check_range",
     "check_rejected_fraction",
+    "check_wet_median",
     "check_non_positive",
     "check_stuck",
     "stuck_mask",
@@ -161,6 +162,35 @@ def check_rejected_fraction(
             f"units or a wrong stations.qc range? Most at stations "
             + ", ".join(f"{s} ({n})" for s, n in worst)
         )
+
+
+def check_wet_median(
+    wide: pd.DataFrame, max_median: float, log: QCLog, min_positive: int = 100
+) -> float:
+    """Raise ``ValueError`` naming the wettest stations when the median of all positive
+    values of ``wide`` exceeds ``max_median`` (values in a smaller unit than configured,
+    e.g. 0.1 mm read as mm, that the range check lets through); judged with at least
+    ``min_positive`` positive values.  The median is recorded in the detail of a
+    ``wet_median`` summary row (``n`` 0: it removes nothing).  Returns the median (NaN
+    when not judged)."""
+    v = wide.to_numpy(dtype="f8")
+    with np.errstate(invalid="ignore"):
+        pos = v > 0
+    n = int(pos.sum())
+    med = float(np.median(v[pos])) if n >= min_positive else float("nan")
+    shown = f"{med:.3g}" if np.isfinite(med) else f"not judged (< {min_positive})"
+    log.summary(
+        "wet_median", 0, f"median of the {n} positive daily values: {shown} (<= {max_median:g})"
+    )
+    if np.isfinite(med) and med > max_median:
+        per = wide.where(wide > 0).median().dropna().sort_values(ascending=False)
+        raise ValueError(
+            f"the median of the {n} positive daily station values is {med:.3g} (> "
+            f"{max_median:g}, stations.qc.max_wet_median): values in a smaller unit than "
+            "configured (0.1 mm as mm?); wettest stations "
+            + ", ".join(f"{s} ({m:.3g})" for s, m in per.head(10).items())
+        )
+    return med
 
 
 def check_non_positive(wide: pd.DataFrame, log: QCLog, what: str = "values") -> pd.DataFrame:
