@@ -4,6 +4,7 @@ Two kinds of measurement, both on this machine, in this run:
 
 1. **Kernel rates** (one thread, CPU time by ``time.process_time``): LightGBM fitting per
    row x round x column and prediction per row x round (the SO2 preset's tree settings), the
+   compiled trees' (lleaves) prediction against it in the same run and their compile cost, the
    RF-Ps forest per row x tree x column x log2(rows), the LSTM baseline per GMAC, SO2 feature
    building per cell-day x column, MPFM inference and training per GMAC (the preset network).
 2. **Workflow calibration**: ``configs/test.yaml`` and ``benchmarks/calibration.yaml`` (a few
@@ -153,6 +154,95 @@ def kernel_lightgbm(
             f"{sizes[1]} rows (s {t_pred[0]:.2f} / {t_pred[1]:.2f}), 1 thread",
         },
     }
+
+
+_COMPILE_CHILD = """
+import json, resource, sys, time
+from gridfuse.models.so2 import compiled
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.process_time()
+compiled.compile_trees(sys.argv[1], sys.argv[2])
+cpu = time.process_time() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"cpu_s": cpu, "before_mb": before / 1024, "peak_mb": peak / 1024}))
+"""
+
+
+def kernel_lleaves(rows=120_000, cols=60, trees=(60, 300)) -> dict:
+    """Compiled trees (model.predictor lleaves) against Booster.predict in the same run, on
+    the model kernel_lightgbm predicts with: seconds per row x tree (the marginal time of
+    trees ``trees[0]``..``trees[1]``, each count compiled on its own), the compile's CPU
+    seconds and peak memory per tree (compile_trees in a child process, as compile_so2 runs
+    it), and the largest relative difference of the predictions (NaN in a column)."""
+    import lightgbm as lgb
+
+    from gridfuse.models.so2 import load_compiled
+
+    model = lgb.train(lgbm_params(), lgb.Dataset(*_table(rows, cols)), trees[1])
+    Xp, _ = _table(50_000, cols, seed=1)
+    Xp[::7, 3] = np.nan
+    t_lgb, t_ll, child = [], [], []
+    with tempfile.TemporaryDirectory(prefix="gridfuse_lleaves_") as tmp:
+        for n in trees:
+            d = Path(tmp) / str(n)
+            d.mkdir()
+            model.save_model(str(d / "model.txt"), num_iteration=n)
+            got = subprocess.run(
+                [sys.executable, "-c", _COMPILE_CHILD, str(d / "model.txt"), str(d / "m.o")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            child.append(json.loads(got.stdout.strip().splitlines()[-1]))
+            ll = load_compiled(d / "model.txt", d / "m.o")
+            lg = lgb.Booster(model_file=str(d / "model.txt"))
+            t_lgb.append(
+                min(cpu_time(lambda lg=lg: lg.predict(Xp, num_threads=1)) for _ in range(2))
+            )
+            t_ll.append(min(cpu_time(lambda ll=ll: ll.predict(Xp, threads=1)) for _ in range(2)))
+        ref = lg.predict(Xp, num_threads=1)
+        rel = float(np.max(np.abs(ll.predict(Xp) - ref) / np.abs(ref)))
+    units = len(Xp) * (trees[1] - trees[0])
+    lgb_rate = (t_lgb[1] - t_lgb[0]) / units
+    ll_rate = (t_ll[1] - t_ll[0]) / units
+    ratio = lgb_rate / ll_rate
+    compile_s = child[1]["cpu_s"] / trees[1]
+    compile_mb = max(0.0, child[1]["peak_mb"] - child[1]["before_mb"]) / trees[1]
+    model_how = (
+        f"{trees[1]}-round model of kernel_lightgbm's settings on {rows} rows x {cols} columns"
+    )
+    return {
+        "lleaves_predict_s_per_row_round": {
+            "value": ll_rate,
+            "unit": "CPU s per row x tree",
+            "ratio_to_booster": ratio,
+            "max_rel_diff": rel,
+            "how": f"lleaves {_pkg('lleaves')} (llvmlite {_pkg('llvmlite')}, finline False) "
+            f"predict of {len(Xp)} rows (every 7th NaN in a column), trees {trees[1]} minus "
+            f"{trees[0]} of a {model_how} (s {t_ll[0]:.2f} / {t_ll[1]:.2f}), 1 thread; "
+            f"Booster.predict in the same run {lgb_rate * 1e9:.1f} ns per row x tree "
+            f"(s {t_lgb[0]:.2f} / {t_lgb[1]:.2f}): {ratio:.2f} x faster; largest relative "
+            f"difference {rel:.1e}",
+        },
+        "lleaves_compile_s_per_tree": {
+            "value": compile_s,
+            "unit": "CPU s per tree",
+            "how": f"compile_trees of the {model_how} in a child process "
+            f"({child[1]['cpu_s']:.1f} CPU s; {trees[0]} trees: {child[0]['cpu_s']:.1f} s)",
+        },
+        "lleaves_compile_mb_per_tree": {
+            "value": compile_mb,
+            "unit": "MB of peak memory per tree (above the process before compiling)",
+            "how": f"compile_trees of the {model_how} in a child process (peak "
+            f"{child[1]['peak_mb']:.0f} MB, {child[1]['before_mb']:.0f} MB before)",
+        },
+    }
+
+
+def _pkg(name: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(name)
 
 
 def kernel_forest(sizes=(10_000, 40_000), cols=40, trees=10) -> dict:
@@ -433,6 +523,7 @@ def kernel_product_read(ny=850, nx=1390, days=32, stations=60) -> dict:
 
 KERNELS = [
     kernel_lightgbm,
+    kernel_lleaves,
     kernel_forest,
     kernel_lstm,
     kernel_so2_features,
@@ -616,7 +707,10 @@ def main() -> None:
     if args.kernels_only:
         data = json.loads(args.out.read_text())
         data["kernels"] = kernels
-        data.setdefault("measured", {})["kernels_remeasured"] = partial_record(args)
+        measured = data.setdefault("measured", {})
+        earlier = measured.get("kernels_remeasured", [])  # one record per partial run
+        earlier = [earlier] if isinstance(earlier, dict) else list(earlier)
+        measured["kernels_remeasured"] = [*earlier, partial_record(args)]
         args.out.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote the kernels {args.kernels} into {args.out} (rule fits kept)")
         return

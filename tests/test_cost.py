@@ -30,6 +30,9 @@ def _k(**rules) -> cost.Constants:
             "lgbm_fit_s_per_row_round_col",
             "lgbm_fit_s_per_round_col",
             "lgbm_predict_s_per_row_round",
+            "lleaves_predict_s_per_row_round",
+            "lleaves_compile_s_per_tree",
+            "lleaves_compile_mb_per_tree",
             "rf_fit_s_per_row_tree_col",
             "lstm_fit_s_per_gmac",
             "so2_features_s_per_value",
@@ -241,6 +244,9 @@ def test_packaged_constants_are_complete():
         "lgbm_fit_s_per_row_round_col",
         "lgbm_fit_s_per_round_col",
         "lgbm_predict_s_per_row_round",
+        "lleaves_predict_s_per_row_round",
+        "lleaves_compile_s_per_tree",
+        "lleaves_compile_mb_per_tree",
         "rf_fit_s_per_row_tree_col",
         "lstm_fit_s_per_gmac",
         "so2_features_s_per_value",
@@ -249,6 +255,9 @@ def test_packaged_constants_are_complete():
         "product_read_s_per_cell_day",
     ):
         assert 0 < k.kernel(name) < 10, name  # seconds per unit: well below 10 on any CPU
+    # the compiled trees were measured against Booster.predict in the same run, and agreed
+    ll = data["kernels"]["lleaves_predict_s_per_row_round"]
+    assert ll["ratio_to_booster"] > 1 and ll["max_rel_diff"] <= 1e-6
     # a format whose real files are global is priced at its measured per-file read
     from gridfuse.sources.registry import FORMATS
 
@@ -387,6 +396,34 @@ def test_so2_predict_memory_holds_a_tile_per_thread():
     one = tile * tile * int(cfg["model"]["predict_days"]) * cost._so2_columns(cost.Product(cfg))
     assert w.threads == 16
     assert w.mem["tile_mb"] == pytest.approx(one * 8 / 1e6 * w.threads)
+
+
+def test_so2_prediction_is_priced_by_the_configured_engine():
+    """model.predictor lleaves: rows x trees at the compiled trees' rate, plus one compile
+    job of num_boost_round trees; lightgbm: at Booster.predict's rate, no compile job."""
+    cfg = copy.deepcopy(_products("configs/china_so2.yaml")["china_so2"])
+    assert cfg["model"]["predictor"] == "lleaves"  # the schema's default
+    wc = {"product": "china_so2", "year": "2019"}
+    fast = cost.work("predict_so2", cfg, wc)
+    cfg["model"]["predictor"] = "lightgbm"
+    slow = cost.work("predict_so2", cfg, wc)
+    lgb, ll = "k:lgbm_predict_s_per_row_round", "k:lleaves_predict_s_per_row_round"
+    assert ll in fast.time and lgb not in fast.time and lgb in slow.time and ll not in slow.time
+    assert fast.time[ll] == pytest.approx(slow.time[lgb])  # the same rows x trees
+    rows_trees = slow.time[lgb]
+    k = cost.load_constants(cost.CONSTANTS_FILE)
+    saved = rows_trees * (k.kernel(lgb[2:]) - k.kernel(ll[2:]))
+    diff = cost.price(slow, k).cpu_s - cost.price(fast, k).cpu_s
+    assert diff == pytest.approx(saved, rel=1e-9) and saved > 0
+    comp = cost.work("compile_so2", cfg, {"product": "china_so2"})
+    trees = int(cfg["model"]["lightgbm"]["num_boost_round"])
+    assert comp.time == {"k:lleaves_compile_s_per_tree": trees}
+    assert comp.mem == {"k:lleaves_compile_mb_per_tree": trees}
+    c = cost.price(comp, k)
+    assert c.cpu_s == pytest.approx(
+        k.rule("compile_so2")["fixed_s"] + trees * k.kernel("lleaves_compile_s_per_tree")
+    )
+    assert c.mem_mb() > c.peak_mb > trees * k.kernel("lleaves_compile_mb_per_tree")
 
 
 def test_cross_validate_precip_reads_station_cells_at_the_measured_rate():

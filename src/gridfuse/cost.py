@@ -89,6 +89,7 @@ PROXIES = {
     "cross_validate_so2": "report_small",
     "ablation_variant_so2": "so2_ablation",
     "build_mask": "build_static",
+    "compile_so2": "report_small",
 }
 # Rules whose jobs profiles/slurm gives a GPU (set-resources with `gpu:`); tests check that
 # the two lists agree. Their network kernels run on the device when the job gets one.
@@ -1019,6 +1020,29 @@ def _so2_explain(p: Product, wc) -> Work:
     )
 
 
+def _so2_predictor(p: Product) -> str:
+    """Engine of the gridded SO2 prediction (model.predictor; lleaves by default)."""
+    return str(p.model("predictor", default="lleaves"))
+
+
+def _so2_predict_term(p: Product) -> str:
+    """Kernel of one row x tree of the gridded prediction: the compiled trees' or LightGBM's."""
+    if _so2_predictor(p) == "lleaves":
+        return "k:lleaves_predict_s_per_row_round"
+    return "k:lgbm_predict_s_per_row_round"
+
+
+@_rule("compile_so2")
+def _so2_compile(p: Product, wc) -> Work:
+    """The full model's trees compiled once by lleaves (at most num_boost_round trees)."""
+    trees = _so2_rounds(p)
+    return Work(
+        "compile_so2",
+        time={"k:lleaves_compile_s_per_tree": trees},
+        mem={"k:lleaves_compile_mb_per_tree": trees},
+    )
+
+
 @_rule("predict_so2")
 def _so2_predict(p: Product, wc) -> Work:
     cell_days = p.cells * p.days_in_year(wc["year"]) * mask_fraction(p)
@@ -1033,7 +1057,7 @@ def _so2_predict(p: Product, wc) -> Work:
         time={
             "cell_days_m": cell_days / 1e6,
             "k:so2_features_s_per_value": cell_days * cols,
-            "k:lgbm_predict_s_per_row_round": cell_days * _so2_rounds(p),
+            _so2_predict_term(p): cell_days * _so2_rounds(p),
         },
         # one time block of the grid's fields, and the feature matrices of the `threads`
         # tiles built side by side (predict_blocks)
@@ -1198,6 +1222,15 @@ def notes(product_cfg: Mapping, constants: Constants | None = None) -> list[str]
         out.append(
             f"LightGBM priced at model.lightgbm.num_boost_round = {_so2_rounds(p)} rounds, the "
             "cap (early stopping may end sooner; lower it to bound the cost)"
+        )
+        engine = _so2_predictor(p)
+        out.append(
+            f"gridded prediction priced with model.predictor = {engine}"
+            + (
+                " (the trees compiled once by compile_so2)"
+                if engine == "lleaves"
+                else " (Booster.predict; lleaves compiles the trees and predicts faster)"
+            )
         )
         spec = dict(p.cfg.get("mask") or {})
         if spec.get("path") and not Path(spec["path"]).exists():

@@ -61,6 +61,22 @@ def so2_model_files(product):
     }
 
 
+def so2_compiled_files(product):
+    """The compiled trees beside model.txt (model.predictor lleaves; compile_so2)."""
+    return {
+        k: res(product, "model", "so2", f)
+        for k, f in (("obj", "model.lleaves.o"), ("record", "model.lleaves.json"))
+    }
+
+
+def so2_predict_model(product):
+    """The stored model a predict job reads, with its compiled trees for lleaves."""
+    out = {k: v for k, v in so2_model_files(product).items()}
+    if product_value(product, "model.predictor") == "lleaves":
+        out.update(so2_compiled_files(product))
+    return out
+
+
 def so2_cv(product):
     return pcfg(product)["cv"]
 

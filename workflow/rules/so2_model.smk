@@ -61,6 +61,29 @@ rule train_so2:
         "../scripts/so2_train.py"
 
 
+# The full model's trees compiled to machine code once (model.predictor lleaves); every
+# predict_so2 job loads the object instead of walking the trees in LightGBM.
+rule compile_so2:
+    input:
+        txt=rules.train_so2.output.txt,
+    output:
+        **so2_compiled_files("{product}"),
+    log:
+        res("{product}", "logs", "compile_so2.log"),
+    benchmark:
+        res("{product}", "benchmarks", "compile_so2.tsv")
+    wildcard_constraints:
+        product=so2_products(),
+    conda:
+        "../../envs/gridfuse.yaml"
+    threads: cost_threads("compile_so2")
+    resources:
+        mem_mb=cost_mem("compile_so2"),
+        runtime=cost_runtime("compile_so2"),
+    script:
+        "../scripts/so2_compile.py"
+
+
 # Out-of-fold predictions of one fold of one scheme: each of the scheme's models refitted.
 rule cross_validate_fold_so2:
     input:
@@ -242,10 +265,11 @@ rule explain_so2:
 
 
 # Gridded daily SO2 of one year, predicted in tiles (side by side, threads of the job), only
-# inside the domain mask; NetCDF and (optionally) daily COGs.
+# inside the domain mask, by the compiled trees or LightGBM (model.predictor); NetCDF and
+# (optionally) daily COGs.
 rule predict_so2:
     input:
-        unpack(lambda wc: so2_model_files(wc.product)),
+        unpack(lambda wc: so2_predict_model(wc.product)),
         unpack(lambda wc: mask_input(wc.product)),
         dynamic=lambda wc: so2_dynamic(wc.product, wc.year),
         static=res("{product}", "static.nc"),
@@ -267,6 +291,7 @@ rule predict_so2:
     params:
         tile=product_param("model.predict_tile"),
         days=product_param("model.predict_days"),
+        predictor=product_param("model.predictor"),
         geotiff=product_param("outputs.geotiff"),
         gzip=product_param("outputs.gzip"),
         start=product_param("period.start"),

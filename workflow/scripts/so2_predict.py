@@ -1,11 +1,11 @@
 """Predict one year of the gridded daily SO2 product in tiles.
 
-Inputs: the stored model, the year's downscaled fields, static.nc and, when the product has
-one, its domain mask. Outputs: the yearly NetCDF (so2, ug/m3; streamed one time block at a
-time, so memory is one block of the grid, not the year; NaN outside the mask) and, when
-outputs.geotiff is on, one cloud-optimized GeoTIFF per day (so2_YYYYMMDD.tif, gzipped when
-outputs.gzip; nodata outside the mask); the folder is empty otherwise. Tiles run side by
-side on the job's threads.
+Inputs: the stored model (with its compiled trees when model.predictor is lleaves), the
+year's downscaled fields, static.nc and, when the product has one, its domain mask.
+Outputs: the yearly NetCDF (so2, ug/m3; streamed one time block at a time, so memory is one
+block of the grid, not the year; NaN outside the mask) and, when outputs.geotiff is on, one
+cloud-optimized GeoTIFF per day (so2_YYYYMMDD.tif, gzipped when outputs.gzip; nodata outside
+the mask); the folder is empty otherwise. Tiles run side by side on the job's threads.
 """
 
 from pathlib import Path
@@ -21,6 +21,8 @@ def main() -> None:
     from_snakemake(snakemake)
     p, inp = snakemake.params, snakemake.input
     model = SO2Model.load(Path(inp.txt).parent)
+    if p.predictor == "lleaves":
+        model.use_compiled(Path(inp.txt).parent)
     files = [read_netcdf(f) for f in inp.dynamic]
     dynamic = open_dynamic(files, model.features.dynamic, model.grid)
     # quality layer: the model's dynamic variables of each source (downscaled/<source>/<year>.nc)

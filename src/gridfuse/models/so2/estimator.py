@@ -176,6 +176,9 @@ class LightGBMEstimator:
     def __init__(self, settings: ModelSettings):
         self.settings = settings
         self.booster: lgb.Booster | None = None
+        #: the booster's trees compiled (:mod:`~gridfuse.models.so2.compiled`); when set,
+        #: predictions come from them
+        self.compiled = None
 
     def fit(self, X, y, *, groups, weight=None, feature_names=None) -> LightGBMEstimator:
         s = self.settings
@@ -197,7 +200,10 @@ class LightGBMEstimator:
     def predict(self, X, threads: int) -> np.ndarray:
         if self.booster is None:
             raise RuntimeError("LightGBM: not fitted")
-        return self.booster.predict(X, num_threads=threads if len(X) >= SMALL_TABLE else 1)
+        nthreads = threads if len(X) >= SMALL_TABLE else 1
+        if self.compiled is not None:
+            return self.compiled.predict(X, nthreads)
+        return self.booster.predict(X, num_threads=nthreads)
 
 
 class ForestEstimator:
@@ -296,6 +302,16 @@ class SO2Model:
         if self.estimator != "lightgbm":
             raise ValueError(f"{self.name}: a booster belongs to a lightgbm model")
         self._est.booster = booster
+
+    def use_compiled(self, directory: str | os.PathLike) -> SO2Model:
+        """Predict with the compiled trees stored beside ``model.txt`` in ``directory``
+        (:func:`~gridfuse.models.so2.compiled.load_compiled`; model.predictor lleaves)."""
+        from .compiled import load_compiled
+
+        if self.estimator != "lightgbm" or self.booster is None:
+            raise ValueError(f"{self.name}: only a fitted LightGBM model has compiled trees")
+        self._est.compiled = load_compiled(Path(directory) / "model.txt")
+        return self
 
     @property
     def seq_len(self) -> int:

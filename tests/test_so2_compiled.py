@@ -1,0 +1,116 @@
+"""Compiled trees (model.predictor lleaves): equal to Booster.predict within 1e-6 relative,
+byte-identical reruns, stale and foreign objects, and a missing lleaves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import numpy as np
+import pytest
+from _so2_fixtures import GRID, make_inputs
+
+from gridfuse.features import FeatureConfig, attach_values, station_frame, station_pixels
+from gridfuse.models.registry import make
+from gridfuse.models.so2 import (
+    DEFAULT_LIGHTGBM,
+    ModelSettings,
+    SO2Model,
+    compile_trees,
+    compiled_paths,
+    load_compiled,
+    predict_blocks,
+    predict_year_to_netcdf,
+    with_coords,
+)
+
+SETTINGS = ModelSettings(
+    lightgbm={**DEFAULT_LIGHTGBM, "num_leaves": 15, "min_data_in_leaf": 5, "learning_rate": 0.1},
+    num_boost_round=60,
+    early_stopping_rounds=60,
+)
+CFG = FeatureConfig(m1=8, m2=4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A fitted SO2 LightGBM saved and compiled; its inputs (NaN in the TROPOMI column)."""
+    dyn, st, stations, daily = make_inputs(n_days=20, n_stations=12, nan_frac=0.2)
+    px = station_pixels(stations, GRID)
+    frame = with_coords(attach_values(station_frame(dyn, st, px, CFG), daily, px), GRID)
+    model = make("so2", "lightgbm", params=SETTINGS, features=CFG, grid=GRID).fit(frame)
+    d = tmp_path_factory.mktemp("model")
+    model.save(d)
+    record = compile_trees(d / "model.txt")
+    return d, record, dyn.isel(time=slice(0, 6)), st, frame
+
+
+def test_compiled_predictions_equal_lightgbm(stored):
+    d, record, dyn, st, frame = stored
+    model = SO2Model.load(d)
+    assert record["trees"] == model.booster.num_trees() > 10
+    X = model.builder.transform(frame)
+    assert np.isnan(X).any()  # missing values take the trees' default directions
+    rng = np.random.default_rng(0)
+    X = np.concatenate([X, np.where(rng.random(X.shape) < 0.3, np.nan, X)])  # more NaN
+    ref = model.booster.predict(X, num_threads=1)
+    got = load_compiled(d / "model.txt").predict(X, threads=2)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
+    # the gridded product: the lleaves engine against LightGBM's, cell by cell
+    a = np.concatenate([b for _, b in predict_blocks(model, dyn, st, tile=8, time_block=4)])
+    model.use_compiled(d)
+    b = np.concatenate([b for _, b in predict_blocks(model, dyn, st, tile=8, time_block=4)])
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(b, a, rtol=1e-6, atol=0)
+
+
+def test_compile_and_predict_are_byte_deterministic(stored, tmp_path):
+    d, _, dyn, st, _ = stored
+    again = tmp_path / "model.lleaves.o"
+    compile_trees(d / "model.txt", again)
+    assert again.read_bytes() == compiled_paths(d / "model.txt")[0].read_bytes()
+    files = []
+    for run, threads in (("a", 1), ("b", 2)):
+        model = SO2Model.load(d).use_compiled(d)
+        path = predict_year_to_netcdf(
+            model, dyn, st, tmp_path / run / "2018.nc", tile=8, time_block=4, threads=threads
+        )
+        files.append(path.read_bytes())
+    assert files[0] == files[1]
+
+
+def test_stale_object_is_refused(stored, tmp_path):
+    d, *_ = stored
+    for name in ("model.txt", "model.lleaves.o", "model.lleaves.json"):
+        (tmp_path / name).write_bytes((d / name).read_bytes())
+    with open(tmp_path / "model.txt", "a") as f:
+        f.write("\n")  # another model file than the object was compiled from
+    with pytest.raises(ValueError, match="compiled from another model.txt"):
+        load_compiled(tmp_path / "model.txt")
+    (tmp_path / "model.lleaves.json").unlink()
+    with pytest.raises(FileNotFoundError, match="model.predictor: lightgbm"):
+        load_compiled(tmp_path / "model.txt")
+
+
+def test_object_of_another_cpu_is_compiled_again(stored, tmp_path, caplog):
+    d, record, _, _, frame = stored
+    for name in ("model.txt", "model.lleaves.o"):
+        (tmp_path / name).write_bytes((d / name).read_bytes())
+    (tmp_path / "model.lleaves.json").write_text(json.dumps({**record, "cpu": "other-cpu"}))
+    with caplog.at_level(logging.WARNING, logger="gridfuse.models.so2.compiled"):
+        trees = load_compiled(tmp_path / "model.txt")
+    assert "compiled the" in caplog.text and "other-cpu" in caplog.text
+    model = SO2Model.load(d)
+    X = model.builder.transform(frame)
+    np.testing.assert_allclose(trees.predict(X), model.booster.predict(X), rtol=1e-6, atol=0)
+
+
+def test_missing_lleaves_names_the_key(stored, monkeypatch, tmp_path):
+    d, *_ = stored
+    monkeypatch.setitem(sys.modules, "lleaves", None)  # import lleaves raises ImportError
+    with pytest.raises(RuntimeError, match="model.predictor: lightgbm"):
+        compile_trees(d / "model.txt", tmp_path / "x.o")
+    with pytest.raises(RuntimeError, match="model.predictor: lightgbm"):
+        SO2Model.load(d).use_compiled(d)
+    assert not (tmp_path / "x.o").exists()
