@@ -18,6 +18,7 @@ from gridfuse.models.so2 import (
     ModelSettings,
     SO2Model,
     compile_trees,
+    compiled,
     compiled_paths,
     load_compiled,
     predict_blocks,
@@ -46,7 +47,7 @@ def stored(tmp_path_factory):
     return d, record, dyn.isel(time=slice(0, 6)), st, frame
 
 
-def test_compiled_predictions_equal_lightgbm(stored):
+def test_compiled_predictions_equal_lightgbm(stored, monkeypatch):
     d, record, dyn, st, frame = stored
     model = SO2Model.load(d)
     assert record["trees"] == model.booster.num_trees() > 10
@@ -55,8 +56,14 @@ def test_compiled_predictions_equal_lightgbm(stored):
     rng = np.random.default_rng(0)
     X = np.concatenate([X, np.where(rng.random(X.shape) < 0.3, np.nan, X)])  # more NaN
     ref = model.booster.predict(X, num_threads=1)
-    got = load_compiled(d / "model.txt").predict(X, threads=2)
+    trees = load_compiled(d / "model.txt")
+    got = trees.predict(X, threads=2)
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
+    # float32 rows are converted in chunks: the same values as one float64 matrix
+    assert X.dtype == np.float32 and len(X) > 3 * 7
+    monkeypatch.setattr(compiled, "CHUNK_ROWS", 7)
+    np.testing.assert_array_equal(trees.predict(X), got)
+    np.testing.assert_array_equal(trees.predict(X.astype(np.float64), threads=3), got)
     # the gridded product: the lleaves engine against LightGBM's, cell by cell
     a = np.concatenate([b for _, b in predict_blocks(model, dyn, st, tile=8, time_block=4)])
     model.use_compiled(d)
