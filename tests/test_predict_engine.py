@@ -124,6 +124,19 @@ def test_batch_days_follows_the_memory_budget():
     assert batch_days(model, 100, per * 100 * 8, precision="bf16") == 16
 
 
+def test_passes_are_even_and_cover_every_day_once():
+    from gridfuse.predict import _passes
+
+    assert _passes(16, 5) == [(0, 4), (4, 8), (8, 12), (12, 16)]
+    assert _passes(8, 3) == [(0, 2), (2, 5), (5, 8)]
+    assert _passes(3, 8) == [(0, 3)]
+    for n, b in [(1, 1), (7, 2), (16, 16), (31, 4)]:
+        p = _passes(n, b)
+        sizes = [d1 - d0 for d0, d1 in p]
+        assert p[0][0] == 0 and p[-1][1] == n and all(a[1] == c[0] for a, c in zip(p, p[1:]))
+        assert max(sizes) <= b and max(sizes) - min(sizes) <= 1 and len(p) == -(-n // b)
+
+
 def test_bf16_within_tolerance_and_tf32_needs_cuda():
     days = pd.date_range("2020-01-01", periods=6)
     field = _field(n_days=6)

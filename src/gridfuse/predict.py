@@ -247,9 +247,12 @@ def batch_days(
     return max(1, int(budget_bytes // (per * max(1, tile_cells))))
 
 
-#: CPU activation budget (MB) when none is given: small batches stay in the caches (on a
-#: Xeon core, tile 128: 4 day windows per pass ran 1.4x faster than 10, see the README)
-CPU_BUDGET_MB = 512.0
+#: CPU activation budget (MB) when none is given: 2 day windows per pass at tile 128.
+#: Small passes stay in the caches and in the allocator's heap: at 5 windows per pass
+#: (512 MB) the activations are fresh ``mmap`` pages every pass (about 140,000 page faults
+#: per pass on one EPYC core) and a cell-day cost 1.2-1.6x the CPU time it costs at 2
+#: (``benchmarks/mpfm_predict.py``, same-run SGEMM ratio 0.40 -> 0.48)
+CPU_BUDGET_MB = 256.0
 
 
 def _free_bytes(dev: torch.device, mem_mb: float) -> float:
@@ -293,6 +296,15 @@ def predict_memory_mb(
     return raw_blocks * block + 2 * out
 
 
+def _passes(n: int, batch: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the fewest passes of at most ``batch`` over ``n`` items, with
+    sizes differing by at most one (16 days at 5 a pass: 4, 4, 4, 4, not 5, 5, 5, 1: a pass
+    of one day window takes PyTorch's slow non-oneDNN ``Conv3d`` on the CPU)."""
+    k = -(-n // max(1, batch))
+    edges = [i * n // k for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 def predict_tiles(
     model: FusionModel,
     xs: torch.Tensor | np.ndarray,
@@ -312,7 +324,8 @@ def predict_tiles(
         Standardized inputs with ``window // 2`` extra days at each end and a halo of the
         model's radius ``r`` cells on every side, ideally already on ``device``.
     batch : int, optional
-        Day windows per forward pass; default from the memory budget (:func:`batch_days`).
+        Most day windows per forward pass; default from the memory budget
+        (:func:`batch_days`).  The passes over a tile's days are as even as possible.
     mask : bool ndarray ``(nlat, nlon)``, optional
         Cells to predict (tiles without any are skipped); the others are NaN.
     mem_mb : float
@@ -335,8 +348,7 @@ def predict_tiles(
         for si, sj in tile_slices(nlat, nlon, tile, mask):
             sub = xs[:, :, si.start : si.stop + 2 * r, sj.start : sj.stop + 2 * r]
             cubes = day_windows(sub, w)
-            for d0 in range(0, n_days, batch):
-                d1 = min(n_days, d0 + batch)
+            for d0, d1 in _passes(n_days, batch):
                 out[d0:d1, si, sj] = model.predict_standardized(cubes[d0:d1]).float()
         if mask is not None:
             out[:, ~torch.as_tensor(mask, device=dev)] = float("nan")
