@@ -197,6 +197,29 @@ def test_folded_batch_norm_equals_the_module_sequence_in_eval():
         torch.testing.assert_close(net._cnn(x), net.cnn(x), rtol=1e-5, atol=1e-5)
 
 
+def test_inference_path_equals_the_plain_forward_and_is_deterministic():
+    """Eval-mode inference (batch norm folded, channels-last Conv3d on the CPU, pointwise
+    products in place) against the plain module sequence with autograd on: within 1e-5
+    relative (the preset sizes); two inference runs give the same bytes."""
+    torch.manual_seed(1)
+    net = MPFM(MPFMConfig.variant("mpfm", 8)).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 7, 8, 2 * net.radius + 9, 2 * net.radius + 11)
+    with torch.inference_mode():
+        got, again = net(x), net(x)
+    plain = MPFM(net.cfg).eval()
+    plain.load_state_dict(net.state_dict())
+    plain._cnn = plain.cnn  # the unfolded Conv3d -> BatchNorm3d -> ReLU sequence
+    with torch.enable_grad():
+        ref = plain(x).detach()
+    assert got.shape == ref.shape == (3, 9, 11)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got, again)
+
+
 def test_quality_flags_follow_the_raw_sources_and_the_mask():
     days = pd.date_range("2020-01-01", periods=6)
     field = _field(n_days=6)
