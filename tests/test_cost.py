@@ -484,3 +484,70 @@ def test_real_global_files_are_priced_at_their_measured_read():
     syn = copy.deepcopy(cfg)
     syn["synthetic"]["enabled"] = True
     assert not any(t.startswith("k:") for t in cost.work("ingest_imerg", syn, wc).time)
+
+
+def test_select_precip_is_priced_as_the_network_passes_it_runs():
+    """select_precip runs each network's members over every training station-day and the
+    ensembles again (up to 4 passes per member on the receptive-field crop), at the rule's
+    own rate fitted on its measured jobs. Priced before by proxy at ~36 CPU s for the demo, it
+    measured 196 CPU s there (and 819 CPU s at 9b074a4, before 815c242): the model must stay
+    within a factor 2 of each measured job (Snakemake --benchmark-extended at 4422f4f, 2
+    threads: cpu s, wall s, max_rss MB), its request cover each job's wall time and peak, and
+    the passes grow with the members."""
+    measured = (
+        ("config.yaml", "demo_precip", "era5-gsmap-gldas-imerg-cmorph", 195.84, 118.87, 1693.61),
+        (
+            "configs/osse_monsoon.yaml",
+            "osse_monsoon_precip",
+            "era5-gsmap-imerg-cmorph",
+            25.31,
+            32.57,
+            888.51,
+        ),
+        (
+            "configs/osse_gldas.yaml",
+            "osse_gldas_precip",
+            "era5-gldas-imerg-cmorph",
+            138.19,
+            96.66,
+            1330.62,
+        ),
+        (
+            "configs/osse_gldas.yaml",
+            "osse_gldas_precip",
+            "era5-imerg-cmorph",
+            84.16,
+            69.34,
+            1198.95,
+        ),
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRIDFUSE_SLURM_GPUS", "0")
+        for cfg_file, name, sset, cpu_s, wall_s, peak in measured:
+            cfg = _products(cfg_file)[name]
+            wc = {"product": name, "set": sset}
+            c = cost.estimate("select_precip", cfg, wc)
+            assert not c.proxy, c
+            assert 0.5 <= c.cpu_s / cpu_s <= 2.0, (name, sset, c)
+            assert c.peak_mb >= peak and c.mem_mb() >= peak, (name, sset, c)
+            assert c.runtime_min() * 60 >= wall_s, (name, sset, c)
+    cfg = _products("config.yaml")["demo_precip"]
+    wc = {"product": "demo_precip", "set": "-".join(cfg["sources"])}
+    one = copy.deepcopy(cfg)
+    one["model"]["mpfm"]["seeds"] = [0]
+    w, w1 = cost.work("select_precip", cfg, wc), cost.work("select_precip", one, wc)
+    assert w.time["select_gmac"] == pytest.approx(2 * w1.time["select_gmac"])
+
+
+def test_a_fold_that_redoes_the_product_choice_prices_it():
+    """cv.site_cv_product redoes build_product inside every site_cv fold: its network
+    passes are priced on the fold's share of the training station-days, at select_precip's
+    rate."""
+    cfg = _products("configs/valparaiso_precip.yaml")["valparaiso_precip"]
+    wc = {"product": "valparaiso_precip", "fold": "0"}
+    w = cost.work("cross_validate_fold_precip", cfg, wc)
+    off = copy.deepcopy(cfg)
+    off["cv"]["site_cv_product"] = False
+    term = "r:select_precip:select_gmac"
+    assert w.time[term] > 0
+    assert term not in cost.work("cross_validate_fold_precip", off, wc).time

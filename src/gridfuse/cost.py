@@ -82,7 +82,6 @@ RETRY_GROWTH = 0.5
 # Rules newer than the measured constants: priced with a similar rule's fixed cost and
 # coefficients (marked "proxy") until `make bench` measures them.
 PROXIES = {
-    "select_precip": "cross_validate_precip",
     "cv_fold_precip": "cross_validate_precip",
     "cross_validate_fold_so2": "so2_cross_validate",
     "score_grid_so2": "so2_predict",
@@ -447,6 +446,13 @@ class Product:
     @property
     def station_days(self) -> int:
         return self.stations * self.days
+
+    @property
+    def training_station_days(self) -> int:
+        """Station-days of the training stations (the evaluation stations held out)."""
+        ev = self.cfg.get("stations", {}).get("evaluation", {})
+        held = len(ev.get("ids") or []) or int(ev.get("count", 10))
+        return max(1, self.stations - held) * self.days
 
     @property
     def network_station_days(self) -> int:
@@ -838,14 +844,38 @@ def _score_grid(p: Product, wc) -> Work:
     )
 
 
+def _select_gmac(p: Product, n_sources: int, share: float = 1.0) -> float:
+    """GMAC of choosing the product's variant (:func:`gridfuse.gauge_fusion.build_product`)
+    on ``share`` of the training stations' station-days: every member of ``mpfm`` and of ``mpfm_g``
+    predicts every station-day, then the chosen network's ensemble (priced as ``mpfm_g``,
+    which also runs ``mpfm`` for its fallback days) predicts them again -- 4 passes per member,
+    each on the receptive-field crop of the patch (``predict_center``)."""
+    m = _mpfm(p)
+    window = int(p.cfg["samples"]["window_days"])
+    macs, radius = mpfm_macs_per_cell_day(m, _channels(p, n_sources), window)
+    macs_g, _ = mpfm_macs_per_cell_day(
+        m, _channels(p, n_sources) + NET_CHANNELS["mpfm_g"][1], window
+    )
+    crop = (2 * radius + 1) ** 2
+    members = len(m.get("seeds", [0]))
+    return p.training_station_days * share * crop * members * 2 * (macs + macs_g) / 1e9
+
+
 @_rule("select_precip")
 def _select_precip(p: Product, wc) -> Work:
-    """The product variant of a set: members' inner site CV predictions, gauge fields."""
+    """The product variant of a set: the networks' passes over the training station-days
+    (:func:`_select_gmac`; they were 95 % of the demo job's time, the gauge fields and the
+    variants' interpolations the rest), priced at the rule's own CPU seconds per GMAC fitted on
+    measured select jobs (``make bench``; the 1-thread station-path kernel under-priced the
+    2-thread jobs), and its memory as the patches the job loads and copies."""
+    n_src = len(wc["set"].split("-")) if "set" in wc else len(p.sources)
     return Work(
         "select_precip",
         threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
-        time={"station_days_m": p.station_days / 1e6},
-        mem={"patches_mb": _patches_mb(p)},
+        time={"select_gmac": _select_gmac(p, n_src)},
+        # the loaded patches and four copies made for the networks: the training stations',
+        # with the two gauge channels, standardized, padded in time (predict_stations)
+        mem={"patches_mb": 5 * _patches_mb(p)},
     )
 
 
@@ -874,6 +904,8 @@ def _cv_fold_precip(p: Product, wc) -> Work:
         time["k:mpfm_train_s_per_gmac"] = sum(
             _train_gmac(p, n, len(p.sources), share) for n in refit
         )
+    if p.cfg["cv"].get("site_cv_product", False):  # the product's choice redone in the fold
+        time["r:select_precip:select_gmac"] = _select_gmac(p, len(p.sources), share)
     return Work(
         "cv_fold_precip",
         threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
