@@ -4,10 +4,12 @@ Builds the network at the preset sizes (``model.mpfm`` schema defaults, 5 source
 channels, random weights: throughput does not depend on them) and predicts a synthetic
 block with :func:`gridfuse.predict.predict_grid`, the path ``predict_precip`` uses:
 
-- ``cell_days_per_cpu_s``: output cell-days per second and per CPU thread on the CPU;
+- ``cell_days_per_cpu_s``: output cell-days per CPU second (the process's CPU time, all its
+  threads, by ``time.process_time``: steadier than the wall time on a shared machine);
 - ``gflop_per_cpu_s``: the same rate in FLOP, counting every floating-point operation the
   network executes per output cell-day (``torch.utils.flop_counter``, halo included),
-  against ``sgemm_gflop_per_cpu_s``, a large float32 matrix product with the same threads:
+  against ``sgemm_gflop_per_cpu_s``, a large float32 matrix product with the same threads,
+  also per CPU second:
   the ratio is the fraction of the machine's matrix rate the network reaches;
 - with ``--train``: training samples per second (station-day cubes, forward + backward),
   on CUDA when a device is present, else on the CPU;
@@ -95,7 +97,8 @@ def flop_per_cell_day(model: FusionModel, tile: int, device: torch.device) -> fl
 
 
 def sgemm_gflops(threads: int, n: int = 2048, device: str = "cpu") -> float:
-    """Float32 matrix-product rate (GFLOP/s) with ``threads`` threads."""
+    """Float32 matrix-product rate with ``threads`` threads: on the CPU in GFLOP per CPU
+    second of the process (all threads; ``time.process_time``), on a GPU per wall second."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
 
@@ -104,7 +107,8 @@ def sgemm_gflops(threads: int, n: int = 2048, device: str = "cpu") -> float:
         if device != "cpu":
             torch.cuda.synchronize()
 
-    return 2 * n**3 / best_time(run, repeat=5) / 1e9
+    clock = time.process_time if device == "cpu" else time.perf_counter
+    return 2 * n**3 / best_time(run, repeat=5, clock=clock) / 1e9
 
 
 def run_grid(model, read, days, *, device, tile, precision="fp32", time_block=None) -> tuple:
@@ -134,16 +138,19 @@ def bench_cpu(bench: Bench, args) -> None:
     run_grid(model, read, days[:1], device="cpu", tile=args.tile)  # warm-up
     with PeakRSS() as rss:
         run_grid(model, read, days, device="cpu", tile=args.tile, time_block=args.block)
-    # best of repeats, SGEMM before and after: a shared machine's load hits both alike
+    # best of repeats, SGEMM before and after, both in CPU time of this process (all its
+    # threads, the prefetching reader's included): the wall time of a shared machine swings
+    # with its load (same-run ratios 0.31-0.42 on one core at load 4-6), its CPU time far less
     sgemm = sgemm_gflops(args.threads)
-    secs = best_time(
+    cpu_s = best_time(
         lambda: run_grid(model, read, days, device="cpu", tile=args.tile, time_block=args.block),
         repeat=args.repeat,
         warmup=0,
+        clock=time.process_time,
     )
-    sgemm = max(sgemm, sgemm_gflops(args.threads)) / args.threads
+    sgemm = max(sgemm, sgemm_gflops(args.threads))
     cell_days = args.days * args.cells**2
-    rate = cell_days / secs / args.threads
+    rate = cell_days / cpu_s
     flop = flop_per_cell_day(model, args.tile, torch.device("cpu"))
     bench.add(
         "cell_days_per_cpu_s",
