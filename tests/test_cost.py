@@ -551,3 +551,18 @@ def test_a_fold_that_redoes_the_product_choice_prices_it():
     term = "r:select_precip:select_gmac"
     assert w.time[term] > 0
     assert term not in cost.work("cross_validate_fold_precip", off, wc).time
+
+
+def test_grid_score_and_scatter_requests_cover_the_rehearsal():
+    """The Qinghai rehearsal (850 x 1390 cells x 31 days, SLURM memory enforced, 2026-11-28)
+    killed score_grid_precip at 2,617 MB (request 2,067) and again at 3,290 MB (3,101), and
+    report_scatter at 1,349 MB (811): the calibration grids were too small to show their
+    arrays. Rerun with the refitted requests through SLURM, score_grid_precip's whole job peaked
+    at 3,694 MiB (its script at 2,588 MB), report_scatter's at 1,121 (script 1,118). The
+    requests must cover the whole jobs' peaks that sacct saw, with margin."""
+    cfg = _products("configs/rehearsal_qinghai.yaml")["rehearsal_qinghai"]
+    wc = {"product": "rehearsal_qinghai", "year": "2020"}
+    grid = cost.estimate("score_grid_precip", cfg, wc)
+    scatter = cost.estimate("report_scatter", cfg, {"product": "rehearsal_qinghai"})
+    assert grid.peak_mb >= 3694 and grid.mem_mb() >= 1.2 * 3694
+    assert scatter.peak_mb >= 1118 and scatter.mem_mb() >= 1.2 * 1349
