@@ -398,6 +398,17 @@ def test_so2_predict_memory_holds_a_tile_per_thread():
     assert w.mem["tile_mb"] == pytest.approx(one * 8 / 1e6 * w.threads)
 
 
+def test_so2_time_block_is_no_longer_than_the_period():
+    """A 2-day period holds 2 days per block, not predict_days (the China rehearsal)."""
+    cfg = _products("configs/rehearsal_china.yaml")["rehearsal_china"]
+    cfg["model"]["predict_days"] = 8
+    w = cost.work("predict_so2", cfg, {"product": "rehearsal_china", "year": "2019"})
+    p = cost.Product(cfg)
+    assert w.mem["block_mb"] == pytest.approx(p.cells * 2 * 11 * 4 / 1e6)
+    g = cost.work("score_grid_so2", cfg, {"product": "rehearsal_china", "model": "lightgbm"})
+    assert g.mem["block_mb"] == pytest.approx(p.cells * 2 * 2 * 4 / 1e6)  # product + truth
+
+
 def test_so2_prediction_is_priced_by_the_configured_engine():
     """model.predictor lleaves: rows x trees at the compiled trees' rate, plus one compile
     job of num_boost_round trees; lightgbm: at Booster.predict's rate, no compile job."""

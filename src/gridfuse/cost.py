@@ -1077,9 +1077,11 @@ def _so2_compile(p: Product, wc) -> Work:
 
 @_rule("predict_so2")
 def _so2_predict(p: Product, wc) -> Work:
-    cell_days = p.cells * p.days_in_year(wc["year"]) * mask_fraction(p)
+    days = p.days_in_year(wc["year"])
+    cell_days = p.cells * days * mask_fraction(p)
     nvar = len(p.model("features", "dynamic", default=[]) or []) or 11
-    block = int(p.model("predict_days", default=8))
+    # a time block never holds more days than the job's year has in the period
+    block = max(1, min(int(p.model("predict_days", default=8)), days))
     tile = int(p.model("predict_tile", default=256))
     cols = _so2_columns(p)
     threads = threads_for(p.cells, 1_000_000, lo=2, hi=16)
@@ -1161,7 +1163,7 @@ def _so2_score_grid(p: Product, wc) -> Work:
     if model != "lightgbm":
         time |= _fit_models_terms(p, [model], p.station_days)
         time |= _grid_predict_terms(p, model, every)
-    block = int(p.model("predict_days", default=8))
+    block = max(1, min(int(p.model("predict_days", default=8)), p.days))
     return Work(
         "score_grid_so2",
         threads=_so2_threads(p),
