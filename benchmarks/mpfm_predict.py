@@ -96,9 +96,10 @@ def flop_per_cell_day(model: FusionModel, tile: int, device: torch.device) -> fl
     return fc.get_total_flops() / (tile * tile)
 
 
-def sgemm_gflops(threads: int, n: int = 2048, device: str = "cpu") -> float:
-    """Float32 matrix-product rate with ``threads`` threads: on the CPU in GFLOP per CPU
-    second of the process (all threads; ``time.process_time``), on a GPU per wall second."""
+def sgemm_gflops(n: int = 2048, device: str = "cpu") -> float:
+    """Float32 matrix-product rate with the threads torch has been given (``--threads``): on
+    the CPU in GFLOP per CPU second of the process (all threads; ``time.process_time``), on a
+    GPU per wall second."""
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
 
@@ -141,14 +142,14 @@ def bench_cpu(bench: Bench, args) -> None:
     # best of repeats, SGEMM before and after, both in CPU time of this process (all its
     # threads, the prefetching reader's included): the wall time of a shared machine swings
     # with its load (same-run ratios 0.31-0.42 on one core at load 4-6), its CPU time far less
-    sgemm = sgemm_gflops(args.threads)
+    sgemm = sgemm_gflops()
     cpu_s = best_time(
         lambda: run_grid(model, read, days, device="cpu", tile=args.tile, time_block=args.block),
         repeat=args.repeat,
         warmup=0,
         clock=time.process_time,
     )
-    sgemm = max(sgemm, sgemm_gflops(args.threads))
+    sgemm = max(sgemm, sgemm_gflops())
     cell_days = args.days * args.cells**2
     rate = cell_days / cpu_s
     flop = flop_per_cell_day(model, args.tile, torch.device("cpu"))
@@ -235,7 +236,7 @@ def bench_cuda(bench: Bench, args) -> None:
 
     _, ref = run_grid(model, read_sub, ref_days, device="cpu", tile=args.check_cells)
     r = model.radius
-    sgemm = sgemm_gflops(1, n=8192, device="cuda")
+    sgemm = sgemm_gflops(n=8192, device="cuda")
     bench.add("cuda sgemm", "GFLOP/s", sgemm, note="fp32, TF32 off")
     # the activation estimate that sizes the batches, against the allocator's peak
     net, edge, nb = model.nets[0].to(dev), args.gpu_tile + 2 * model.radius, 4
