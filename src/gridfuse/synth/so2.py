@@ -533,7 +533,7 @@ def write_tropomi_orbits(
     launch = pd.Timestamp("2017-10-13 09:27")
     period_min = 100.8
     lon0 = 0.5 * (grid.west + grid.east)
-    files = []
+    files, written = [], []  # the files and their product days
     to_col = 1e-6 / MOLAR_MASS_SO2  # ug m-3 -> mol m-3
     bg_col = 0.1 / tr.DU_PER_MOL_M2
     for i, day in enumerate(days):
@@ -579,6 +579,7 @@ def write_tropomi_orbits(
         delta_ms = ((t_lines - ref) / pd.Timedelta("1ms")).to_numpy().astype("i8")
         start = (t_mid - pd.Timedelta(minutes=period_min / 2)).floor("s")
         orbit = int((t_mid - launch) / pd.Timedelta(minutes=period_min))
+        written.append(day)
         name = tr.l2_filename(
             start.to_pydatetime(), (start + pd.Timedelta(minutes=period_min)).to_pydatetime(), orbit
         )
@@ -595,7 +596,12 @@ def write_tropomi_orbits(
                 orbit=orbit,
             )
         )
-    logger.info("wrote %d TROPOMI L2 orbits (first %s) to %s", len(files), first.date(), folder)
+    logger.info(
+        "wrote %d TROPOMI L2 orbits (first on %s) to %s",
+        len(files),
+        written[0].date() if written else "-",
+        folder,
+    )
     return files
 
 
