@@ -697,11 +697,15 @@ def station_network(
     # distances (km) of every cell to the city centres, in units of each city's size
     yy = np.arange(g.nlat)[:, None] * ky
     xx = np.arange(g.nlon)[None, :] * kx
-    d_city = np.stack(
-        [np.hypot(yy - c.row * ky, xx - c.col * kx) / c.sigma_km for c in world.cities.itertuples()]
-    )
-    nearest_city = d_city.argmin(0)
-    d_city = d_city.min(0)
+    # running minimum over the cities (a stack of them would hold n_cities grids: 7 GB for
+    # 40 cities on the China grid); strict < keeps the first city on ties, as argmin does
+    d_city = np.full(g.shape, np.inf)
+    nearest_city = np.zeros(g.shape, np.intp)
+    for i, c in enumerate(world.cities.itertuples()):
+        d = np.hypot(yy - c.row * ky, xx - c.col * kx) / c.sigma_km
+        closer = d < d_city
+        nearest_city[closer] = i
+        np.minimum(d_city, d, out=d_city)
     d_point = np.full(g.shape, np.inf)
     for p in world.points.itertuples():
         d_point = np.minimum(d_point, np.hypot(yy - p.row * ky, xx - p.col * kx))
