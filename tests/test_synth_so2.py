@@ -279,3 +279,35 @@ def test_workflow_synth_ingest_static(tmp_path):
     ok = np.isfinite(c)
     assert ok.sum() > 50
     assert np.corrcoef(c[ok], coarse[ok])[0, 1] > 0.5
+
+
+def _spread_pick_reference(cand, k, min_sep, rng):
+    """The greedy rule written plainly: candidates in random order, each kept when it is at
+    least the separation from every earlier pick; the separation halves until k fit."""
+    chosen = []
+    sep = float(min_sep)
+    while len(chosen) < k:
+        for i in rng.permutation(len(cand)):
+            if len(chosen) == k:
+                break
+            if all(np.hypot(*(cand[i] - q)) >= max(sep, 1.0) for q in chosen):
+                chosen.append(cand[i])
+        if sep < 1.0:
+            while len(chosen) < k:
+                chosen.append(cand[rng.integers(len(cand))])
+        sep /= 2
+    return chosen
+
+
+@pytest.mark.parametrize(
+    "n_cand, k, sep", [(5000, 40, 12.0), (3000, 400, 30.0), (50, 80, 4.0), (1, 3, 2.0)]
+)
+def test_spread_pick_is_the_plain_greedy_rule(n_cand, k, sep):
+    """The raster-blocking pick equals the plain loop (same rng draws, same cells), also when
+    the separation must halve and when cells are reused."""
+    rng = np.random.default_rng(n_cand)
+    cand = np.unique(rng.integers(0, 300, size=(n_cand, 2)), axis=0)
+    got = so2._spread_pick(cand, k, sep, np.random.default_rng(7))
+    ref = _spread_pick_reference(cand, k, sep, np.random.default_rng(7))
+    assert len(got) == len(ref) == k
+    np.testing.assert_array_equal(np.array(got), np.array(ref))
