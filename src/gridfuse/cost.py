@@ -584,10 +584,15 @@ def _synth_precip(p: Product, wc) -> Work:
 
 @_rule("synthesize_so2_demo")
 def _synth_so2(p: Product, wc) -> Work:
+    """The OSSE world (terrain, population, roads, land cover, NDVI and the distances the
+    station network is drawn from: float64 grids, one pass per city), then the truth's days.
+    ``world_mb``: about 16 float64 grids are alive at the peak (the layers and their
+    temporaries; 3,309 MB on the China grid), so the coefficient fits near 1."""
+    cities = int(p.cfg.get("synthetic", {}).get("so2", {}).get("n_cities", 4))
     return Work(
         "synthesize_so2_demo",
-        time={"cell_days_m": p.cells * p.days / 1e6},
-        mem={"period_mb": _mb(p.cells * p.days)},
+        time={"cells_m": p.cells * (1 + cities) / 1e6, "cell_days_m": p.cells * p.days / 1e6},
+        mem={"world_mb": _mb(16 * p.cells, 8), "period_mb": _mb(p.cells * p.days)},
     )
 
 
