@@ -579,7 +579,9 @@ def open_dynamic(
                 "(lat descending, lon ascending cell centres)"
             )
         aligned.append(d.assign_coords(lat=grid.lat, lon=grid.lon))
-    ds = xr.combine_by_coords(aligned, combine_attrs="drop_conflicts", join="outer")
+    ds = xr.combine_by_coords(
+        aligned, combine_attrs="drop_conflicts", join="outer", compat="no_conflicts"
+    )
     for v in variables:
         if v not in ds.data_vars:
             logger.info("dynamic variable %s absent from every input; NaN", v)

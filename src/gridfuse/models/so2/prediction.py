@@ -110,8 +110,18 @@ def predict_blocks(
 
             block = np.full((ts.stop - ts.start, ny, nx), np.nan, dtype=np.float32)
             parts = pool.map(one, jobs) if pool is not None else map(one, jobs)
-            for (rs, cs), arr in zip(jobs, parts):
+            step = max(1, len(jobs) // 10)  # progress about every tenth of the block's tiles
+            for i, ((rs, cs), arr) in enumerate(zip(jobs, parts), 1):
                 block[:, rs, cs] = arr
+                if i % step == 0 and i < len(jobs):
+                    logger.info(
+                        "days %d-%d: %d of %d tiles (%.0f s)",
+                        ts.start + 1,
+                        ts.stop,
+                        i,
+                        len(jobs),
+                        time.perf_counter() - t0,
+                    )
             rate = cells * ts.stop / max(time.perf_counter() - t0, 1e-9)
             logger.info(
                 "predicted days %d-%d of %d (%d tiles, %d cells inside; %.0f cell-days/s)",
