@@ -437,6 +437,59 @@ def test_so2_prediction_is_priced_by_the_configured_engine():
     assert c.mem_mb() > c.peak_mb > trees * k.kernel("lleaves_compile_mb_per_tree")
 
 
+def test_osse_grid_of_lightgbm_models_compiles_when_it_pays():
+    """score_grid_so2 of a LightGBM baseline and ablation_variant_so2 in an OSSE grid the
+    model on every k-th day: with model.predictor lleaves and at least the break-even rows
+    (compile s per tree / saved s per row x tree, from the kernel rates) at the compiled
+    trees' rate plus num_boost_round trees compiled (time and memory), Booster.predict's
+    otherwise (a tiny grid, or predictor lightgbm); RF and the LSTM are not affected."""
+    k = cost.load_constants(cost.CONSTANTS_FILE)
+    lgb, ll = "k:lgbm_predict_s_per_row_round", "k:lleaves_predict_s_per_row_round"
+    comp, comp_mb = "k:lleaves_compile_s_per_tree", "k:lleaves_compile_mb_per_tree"
+    even = cost.lleaves_break_even_rows(k)
+    assert even == pytest.approx(k.kernel(comp[2:]) / (k.kernel(lgb[2:]) - k.kernel(ll[2:])))
+    assert cost.lleaves_break_even_rows() == even  # the packaged constants by default
+    assert 1e5 < even < 1e7
+    assert cost.compile_pays(even) and not cost.compile_pays(even * 0.999)
+    assert not cost.compile_pays(1e12, "lightgbm")
+    slow_k = cost.Constants({"kernels": {**k.kernels, ll[2:]: {"value": k.kernel(lgb[2:])}}})
+    assert cost.lleaves_break_even_rows(slow_k) == math.inf  # no saving: never compile
+    assert cost.lleaves_break_even_rows(cost.Constants({})) == math.inf
+
+    big = copy.deepcopy(_products("configs/rehearsal_china.yaml")["rehearsal_china"])
+    big["cv"]["so2_osse_ablation"] = True
+    big_wc = {"product": "rehearsal_china", "model": "lightgbm_plain", "variant": "full"}
+    p = cost.Product(big)
+    every = int(big["cv"]["so2_osse_every"])
+    rows = p.cells * cost.mask_fraction(p) * math.ceil(p.days / every)
+    trees = int(big["model"]["lightgbm"]["num_boost_round"])
+    assert rows >= even and big["model"]["predictor"] == "lleaves"
+    for rule in ("score_grid_so2", "ablation_variant_so2"):
+        fast = cost.work(rule, big, big_wc)
+        assert fast.time[ll] == pytest.approx(rows * trees) and lgb not in fast.time
+        assert fast.time[comp] == trees and fast.mem[comp_mb] == trees
+        slow_cfg = copy.deepcopy(big)
+        slow_cfg["model"]["predictor"] = "lightgbm"
+        slow = cost.work(rule, slow_cfg, big_wc)
+        assert slow.time[lgb] == pytest.approx(rows * trees)
+        assert ll not in slow.time and comp not in slow.time and comp_mb not in slow.mem
+        saved = rows * trees * (k.kernel(lgb[2:]) - k.kernel(ll[2:])) - trees * k.kernel(comp[2:])
+        diff = cost.price(slow, k).cpu_s - cost.price(fast, k).cpu_s
+        assert diff == pytest.approx(saved, rel=1e-9) and saved > 0
+        extra = cost.price(fast, k).peak_mb - cost.price(slow, k).peak_mb
+        assert extra == pytest.approx(trees * k.kernel(comp_mb[2:]))
+    for model in ("rf_ps", "lstm"):
+        w = cost.work("score_grid_so2", big, {**big_wc, "model": model})
+        assert not {lgb, ll, comp} & set(w.time) and comp_mb not in w.mem
+
+    # the test config's tiny grid stays below the break-even: Booster.predict, no compile
+    small = copy.deepcopy(_products("configs/test.yaml")["test_so2"])
+    small["cv"]["so2_osse_ablation"] = True
+    w = cost.work("score_grid_so2", small, {**big_wc, "product": "test_so2"})
+    assert small["model"]["predictor"] == "lleaves"
+    assert w.time[lgb] > 0 and ll not in w.time and comp not in w.time and comp_mb not in w.mem
+
+
 def test_cross_validate_precip_reads_station_cells_at_the_measured_rate():
     """The product files are read at the gauges' chunks (values_at_cells): priced per grid
     cell-day at the kernel rate, holding one slab, never a year of the grid."""

@@ -1,13 +1,16 @@
 """Compiled trees (model.predictor lleaves): equal to Booster.predict within 1e-6 relative,
-byte-identical reruns, stale and foreign objects, and a missing lleaves."""
+byte-identical reruns, stale and foreign objects, a missing lleaves, and the OSSE grid
+scoring of LightGBM baselines by compiled trees when their rows pay for the compile."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from _so2_fixtures import GRID, make_inputs
 
@@ -21,7 +24,9 @@ from gridfuse.models.so2 import (
     compiled,
     compiled_paths,
     load_compiled,
+    osse_baseline_scores,
     predict_blocks,
+    predict_year,
     predict_year_to_netcdf,
     with_coords,
 )
@@ -121,3 +126,59 @@ def test_missing_lleaves_names_the_key(stored, monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="model.predictor: lightgbm"):
         SO2Model.load(d).use_compiled(d)
     assert not (tmp_path / "x.o").exists()
+
+
+def test_osse_grid_of_a_lightgbm_baseline_by_compiled_trees(stored, monkeypatch, caplog):
+    """osse_baseline_scores compiles a fitted LightGBM's trees when model.predictor is
+    lleaves and its grid rows reach compile_rows (0 here; by default the cost constants'
+    break-even): the same predictions as Booster.predict within 1e-6 relative, the same
+    osse_grid rows; below the break-even, or with predictor lightgbm, Booster.predict."""
+    from gridfuse import cost
+
+    _, _, dyn, st, frame = stored
+    settings = dataclasses.replace(SETTINGS, num_boost_round=25, early_stopping_rounds=25)
+    truth = 1.1 * predict_year(SO2Model.load(stored[0]), dyn, st, tile=8, time_block=4) + 1.0
+
+    def factory():
+        return make("so2", "lightgbm_plain", params=settings, features=CFG, grid=GRID)
+
+    grids = []  # (engine, predictions) of every tile of every scored day
+
+    def spy(self, X, threads=None):
+        pred = predict_matrix(self, X, threads)
+        grids[-1][1].append(pred)
+        grids[-1][0].add("lleaves" if self._est.compiled is not None else "lightgbm")
+        return pred
+
+    predict_matrix = SO2Model.predict_matrix
+    monkeypatch.setattr(SO2Model, "predict_matrix", spy)
+    scores = {}
+    runs = {
+        "booster": {"predictor": "lightgbm", "compile_rows": 0},
+        "compiled": {"predictor": "lleaves", "compile_rows": 0},
+        "default": {"predictor": "lleaves"},  # 2 days x 480 cells: below the break-even
+    }
+    for run, kw in runs.items():
+        grids.append((set(), []))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="gridfuse.models.so2"):
+            scores[run] = osse_baseline_scores(
+                {"lightgbm_plain": factory}, frame, dyn, st, truth, every=3, tile=8, **kw
+            )
+        engine = "lleaves" if run == "compiled" else "lightgbm"
+        assert grids[-1][0] == {engine}
+        said = "compiled trees (lleaves)" if run == "compiled" else "Booster.predict"
+        assert f"lightgbm_plain predicts with {said}: 960 rows" in caplog.text
+        assert ("compiled " in caplog.text) == (run == "compiled")
+    # the default break-even comes from the cost constants' kernel rates
+    even = cost.lleaves_break_even_rows()
+    assert f"960 rows vs the break-even {even:,.0f} (model.predictor lleaves)" in caplog.text
+    assert 1e5 < even < 1e7
+    booster, compiled_ = (np.concatenate(g[1]) for g in grids[:2])
+    assert len(booster) == 960 and np.isfinite(booster).all()
+    np.testing.assert_allclose(compiled_, booster, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(np.concatenate(grids[2][1]), booster)
+    a, b = scores["booster"], scores["compiled"]
+    pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
+    np.testing.assert_allclose(b["value"], a["value"], rtol=1e-6, atol=1e-9)
+    pd.testing.assert_frame_equal(scores["default"], a)

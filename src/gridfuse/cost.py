@@ -58,9 +58,11 @@ __all__ = [
     "NoCostModel",
     "Product",
     "Work",
+    "compile_pays",
     "estimate",
     "gpu_constants",
     "gpus_per_job",
+    "lleaves_break_even_rows",
     "load_constants",
     "mpfm_macs_per_cell_day",
     "retry",
@@ -1063,6 +1065,31 @@ def _so2_predictor(p: Product) -> str:
     return str(p.model("predictor", default="lleaves"))
 
 
+def lleaves_break_even_rows(k: Constants | None = None) -> float:
+    """Rows a fitted LightGBM model must predict for compiling its trees (lleaves) and
+    predicting with them to cost less CPU time than ``Booster.predict``: the compile rate per
+    tree over the per row x tree saving, so the same for any number of trees (both sides
+    scale with them). ``inf`` when the constants lack a rate or the compiled trees are not
+    faster. ``k`` defaults to :func:`load_constants` (what a job reads at run time)."""
+    k = k or load_constants()
+    try:
+        per_tree = k.kernel("lleaves_compile_s_per_tree")
+        saved = k.kernel("lgbm_predict_s_per_row_round") - k.kernel(
+            "lleaves_predict_s_per_row_round"
+        )
+    except KeyError:
+        return math.inf
+    return per_tree / saved if saved > 0 else math.inf
+
+
+def compile_pays(rows: float, predictor: str = "lleaves", k: Constants | None = None) -> bool:
+    """Whether a fitted LightGBM model predicting ``rows`` rows compiles its trees first:
+    ``model.predictor`` is ``lleaves`` and ``rows`` reach :func:`lleaves_break_even_rows`
+    (the OSSE grid scoring of baselines and ablation variants; the product's own model is
+    always compiled once by compile_so2)."""
+    return str(predictor) == "lleaves" and rows >= lleaves_break_even_rows(k)
+
+
 def _so2_predict_term(p: Product) -> str:
     """Kernel of one row x tree of the gridded prediction: the compiled trees' or LightGBM's."""
     if _so2_predictor(p) == "lleaves":
@@ -1140,11 +1167,29 @@ def _so2_cv_fold(p: Product, wc) -> Work:
     )
 
 
+def _grid_cell_days(p: Product, every: int) -> float:
+    """Cell-days a model gridded on every ``every``-th day inside the mask predicts."""
+    return p.cells * mask_fraction(p) * math.ceil(p.days / max(1, every))
+
+
+def _grid_compiles(p: Product, model: str, every: int) -> bool:
+    """Whether a LightGBM model gridded for osse_grid compiles its trees first
+    (:func:`compile_pays`, as ``osse_baseline_scores`` decides at run time)."""
+    return model.startswith("lightgbm") and compile_pays(
+        _grid_cell_days(p, every), _so2_predictor(p)
+    )
+
+
 def _grid_predict_terms(p: Product, model: str, every: int) -> dict:
-    """A model gridded on every ``every``-th day inside the mask (OSSE scoring)."""
-    cell_days = p.cells * mask_fraction(p) * math.ceil(p.days / max(1, every))
+    """A model gridded on every ``every``-th day inside the mask (OSSE scoring). A LightGBM
+    model predicts with its trees compiled (plus their compile) when that pays
+    (:func:`_grid_compiles`), with ``Booster.predict`` otherwise."""
+    cell_days = _grid_cell_days(p, every)
     t = {"k:so2_features_s_per_value": cell_days * _so2_columns(p)}
-    if model.startswith("lightgbm"):
+    if _grid_compiles(p, model, every):
+        t["k:lleaves_predict_s_per_row_round"] = cell_days * _so2_rounds(p)
+        t["k:lleaves_compile_s_per_tree"] = _so2_rounds(p)
+    elif model.startswith("lightgbm"):
         t["k:lgbm_predict_s_per_row_round"] = cell_days * _so2_rounds(p)
     elif model == "rf_ps":
         t["k:rf_predict_s_per_row_tree"] = cell_days * int(
@@ -1158,24 +1203,27 @@ def _grid_predict_terms(p: Product, model: str, every: int) -> dict:
     return t
 
 
+def _grid_compile_mem(p: Product, model: str, every: int) -> dict:
+    """The compile's peak above the job's arrays when the gridded LightGBM compiles."""
+    return (
+        {"k:lleaves_compile_mb_per_tree": _so2_rounds(p)} if _grid_compiles(p, model, every) else {}
+    )
+
+
 @_rule("score_grid_so2")
 def _so2_score_grid(p: Product, wc) -> Work:
     """osse_grid of one model: the full model's product against the truth, or a baseline
     fitted on every station-day and gridded on every k-th day."""
     every = int(p.cfg["cv"].get("so2_osse_every", 1))
     model = wc.get("model", "lightgbm")
-    cell_days = p.cells * mask_fraction(p) * math.ceil(p.days / max(1, every))
-    time = {"cell_days_m": cell_days / 1e6}
+    time = {"cell_days_m": _grid_cell_days(p, every) / 1e6}
+    block = max(1, min(int(p.model("predict_days", default=8)), p.days))
+    mem = {"block_mb": _mb(p.cells * block * 2), "table_mb": _so2_table_mb(p)}
     if model != "lightgbm":
         time |= _fit_models_terms(p, [model], p.station_days)
         time |= _grid_predict_terms(p, model, every)
-    block = max(1, min(int(p.model("predict_days", default=8)), p.days))
-    return Work(
-        "score_grid_so2",
-        threads=_so2_threads(p),
-        time=time,
-        mem={"block_mb": _mb(p.cells * block * 2), "table_mb": _so2_table_mb(p)},
-    )
+        mem |= _grid_compile_mem(p, model, every)
+    return Work("score_grid_so2", threads=_so2_threads(p), time=time, mem=mem)
 
 
 @_rule("cross_validate_so2")
@@ -1200,17 +1248,14 @@ def _so2_ablation_variant(p: Product, wc) -> Work:
     time = _fit_models_terms(
         p, ["lightgbm"], p.station_days * (1 - 1 / k) * job["fits"], job["columns"]
     )
+    mem = {"table_mb": _so2_table_mb(p)}
     if p.synthetic and cv.get("so2_osse_ablation", False):
+        every = int(cv.get("so2_osse_every", 1))
         time |= _fit_models_terms(p, ["lightgbm"], p.station_days, job["columns"])
-        g = _grid_predict_terms(p, "lightgbm", int(cv.get("so2_osse_every", 1)))
-        for key, v in g.items():
+        for key, v in _grid_predict_terms(p, "lightgbm", every).items():
             time[key] = time.get(key, 0.0) + v
-    return Work(
-        "ablation_variant_so2",
-        threads=_so2_threads(p),
-        time=time,
-        mem={"table_mb": _so2_table_mb(p)},
-    )
+        mem |= _grid_compile_mem(p, "lightgbm", every)
+    return Work("ablation_variant_so2", threads=_so2_threads(p), time=time, mem=mem)
 
 
 @_rule("ablation_so2")
@@ -1267,7 +1312,9 @@ def notes(product_cfg: Mapping, constants: Constants | None = None) -> list[str]
         out.append(
             f"gridded prediction priced with model.predictor = {engine}"
             + (
-                " (the trees compiled once by compile_so2)"
+                " (the trees compiled once by compile_so2; a LightGBM baseline or ablation "
+                "variant gridded for osse_grid compiles its own when it predicts at least "
+                f"{lleaves_break_even_rows():,.0f} cell-days, the break-even)"
                 if engine == "lleaves"
                 else " (Booster.predict; lleaves compiles the trees and predicts faster)"
             )

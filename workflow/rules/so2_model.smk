@@ -118,7 +118,8 @@ rule cross_validate_fold_so2:
 
 
 # osse_grid scores of one model (synthetic products): the full model from its product, a
-# baseline fitted on every station-day and gridded on every k-th day; inside the mask.
+# baseline fitted on every station-day and gridded on every k-th day; inside the mask (a
+# LightGBM baseline by its compiled trees when model.predictor is lleaves and that pays).
 rule score_grid_so2:
     input:
         unpack(lambda wc: so2_grid_inputs(wc.product, wc.model)),
@@ -141,6 +142,7 @@ rule score_grid_so2:
         grid=product_param("grid"),
         features=lambda wc: so2_features(wc.product),
         model=lambda wc: so2_model_cfg(wc.product, [wc.model]),
+        predictor=product_param("model.predictor"),
         every=lambda wc: so2_cv(wc.product)["so2_osse_every"],
         seed=config["seed"],
     script:
@@ -197,6 +199,7 @@ rule ablation_variant_so2:
         grid=product_param("grid"),
         features=lambda wc: so2_features(wc.product),
         model=lambda wc: so2_model_cfg(wc.product),
+        predictor=product_param("model.predictor"),
         cv=lambda wc: so2_ablation_cfg(wc.product),
         seed=config["seed"],
     script:

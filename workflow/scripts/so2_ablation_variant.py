@@ -38,6 +38,7 @@ def main() -> None:
         osse = open_osse_inputs(inp.dynamic, inp.static, inp.truth, cfg.dynamic, grid)
         osse["every"] = p.cv["so2_osse_every"]
         osse["mask"] = read_mask(inp.mask, grid) if "mask" in inp.keys() else None
+        osse["predictor"] = p.predictor  # compiled trees when the grid rows pay for them
     scores = ablation_variant_scores(table, variant, cfg, grid, settings, splitters, osse=osse)
     with atomic_path(snakemake.output.scores, suffix=".csv") as tmp:
         scores.to_csv(tmp, index=False)

@@ -3,8 +3,9 @@ inside the domain mask against the OSSE truth.
 
 Inputs: the truth; for the full model its gridded products, for a baseline the station
 feature table, the daily fields and static.nc (the baseline is fitted on every observed
-station-day and gridded); the mask when the product has one. Output: score rows
-(model, scheme=osse_grid, subset, metric, value, n).
+station-day and gridded; a LightGBM baseline with its trees compiled when model.predictor
+is lleaves and its grid rows reach the break-even of the cost constants); the mask when the
+product has one. Output: score rows (model, scheme=osse_grid, subset, metric, value, n).
 """
 
 import pandas as pd
@@ -31,7 +32,9 @@ def main() -> None:
         table = pd.read_parquet(inp.table)
         settings = dict(seed=p.seed, threads=snakemake.threads, params=p.model, grid=grid)
         model = {name: lambda: make("so2", name, features=cfg, **settings)}
-        scores = osse_baseline_scores(model, table, **fields, every=p.every, mask=mask)
+        scores = osse_baseline_scores(
+            model, table, **fields, every=p.every, mask=mask, predictor=p.predictor
+        )
     with atomic_path(snakemake.output.scores, suffix=".csv") as tmp:
         scores.to_csv(tmp, index=False)
 
