@@ -736,7 +736,9 @@ def main() -> None:
             sys.exit(f"--rules {unseen}: no measured job of these rule keys in --runs")
         data = json.loads(args.out.read_text())
         data["kernels"] = kernels
-        data["rules"].update(cost.fit_rule_constants(jobs, k))
+        # another rule's coefficients (r:<rule>:<term>) come from the fits kept in --out
+        known = cost.Constants({"kernels": kernels, "rules": data["rules"]})
+        data["rules"].update(cost.fit_rule_constants(jobs, known))
         data["measured"].setdefault("rules_refitted", []).append(
             partial_record(args, rules=list(args.rules), jobs=len(jobs))
         )

@@ -153,7 +153,11 @@ def test_so2_cv_folds_follow_the_schemes():
     # the preset refits LightGBM in region, LightGBM + plain LightGBM in site_cv
     assert p["cv"]["so2_models"]["region"] == ["lightgbm"]
     assert p["cv"]["so2_models"]["site_cv"] == ["lightgbm", "lightgbm_plain"]
-    assert ws.time[lgbm] == pytest.approx(2 * 0.9 * wr.time[lgbm])
+    # plain LightGBM on the plain features' columns (23 + 10 of the preset's 143 + 10)
+    c = cost.Product(p)
+    plain = cost._so2_model_columns(c, "lightgbm_plain") / cost._so2_columns(c)
+    assert cost._so2_model_columns(c, "lightgbm_plain") == 32 and cost._so2_columns(c) == 153
+    assert ws.time[lgbm] == pytest.approx((1 + plain) * 0.9 * wr.time[lgbm])
     assert "k:rf_fit_s_per_row_tree_col" not in ws.time
     wb = cost.work(
         "cross_validate_fold_so2", p, {"product": "c", "scheme": "block_cv", "fold": "0"}
@@ -216,6 +220,14 @@ def test_fit_recovers_known_coefficients():
     # arrays are held at least once, even when the measured peaks do not show them
     flat = [(cost.Work("m", mem={"a_mb": a}), 1.0, 300.0) for a in (1, 2, 3)]
     assert cost.fit_rule_constants(flat, k)["m"]["mem"]["a_mb"] == 1.0
+    # a kernel's memory (k: term) is known: only the rest is fitted (compile_so2's MB/tree)
+    k2 = cost.Constants({"kernels": {"lleaves_compile_mb_per_tree": {"value": 0.5}}})
+    trees = [
+        (cost.Work("c", mem={"k:lleaves_compile_mb_per_tree": n}), 1.0, 200 + 0.5 * n)
+        for n in (100, 400)
+    ]
+    got = cost.fit_rule_constants(trees, k2)["c"]
+    assert got["fixed_mb"] == pytest.approx(200.0) and got["rss_rel_err"] < 1e-6
 
 
 def test_read_benchmarks_extended_tsv(tmp_path):
@@ -405,8 +417,10 @@ def test_so2_time_block_is_no_longer_than_the_period():
     w = cost.work("predict_so2", cfg, {"product": "rehearsal_china", "year": "2019"})
     p = cost.Product(cfg)
     assert w.mem["block_mb"] == pytest.approx(p.cells * 2 * 11 * 4 / 1e6)
+    # the grid score holds the kept days' pairs of the whole period (2 days), 21 float32
+    # values per cell-day at its peak (cost._osse_scores_mb)
     g = cost.work("score_grid_so2", cfg, {"product": "rehearsal_china", "model": "lightgbm"})
-    assert g.mem["block_mb"] == pytest.approx(p.cells * 2 * 2 * 4 / 1e6)  # product + truth
+    assert g.mem["scores_mb"] == pytest.approx(p.cells * 2 * 21 * 4 / 1e6)
 
 
 def test_so2_prediction_is_priced_by_the_configured_engine():
@@ -630,3 +644,107 @@ def test_grid_score_and_scatter_requests_cover_the_rehearsal():
     scatter = cost.estimate("report_scatter", cfg, {"product": "rehearsal_qinghai"})
     assert grid.peak_mb >= 3694 and grid.mem_mb() >= 1.2 * 3694
     assert scatter.peak_mb >= 1118 and scatter.mem_mb() >= 1.2 * 1349
+
+
+def test_so2_cv_ablation_and_grid_terms_add_up():
+    """A job's steps that use the same kernel add their work: an OSSE ablation variant fits
+    its LightGBM in every fold of the ablation schemes and once more on every station-day
+    (the second fit used to replace the folds' fits); an LSTM baseline's grid score trains
+    the LSTM and then runs it over the grid (both in ``k:lstm_fit_s_per_gmac``; the grid
+    used to replace the fit). The gather reads one row per station-day, scheme and model
+    the scheme refits; a fold with the LSTM holds its sequences and the torch runtime."""
+    cfg = _products("configs/test.yaml")["test_so2"]
+    p = cost.Product(cfg)
+    assert cfg["cv"]["so2_osse_ablation"] and p.synthetic
+    wc = {"product": "test_so2", "variant": "full"}
+    w = cost.work("ablation_variant_so2", cfg, wc)
+    off = copy.deepcopy(cfg)
+    off["cv"]["so2_osse_ablation"] = False
+    folds = cost.work("ablation_variant_so2", off, wc)
+    row = "k:lgbm_fit_s_per_row_round_col"
+    one_fit = cost._fit_models_terms(p, ["lightgbm"], p.station_days)[row]  # full columns
+    assert w.time[row] == pytest.approx(folds.time[row] + one_fit)
+    fits = sum(  # the folds of the ablation schemes (site_cv and block_cv)
+        int(cfg["cv"]["block_splits"] if s == "block_cv" else cfg["cv"]["n_splits"])
+        for s in cfg["cv"]["ablation_schemes"]
+    )
+    assert folds.time["k:lgbm_fit_s_per_round_col"] == pytest.approx(
+        fits * cost._so2_rounds(p) * cost._so2_columns(p)
+    )
+    assert "scores_mb" in w.mem and "scores_mb" not in folds.mem
+
+    g = cost.work("score_grid_so2", cfg, {"product": "test_so2", "model": "lstm"})
+    fit = cost._fit_models_terms(p, ["lstm"], p.station_days)["k:lstm_fit_s_per_gmac"]
+    grid = cost._grid_predict_terms(p, "lstm", 1)["k:lstm_fit_s_per_gmac"]
+    assert g.key == "score_grid_so2.baseline"
+    assert g.time["k:lstm_fit_s_per_gmac"] == pytest.approx(fit + grid)
+    # its fit holds what a fold's LSTM holds (the fold's fitted coefficients)
+    fold = "r:cross_validate_fold_so2:"
+    assert g.mem[fold + "torch_mb"] == cost.TORCH_MB and g.mem[fold + "seq_mb"] > 0
+    assert cost.work("score_grid_so2", cfg, {"product": "test_so2", "model": "lightgbm"}).key == (
+        "score_grid_so2"
+    )
+
+    china = _products("configs/china_so2.yaml")["china_so2"]
+    c = cost.Product(china)
+    # sample_cv 1 + site_cv 2 + block_cv 4 + region 1 model(s)
+    gather = cost.work("cross_validate_so2", china, {"product": "china_so2"})
+    assert gather.time["oof_rows_m"] == pytest.approx(8 * c.station_days / 1e6)
+    fold = {"product": "china_so2", "scheme": "block_cv", "fold": "0"}
+    wb = cost.work("cross_validate_fold_so2", china, fold)
+    rows = c.station_days * 0.8  # 5 block_cv folds
+    feats = cost._so2_model_columns(c, "lstm") - 10  # the LSTM's plain features
+    assert wb.mem["seq_mb"] == pytest.approx(5 * rows * 7 * feats * 4 / 1e6)  # ~5 copies
+    ws = cost.work(
+        "cross_validate_fold_so2", china, {"product": "china_so2", "scheme": "site_cv", "fold": "0"}
+    )
+    assert set(ws.mem) == {"table_mb"}  # LightGBM and plain LightGBM: the table's matrices
+
+
+def test_so2_cv_grid_and_compile_jobs_are_priced_as_measured():
+    """The SO2 CV folds, ablation variants, grid scores, the folds' gather and the trees'
+    compile were priced like older rules until measured (2026-11-28, at 657c410: the SO2
+    products of configs/test.yaml, benchmarks/calibration.yaml and
+    benchmarks/calibration_so2_table.yaml, --benchmark-extended, 1 core). Pinned jobs: CPU s
+    (polls every 0.5 s), the peak MB (the larger of the two records: Snakemake's default
+    polls, every 30 s after 15 s, and every 0.5 s). Each model must cover the peak and its
+    request too; the CPU time is the kernels' (LightGBM at 255-leaf trees, RF-Ps, LSTM),
+    within a factor 6 of each job (the tiny runs' start-up seconds are not in the kernels; the
+    163,000-row folds' LightGBM took 1.5-3.4 x less than its kernel prices)."""
+    measured = (
+        # config, product, rule, wildcards, cpu s, peak MB
+        ("configs/test.yaml", "test_so2", "cross_validate_fold_so2", "sample_cv:0", 4.6, 232.7),
+        ("configs/test.yaml", "test_so2", "cross_validate_fold_so2", "site_cv:1", 6.5, 513.1),
+        ("benchmarks/calibration.yaml", "cal_so2", "cross_validate_fold_so2", "block_cv:0", 10.9, 537.9),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "cross_validate_fold_so2", "sample_cv:0", 15.2, 810.6),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "cross_validate_fold_so2", "site_cv:1", 15.0, 811.1),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "cross_validate_fold_so2", "block_cv:1", 12.5, 854.4),
+        ("benchmarks/calibration.yaml", "cal_so2", "ablation_variant_so2", "full", 29.4, 410.6),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "ablation_variant_so2", "no_random_id", 72.8, 766.7),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "score_grid_so2", "lightgbm", 5.2, 438.4),
+        ("benchmarks/calibration.yaml", "cal_so2", "score_grid_so2", "lstm", 9.7, 666.8),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "cross_validate_so2", "", 4.3, 387.4),
+        ("benchmarks/calibration_so2_table.yaml", "cal_so2_table", "compile_so2", "", 14.4, 468.9),
+        ("configs/test.yaml", "test_so2", "compile_so2", "", 4.8, 302.4),
+    )  # fmt: skip
+    keys = {
+        "cross_validate_fold_so2": ("scheme", "fold"),
+        "ablation_variant_so2": ("variant",),
+        "score_grid_so2": ("model",),
+    }
+    for cfg_file, name, rule, job, cpu_s, peak in measured:
+        cfg = _products(cfg_file)[name]
+        wc = {"product": name, **dict(zip(keys.get(rule, ()), job.split(":")))}
+        c = cost.estimate(rule, cfg, wc)
+        assert not c.proxy, (rule, job, c)
+        assert c.peak_mb >= peak and c.mem_mb() >= peak, (rule, job, c)
+        assert 1 / 6 <= c.cpu_s / cpu_s <= 6, (rule, job, c)
+    # no SO2 rule of the presets is priced by proxy any more
+    for rule in (
+        "cross_validate_fold_so2",
+        "cross_validate_so2",
+        "score_grid_so2",
+        "ablation_variant_so2",
+        "compile_so2",
+    ):
+        assert rule not in cost.PROXIES

@@ -85,12 +85,7 @@ RETRY_GROWTH = 0.5
 # coefficients (marked "proxy") until `make bench` measures them.
 PROXIES = {
     "cv_fold_precip": "cross_validate_precip",
-    "cross_validate_fold_so2": "so2_cross_validate",
-    "score_grid_so2": "so2_predict",
-    "cross_validate_so2": "report_small",
-    "ablation_variant_so2": "so2_ablation",
     "build_mask": "build_static",
-    "compile_so2": "report_small",
 }
 # Rules whose jobs profiles/slurm gives a GPU (set-resources with `gpu:`); tests check that
 # the two lists agree. Their network kernels run on the device when the job gets one.
@@ -264,14 +259,14 @@ class Cost:
         return self.wall_s / 3600 if self.gpu else 0.0
 
 
-def _coef(k: Constants, own: Mapping, term: str) -> float:
+def _coef(k: Constants, own: Mapping, term: str, part: str = "time") -> float:
     """Coefficient of a term: the rule's own, a kernel rate (``k:<name>``) or another rule's
-    (``r:<rule>:<term>``)."""
+    (``r:<rule>:<term>``, from that rule's ``part``: ``time`` or ``mem``)."""
     if term.startswith("k:"):
         return k.kernel(term[2:])
     if term.startswith("r:"):
         _, rule, t = term.split(":", 2)
-        return float(k.rule(rule).get("time", {}).get(t, 0.0))
+        return float(k.rule(rule).get(part, {}).get(t, 0.0))
     return float(own.get(term, 0.0))
 
 
@@ -292,7 +287,9 @@ def price(w: Work, k: Constants, rule: str | None = None) -> Cost:
         else:
             gpu_s += rate * u
     fixed_s = float(c.get("fixed_s", 0.0))
-    peak = float(c.get("fixed_mb", 0.0)) + sum(_coef(k, mcoef, m) * mb for m, mb in w.mem.items())
+    peak = float(c.get("fixed_mb", 0.0)) + sum(
+        _coef(k, mcoef, m, "mem") * mb for m, mb in w.mem.items()
+    )
     threads = max(1, int(w.threads))
     return Cost(
         rule=rule or w.key,
@@ -988,6 +985,24 @@ def _so2_columns(p: Product) -> int:
     return len(f.base_columns) + len(f.conv_columns) + 10
 
 
+def _so2_model_columns(p: Product, model: str) -> int:
+    """Columns a model of the SO2 CV sees, counted as :func:`_so2_columns` counts them: the
+    full LightGBM the configured features; the baselines (``lightgbm_plain``, ``rf_ps``,
+    ``lstm``; :mod:`gridfuse.models.registry`) the plain features (no convolution, spatial
+    sampling or random ID; RF-Ps with the random ID): 23 columns instead of 143 for the
+    preset, so their fits and grids were priced ~5x too high on the full column count."""
+    import dataclasses
+
+    from .features import FeatureConfig
+
+    if model == "lightgbm":
+        return _so2_columns(p)
+    f = FeatureConfig.from_dict(p.model("features", default={}) or {}).plain()
+    if model == "rf_ps":
+        f = dataclasses.replace(f, random_id=True)
+    return len(f.base_columns) + len(f.conv_columns) + 10
+
+
 def _so2_rounds(p: Product) -> int:
     """Boosting rounds (the configured maximum: early stopping may stop sooner)."""
     return int(p.model("lightgbm", "num_boost_round", default=5000))
@@ -998,14 +1013,15 @@ def _so2_table_mb(p: Product) -> float:
 
 
 def _so2_fit_terms(p: Product, rows: float, models: list[str], times: float = 1) -> dict:
-    """Kernel work terms of fitting the named SO2 models ``times`` on ``rows`` station-days."""
-    cols = _so2_columns(p)
+    """Kernel work terms of fitting the named SO2 models ``times`` on ``rows`` station-days
+    (each model on its own columns, :func:`_so2_model_columns`)."""
     t: dict[str, float] = {}
 
     def add(name, units):
         t[name] = t.get(name, 0.0) + units * times
 
     for m in models:
+        cols = _so2_model_columns(p, m)
         if m in ("lightgbm", "lightgbm_plain"):  # histograms per row + split search per leaf
             add("k:lgbm_fit_s_per_row_round_col", rows * _so2_rounds(p) * cols)
             add("k:lgbm_fit_s_per_round_col", _so2_rounds(p) * cols)
@@ -1136,12 +1152,77 @@ def _so2_predict(p: Product, wc) -> Work:
 
 
 # --- so2, one job per CV fold and per ablation variant (gridfuse.models.so2 plans them)
-def _fit_models_terms(p: Product, models, rows: float, cols: int | None = None) -> dict:
-    t = _so2_fit_terms(p, rows, list(models))
+def _fit_models_terms(
+    p: Product, models, rows: float, cols: int | None = None, times: float = 1
+) -> dict:
+    """Kernel terms of fitting ``models`` ``times`` on ``rows`` station-days each (with an
+    ablation variant's own column count ``cols``)."""
+    t = _so2_fit_terms(p, rows, list(models), times)
     if cols is not None:  # an ablation variant's own column count
         full = _so2_columns(p)
         t = {k: v * (cols + 10) / full for k, v in t.items()}
     return t
+
+
+def _add_terms(*parts: Mapping[str, float]) -> dict:
+    """Work terms of several steps of one job, summed (a kernel may serve several steps:
+    the LSTM's fit and its gridded prediction are both ``k:lstm_fit_s_per_gmac``)."""
+    out: dict[str, float] = {}
+    for part in parts:
+        for key, v in part.items():
+            out[key] = out.get(key, 0.0) + v
+    return out
+
+
+# resident memory of the torch runtime an LSTM job loads (import and first fit: +267 MB
+# measured on top of LightGBM, pandas and gridfuse)
+TORCH_MB = 270.0
+
+
+def _so2_seq_mb(p: Product, models, rows: float) -> float:
+    """The LSTM's input sequences: ``rows`` x ``seq_len`` days x its (plain) features, float32
+    (:meth:`gridfuse.models.so2.SO2Model._inputs`), held about five times at the fit's peak:
+    the sequences, their standardized and NaN-filled copies and the network's input
+    (:meth:`gridfuse.models.lstm.LSTMRegressor.fit`), the statistics' temporaries, the
+    history's feature matrix and the test rows' sequences; 0 without the LSTM."""
+    if "lstm" not in models:
+        return 0.0
+    seq = int(p.model("lstm", "seq_len", default=7))
+    return 5 * _mb(rows * seq * (_so2_model_columns(p, "lstm") - 10))
+
+
+def _so2_model_mem(p: Product, models, rows: float, like: str = "") -> dict:
+    """Memory terms of fitting ``models`` one after the other on ``rows`` station-days of
+    the table: the table and the feature matrices a LightGBM or RF-Ps fit builds from it
+    (``table_mb``; its coefficient, ~2, is where the fit puts the copies), the RF-Ps forest,
+    the LSTM's sequences (an LSTM alone holds the table's frame and its sequences, no feature
+    matrix of the whole table) and the torch runtime it loads. Summed: a conservative bound
+    where several models share a job. ``like``: priced at that rule's fitted coefficients
+    (``r:<like>:<term>``; a job whose runs are too small to show them)."""
+    mem = {}
+    if any(m in models for m in ("lightgbm", "lightgbm_plain", "rf_ps")):
+        mem["table_mb"] = _so2_table_mb(p)
+    if "rf_ps" in models:
+        mem["forest_mb"] = _forest_mb(p, models, rows)
+    if "lstm" in models:
+        mem["seq_mb"] = _so2_seq_mb(p, models, rows)
+        mem["torch_mb"] = TORCH_MB
+    return {f"r:{like}:{t}" if like else t: v for t, v in mem.items()}
+
+
+def _osse_kept_cell_days(p: Product) -> float:
+    """Cell-days of an osse_grid score: every ``so2_osse_every``-th day, inside the mask."""
+    return _grid_cell_days(p, int(p.cfg["cv"].get("so2_osse_every", 1)))
+
+
+def _osse_scores_mb(p: Product) -> float:
+    """The pairs an osse_grid score holds at its peak (:func:`gridfuse.models.so2.
+    osse_grid_scores`, ``osse_baseline_scores``): per kept cell-day the float32 truth and
+    prediction and their concatenation (16 B), ``score_rows``' float64 copies (16 B), a
+    metric's NaN-masked copies and masks (19 B), the deviations of the moments (16 B), a
+    square and ``nansum``'s copy of it (17 B): 84 B, 21 float32 values (83-87 B measured on
+    4 and 16 million cell-days; the China rehearsal's 2 days of 22 million cells: 3.7 GB)."""
+    return _mb(_osse_kept_cell_days(p) * 21)
 
 
 def _forest_mb(p: Product, models, rows: float) -> float:
@@ -1153,6 +1234,9 @@ def _forest_mb(p: Product, models, rows: float) -> float:
 
 @_rule("cross_validate_fold_so2")
 def _so2_cv_fold(p: Product, wc) -> Work:
+    """One fold of one scheme: each of the scheme's models fitted on the fold's training
+    station-days, one after the other (the previous model is still held while the next one
+    fits: the memory terms are summed)."""
     from .models.so2 import cv_plan
 
     cv = p.cfg["cv"]
@@ -1163,7 +1247,7 @@ def _so2_cv_fold(p: Product, wc) -> Work:
         "cross_validate_fold_so2",
         threads=_so2_threads(p),
         time=_fit_models_terms(p, job["models"], rows),
-        mem={"table_mb": _so2_table_mb(p), "forest_mb": _forest_mb(p, job["models"], rows)},
+        mem=_so2_model_mem(p, job["models"], rows),
     )
 
 
@@ -1181,11 +1265,13 @@ def _grid_compiles(p: Product, model: str, every: int) -> bool:
 
 
 def _grid_predict_terms(p: Product, model: str, every: int) -> dict:
-    """A model gridded on every ``every``-th day inside the mask (OSSE scoring). A LightGBM
-    model predicts with its trees compiled (plus their compile) when that pays
-    (:func:`_grid_compiles`), with ``Booster.predict`` otherwise."""
+    """A model gridded on every ``every``-th day inside the mask (OSSE scoring), on its own
+    columns (:func:`_so2_model_columns`). A LightGBM model predicts with its trees compiled
+    (plus their compile) when that pays (:func:`_grid_compiles`), with ``Booster.predict``
+    otherwise."""
     cell_days = _grid_cell_days(p, every)
-    t = {"k:so2_features_s_per_value": cell_days * _so2_columns(p)}
+    cols = _so2_model_columns(p, model)
+    t = {"k:so2_features_s_per_value": cell_days * cols}
     if _grid_compiles(p, model, every):
         t["k:lleaves_predict_s_per_row_round"] = cell_days * _so2_rounds(p)
         t["k:lleaves_compile_s_per_tree"] = _so2_rounds(p)
@@ -1199,7 +1285,7 @@ def _grid_predict_terms(p: Product, model: str, every: int) -> dict:
         hid = int(p.model("lstm", "hidden", default=64))
         seq = int(p.model("lstm", "seq_len", default=7))
         lay = int(p.model("lstm", "layers", default=2))
-        t["k:lstm_fit_s_per_gmac"] = cell_days * seq * lay * 4 * hid * (hid + _so2_columns(p)) / 1e9
+        t["k:lstm_fit_s_per_gmac"] = cell_days * seq * lay * 4 * hid * (hid + cols) / 1e9
     return t
 
 
@@ -1212,25 +1298,49 @@ def _grid_compile_mem(p: Product, model: str, every: int) -> dict:
 
 @_rule("score_grid_so2")
 def _so2_score_grid(p: Product, wc) -> Work:
-    """osse_grid of one model: the full model's product against the truth, or a baseline
-    fitted on every station-day and gridded on every k-th day."""
+    """osse_grid of one model: the full model's product read against the truth
+    (``score_grid_so2``), or a baseline fitted on every station-day, gridded on every k-th day
+    and scored (``score_grid_so2.baseline``: its fit and grid at the kernels' rates, its own
+    fixed cost: the two kinds of job are fitted apart)."""
     every = int(p.cfg["cv"].get("so2_osse_every", 1))
     model = wc.get("model", "lightgbm")
     time = {"cell_days_m": _grid_cell_days(p, every) / 1e6}
-    block = max(1, min(int(p.model("predict_days", default=8)), p.days))
-    mem = {"block_mb": _mb(p.cells * block * 2), "table_mb": _so2_table_mb(p)}
+    # the kept days' pairs of the whole period are scored at once (not a block at a time)
+    mem = {"scores_mb": _osse_scores_mb(p)}
+    key = "score_grid_so2"
     if model != "lightgbm":
-        time |= _fit_models_terms(p, [model], p.station_days)
-        time |= _grid_predict_terms(p, model, every)
+        key += ".baseline"
+        time = _add_terms(
+            time,
+            _fit_models_terms(p, [model], p.station_days),
+            _grid_predict_terms(p, model, every),
+        )
+        mem |= _so2_model_mem(p, [model], p.station_days, like="cross_validate_fold_so2")
         mem |= _grid_compile_mem(p, model, every)
-    return Work("score_grid_so2", threads=_so2_threads(p), time=time, mem=mem)
+    return Work(key, threads=_so2_threads(p), time=time, mem=mem)
+
+
+def _so2_oof_rows(p: Product) -> float:
+    """Out-of-fold rows of the CV: every (observed) station-day once per scheme and model
+    the scheme refits (a region scheme's held-out stations counted as all, an upper bound)."""
+    from .models.so2 import scheme_models
+
+    cv = p.cfg["cv"]
+    base = p.model("so2_baselines", default=[])
+    return p.station_days * sum(len(scheme_models(s, cv, base)) for s in cv["so2_schemes"])
 
 
 @_rule("cross_validate_so2")
 def _so2_cv_gather(p: Product, wc) -> Work:
-    """scores.csv: the folds' out-of-fold predictions gathered and scored."""
-    n = p.station_days * len(p.cfg["cv"]["so2_schemes"]) * 4
-    return Work("cross_validate_so2", time={"oof_rows_m": n / 1e6}, mem={"oof_mb": _mb(n * 8, 8)})
+    """scores.csv: the folds' out-of-fold predictions read, concatenated, scored and written.
+    A row (model, scheme, fold, subset, station, date, obs, pred; Arrow strings) is ~90 B,
+    held three times at the peak: the folds' frames and their concatenation, then the
+    concatenation and the Arrow table written (270-330 B a row measured on 1 and 4 million
+    rows)."""
+    n = _so2_oof_rows(p)
+    return Work(
+        "cross_validate_so2", time={"oof_rows_m": n / 1e6}, mem={"oof_mb": 3 * n * 90 / 1e6}
+    )
 
 
 @_rule("ablation_variant_so2")
@@ -1245,15 +1355,18 @@ def _so2_ablation_variant(p: Product, wc) -> Work:
     plan = {j["variant"]: j for j in ablation_plan(feats, cv)}
     job = plan.get(wc.get("variant", "full")) or next(iter(plan.values()))
     k = max(2, int(cv.get("n_splits", 10)))
-    time = _fit_models_terms(
-        p, ["lightgbm"], p.station_days * (1 - 1 / k) * job["fits"], job["columns"]
-    )
-    mem = {"table_mb": _so2_table_mb(p)}
-    if p.synthetic and cv.get("so2_osse_ablation", False):
+    rows = p.station_days * (1 - 1 / k)
+    time = _fit_models_terms(p, ["lightgbm"], rows, job["columns"], times=job["fits"])
+    # the variant's LightGBM fits hold what a fold's LightGBM fit holds
+    mem = _so2_model_mem(p, ["lightgbm"], rows, like="cross_validate_fold_so2")
+    if p.synthetic and cv.get("so2_osse_ablation", False):  # + fitted on all, gridded, scored
         every = int(cv.get("so2_osse_every", 1))
-        time |= _fit_models_terms(p, ["lightgbm"], p.station_days, job["columns"])
-        for key, v in _grid_predict_terms(p, "lightgbm", every).items():
-            time[key] = time.get(key, 0.0) + v
+        time = _add_terms(
+            time,
+            _fit_models_terms(p, ["lightgbm"], p.station_days, job["columns"]),
+            _grid_predict_terms(p, "lightgbm", every),
+        )
+        mem["scores_mb"] = _osse_scores_mb(p)
         mem |= _grid_compile_mem(p, "lightgbm", every)
     return Work("ablation_variant_so2", threads=_so2_threads(p), time=time, mem=mem)
 
@@ -1523,7 +1636,14 @@ def fit_rule_constants(
             ]
         )
         cpu = np.array([r[1] for r in rows]) - known
-        rss = np.array([r[2] for r in rows])
+        # likewise the memory of kernel terms (e.g. compile_so2's MB per tree)
+        known_m = np.array(
+            [
+                sum(_coef(k, {}, m, "mem") * mb for m, mb in w.mem.items() if m[:2] in ("k:", "r:"))
+                for w, _, _ in rows
+            ]
+        )
+        rss = np.array([r[2] for r in rows]) - known_m
         Xt = np.array([[1.0] + [w.time.get(t, 0.0) for t in tterms] for w, _, _ in rows])
         Xm = np.array([[1.0] + [w.mem.get(m, 0.0) for m in mterms] for w, _, _ in rows])
         ct = _nnls_fit(Xt, cpu, [0.0] * (1 + len(tterms)))
@@ -1531,15 +1651,21 @@ def fit_rule_constants(
         # a memory term is fitted only where the runs show it: where its arrays reach
         # MEM_SUPPORT of some job's peak; elsewhere its coefficient stays at the lower bound
         # (arrays held once) and the runs fit only the fixed part
+        # (a job without the term shows nothing, whatever is left of its peak)
         shown = np.array(
-            [True] + [bool(np.any(Xm[:, i + 1] >= MEM_SUPPORT * rss)) for i in range(len(mterms))]
+            [True]
+            + [
+                bool(np.any((Xm[:, i + 1] > 0) & (Xm[:, i + 1] >= MEM_SUPPORT * rss)))
+                for i in range(len(mterms))
+            ]
         )
         cm = lower_m.copy()
         fixed_part = Xm[:, ~shown] @ lower_m[~shown]
         cm[shown] = _nnls_fit(Xm[:, shown], rss - fixed_part, lower_m[shown])
         # the fixed part covers every measured peak: no calibration job above its model
         cm[0] += max(0.0, float(np.max(rss - Xm @ cm)))
-        pred_t, pred_m = Xt @ ct + known, Xm @ cm
+        pred_t, pred_m = Xt @ ct + known, Xm @ cm + known_m
+        rss = rss + known_m  # the measured peaks again, for the errors below
         share = [
             float(np.max(ct[i + 1] * Xt[:, i + 1] / np.maximum(cpu + known, 1e-9)))
             for i in range(len(tterms))
@@ -1547,7 +1673,8 @@ def fit_rule_constants(
         out[key] = {
             "fixed_s": round(float(ct[0]), 3),
             "time": {t: float(f"{c:.4g}") for t, c in zip(tterms, ct[1:])},
-            "fixed_mb": round(float(cm[0]), 1),
+            # rounded up: the fixed part still covers every measured peak
+            "fixed_mb": math.ceil(float(cm[0]) * 10) / 10,
             "mem": {m: float(f"{c:.4g}") for m, c in zip(mterms, cm[1:])},
             "mem_fitted": [m for m, ok in zip(mterms, shown[1:]) if ok],
             "time_share": {t: round(v, 3) for t, v in zip(tterms, share)},

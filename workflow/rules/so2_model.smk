@@ -163,6 +163,8 @@ rule cross_validate_so2:
         oof=res("{product}", "evaluation", "so2_oof.parquet"),
     log:
         res("{product}", "logs", "cross_validate_so2.log"),
+    benchmark:
+        res("{product}", "benchmarks", "cross_validate_so2.tsv")
     wildcard_constraints:
         product=so2_products(),
     conda:
