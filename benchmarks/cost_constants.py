@@ -584,7 +584,8 @@ def measured_jobs(run_dir: Path) -> list[tuple]:
         if product not in products:
             continue
         try:
-            w = cost.work(rec["rule"], products[product], rec["wildcards"])
+            # at the threads the job ran with (inside a SLURM job Snakemake may give fewer)
+            w = cost.work(rec["rule"], products[product], rec["wildcards"], threads=rec["threads"])
         except cost.NoCostModel:  # a rule renamed or removed since the run
             print(f"  skipped {rec['path']}: no cost model for rule {rec['rule']!r}")
             continue

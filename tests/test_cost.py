@@ -423,6 +423,42 @@ def test_so2_time_block_is_no_longer_than_the_period():
     assert g.mem["scores_mb"] == pytest.approx(p.cells * 2 * 21 * 4 / 1e6)
 
 
+def test_a_measured_job_is_priced_at_the_threads_it_ran_with(tmp_path, monkeypatch):
+    """A benchmark record's threads replace the cost model's choice, for the Work's threads
+    and the memory held per thread (the China rehearsal's predict_so2 ran 2 threads inside
+    its 16-thread SLURM job: read as 16 threads, its tiles' memory was 8x too large and a fit
+    on it would have lowered the request)."""
+    cfg = _products("configs/rehearsal_china.yaml")["rehearsal_china"]
+    wc = {"product": "rehearsal_china", "year": "2019"}
+    planned = cost.work("predict_so2", cfg, wc)
+    ran = cost.work("predict_so2", cfg, wc, threads=2)
+    assert planned.threads == 16 and ran.threads == 2
+    assert ran.mem["tile_mb"] == pytest.approx(planned.mem["tile_mb"] * 2 / 16)
+    assert ran.mem["block_mb"] == planned.mem["block_mb"]
+    assert ran.time == planned.time  # CPU seconds do not depend on the threads
+    down = {"product": "rehearsal_china", "year": "2019", "source": "tropomi"}
+    one = cost.work("downscale", cfg, down, threads=1)
+    assert one.mem["block_mb"] * 2 == cost.work("downscale", cfg, down).mem["block_mb"]
+    # and the fit reads the threads from the record
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "cost_constants", ROOT / "benchmarks" / "cost_constants.py"
+    )
+    cc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cc)
+    run = tmp_path / "run"
+    bench = run / "results" / "rehearsal_china" / "benchmarks"
+    bench.mkdir(parents=True)
+    (run / "configfile").write_text(str(ROOT / "configs" / "rehearsal_china.yaml"))
+    cols = ["s", "max_rss", "cpu_time", "rule_name", "wildcards", "threads", "resources"]
+    row = ["60", "3372", "1604", "predict_so2", repr({k: wc[k] for k in wc}), "2", "{}"]
+    (bench / "predict_so2_2019.tsv").write_text("\t".join(cols) + "\n" + "\t".join(row) + "\n")
+    [(w, cpu, rss)] = cc.measured_jobs(run)
+    assert w == ran and (cpu, rss) == (1604, 3372)
+
+
 def test_so2_prediction_is_priced_by_the_configured_engine():
     """model.predictor lleaves: rows x trees at the compiled trees' rate, plus one compile
     job of num_boost_round trees; lightgbm: at Booster.predict's rate, no compile job."""

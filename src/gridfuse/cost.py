@@ -43,7 +43,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .kinds import get_kind
@@ -390,9 +390,15 @@ class Product:
         The product's config section.
     """
 
-    def __init__(self, cfg: Mapping, covers: Callable[[str, int], bool] | None = None):
+    def __init__(
+        self,
+        cfg: Mapping,
+        covers: Callable[[str, int], bool] | None = None,
+        threads: int | None = None,
+    ):
         self.cfg = cfg
         self._covers = covers
+        self._threads = threads
         self.kind = cfg["kind"]
         self.spec = get_kind(self.kind)  # the kind's facts (static layers, model family)
         g = cfg["grid"]
@@ -404,6 +410,12 @@ class Product:
         self.end = _date(cfg["period"]["end"])
         self.synthetic = bool(cfg.get("synthetic", {}).get("enabled", False))
         self.sources = {s: c["format"] for s, c in cfg.get("sources", {}).items()}
+
+    def threads(self, planned: int) -> int:
+        """A job's threads: ``planned`` (the cost model's choice), or the threads the job
+        really ran with when it is a measured one (a benchmark record's ``threads``: the
+        fit must price the record's memory per thread at the threads it had)."""
+        return int(self._threads or planned)
 
     def covers(self, source: str, year) -> bool:
         """Whether ``source`` has data in ``year`` (the workflow's coverage when given)."""
@@ -628,7 +640,7 @@ def _ingest_precip(p: Product, source: str, year) -> Work:
     files = files_per_year(fmt, days)
     cells = p.native_cells(fmt, source)
     steps = steps_per_day(fmt) * days
-    threads = threads_for(files, 4000, lo=2, hi=8)
+    threads = p.threads(threads_for(files, 4000, lo=2, hi=8))
     # files of a month (ERA5) hold a month of steps; the step readers hold 8 days
     block = (31 if _fmt(fmt).files_per_day < 1 else 8) * steps_per_day(fmt)
     time = {"files": files, "cell_steps_m": cells * steps / 1e6}
@@ -683,7 +695,7 @@ def _downscale(p: Product, wc) -> Work:
     nvar = _source_vars(p, wc["source"])
     days = p.days_in_year(wc["year"])
     block = min(days, int(p.cfg["downscale"]["time_block"]))
-    threads = 2
+    threads = p.threads(2)
     return Work(
         "downscale",
         threads=threads,
@@ -991,15 +1003,13 @@ def _so2_model_columns(p: Product, model: str) -> int:
     ``lstm``; :mod:`gridfuse.models.registry`) the plain features (no convolution, spatial
     sampling or random ID; RF-Ps with the random ID): 23 columns instead of 143 for the
     preset, so their fits and grids were priced ~5x too high on the full column count."""
-    import dataclasses
-
     from .features import FeatureConfig
 
     if model == "lightgbm":
         return _so2_columns(p)
     f = FeatureConfig.from_dict(p.model("features", default={}) or {}).plain()
     if model == "rf_ps":
-        f = dataclasses.replace(f, random_id=True)
+        f = replace(f, random_id=True)
     return len(f.base_columns) + len(f.conv_columns) + 10
 
 
@@ -1133,7 +1143,7 @@ def _so2_predict(p: Product, wc) -> Work:
     block = max(1, min(int(p.model("predict_days", default=8)), days))
     tile = int(p.model("predict_tile", default=256))
     cols = _so2_columns(p)
-    threads = threads_for(p.cells, 1_000_000, lo=2, hi=16)
+    threads = p.threads(threads_for(p.cells, 1_000_000, lo=2, hi=16))
     return Work(
         "so2_predict",
         threads=threads,
@@ -1507,6 +1517,7 @@ def work(
     wildcards: Mapping[str, str],
     *,
     covers: Callable[[str, int], bool] | None = None,
+    threads: int | None = None,
 ) -> Work:
     """The :class:`Work` of one job of ``rule`` for a product.
 
@@ -1514,16 +1525,20 @@ def work(
     coverage rule; default: the registry's coverage of the source's version within its
     ``first_year``/``last_year``): ingest and downscale
     jobs of uncovered years only write an absent marker, and a year's product uses the
-    sources covering it.
+    sources covering it.  ``threads``: the threads a measured job ran with (its benchmark
+    record's), for the terms that scale with them and the Work's ``threads``; default: the
+    cost model's own choice.
     """
-    p = Product(product_cfg, covers)
+    p = Product(product_cfg, covers, threads)
     key = rule_key(rule, product_cfg)
     source = _ingest_source(rule, product_cfg)
     if key == "ingest":
-        return _ingest_precip(p, source, wildcards["year"])
-    if source is not None:
-        return RULES[key](p, {**wildcards, "source": source})
-    return RULES[key](p, wildcards)
+        w = _ingest_precip(p, source, wildcards["year"])
+    elif source is not None:
+        w = RULES[key](p, {**wildcards, "source": source})
+    else:
+        w = RULES[key](p, wildcards)
+    return replace(w, threads=int(threads)) if threads else w
 
 
 def estimate(
