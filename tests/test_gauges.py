@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from gridfuse.gauge_fusion import (
     GridGaugeFields,
     ProductSpec,
+    build_product,
+    build_set_product,
     correct,
     fallback_days,
     patch_gauge_channels,
@@ -29,7 +35,8 @@ from gridfuse.gauges import (
     nearest_distance,
 )
 from gridfuse.grid import Grid
-from gridfuse.models.train import TrainConfig, member_folds
+from gridfuse.models.train import TrainConfig, member_folds, predict_stations
+from gridfuse.samples import PatchSampler
 
 
 def _gauges(n=12, seed=0):
@@ -247,8 +254,6 @@ def test_product_never_sees_the_held_out_gauge():
             net, x, y, ch, ["src"], train, geo, sizes=sizes, train_cfg=cfg, val_fraction=0.5
         )
         assert len(models[net].meta["members"]) == 2
-    from gridfuse.gauge_fusion import build_product
-
     spec = build_product(models, x, y, ch, geo, train, np.arange(40), device="cpu")
     assert spec.net in ("mpfm", "mpfm_g") and spec.correction in ("none", "idw", "ok")
     # nets x corrections x (fused weights 1, 0.9 .. 0.1 with the chosen gauge interpolation)
@@ -263,6 +268,79 @@ def test_product_never_sees_the_held_out_gauge():
     b = product_at_stations(spec, models, x, y2, ch, geo, train, targets, device="cpu")
     assert np.isfinite(a[targets]).all() and np.allclose(a[targets], b[targets])
     assert np.isnan(a[train]).all()
+
+
+def _same(a, b) -> bool:
+    """Equal specs: the same keys and strings, floats within 1e-6."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return bool(np.isclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True))
+    return a == b
+
+
+def test_a_set_product_reads_its_days_and_equals_the_whole_files(tmp_path, monkeypatch):
+    """select_precip (:func:`build_set_product`) reads only its set's days and the 2 days
+    either side that the 5-day windows reach, and its spec (inner CV table, interpolators,
+    wet threshold) is the one :func:`build_product` gives on the whole patches -- for the
+    first set of the period and for the last."""
+    x, y, _, geo = _world(n_t=40)
+    rng = np.random.default_rng(3)
+    x = np.concatenate(  # a second source, in 2020 only
+        [x[..., :1], x[..., :1] * rng.lognormal(0, 0.3, x[..., :1].shape), x[..., 1:]], -1
+    ).astype("f4")
+    times = pd.date_range("2019-12-12", periods=40)  # 20 days of 2019, 20 of 2020
+    year_sets = {2019: ["a"], 2020: ["a", "b"]}
+    roles = np.array(["train"] * 8 + ["evaluation"] * 2)
+    path = tmp_path / "patches.nc"
+    xr.Dataset(
+        {"x": (("station", "time", "py", "px", "channel"), x), "y": (("station", "time"), y)},
+        coords={
+            "station": geo["ids"],
+            "time": times,
+            "channel": ["a", "b", "lat", "lon"],
+            "role": ("station", roles),
+            "lat": ("station", geo["lat"]),
+            "lon": ("station", geo["lon"]),
+        },
+        attrs={"window_days": 5},
+    ).to_netcdf(path, engine="netcdf4")
+    whole = PatchSampler.open(path)
+    train = np.flatnonzero(roles == "train")
+    cfg = TrainConfig(epochs=1, samples_per_epoch=64, batch_size=32, seeds=[0, 1], device="cpu")
+    sizes = {"window": 5, "conv_channels": [4], "hidden": [4], "head_hidden": 4}
+    sizes["attention_heads"] = 1
+    read = []
+    from_dataset = PatchSampler.from_dataset.__func__
+
+    def spy(cls, ds, window=None):
+        read.append(pd.DatetimeIndex(ds["time"].values))
+        return from_dataset(cls, ds, window)
+
+    monkeypatch.setattr(PatchSampler, "from_dataset", classmethod(spy))
+    for year, srcs in year_sets.items():
+        xs, ch = whole.source_inputs(srcs)
+        models = {
+            net: train_precip_network(
+                net, xs, y, ch, srcs, train, whole.geo(), sizes=sizes, train_cfg=cfg
+            )[0]
+            for net in ("mpfm", "mpfm_g")
+        }
+        days = np.flatnonzero(times.year == year)
+        ref = build_product(models, xs, y, ch, whole.geo(), train, days, device="cpu")
+        spec = build_set_product(path, models, srcs, year_sets, device="cpu")
+        lo, hi = max(0, days[0] - 2), min(len(times), days[-1] + 3)
+        assert read[-1].equals(times[lo:hi]) and hi - lo == 22
+        assert _same(dataclasses.asdict(spec), dataclasses.asdict(ref))
+        # the margin matters: without it the edge day of the set loses its neighbours' days
+        edge = days[0] if year == 2020 else days[-1]
+        cut = xs[:, days] if year == 2020 else xs[:, : days[-1] + 1]
+        assert not np.allclose(
+            predict_stations(models["mpfm"], cut, ch, device="cpu")[:, edge - days[0]],
+            predict_stations(models["mpfm"], xs, ch, device="cpu")[:, edge],
+        )
 
 
 def test_select_product_prefers_the_better_network():

@@ -16,11 +16,13 @@ from gridfuse.samples import (
     extract_patches,
     interpolation_scores,
     neighbourhood_means,
+    patch_times,
     sources_by_year,
     station_cells,
     target_matrix,
     values_at_pixels,
     window_index,
+    window_span,
     write_samples,
 )
 
@@ -220,6 +222,29 @@ def test_window_crosses_the_year_boundary(sample_files):
     np.testing.assert_array_equal(x[..., 0], ps.x[..., 0])
     with pytest.raises(ValueError, match="no channel .'nosuch'"):
         ps.source_inputs(["nosuch"])
+
+
+def test_a_window_span_gives_its_days_the_cubes_of_the_whole_file(sample_files, tmp_path):
+    """Days 2..3 of 6 with 5-day windows: the slice 0..5 (clipped at the start); a sampler
+    opened on it reads only those days, and their cubes are the whole file's."""
+    assert window_span([2, 3], 5, 6) == slice(0, 6)
+    assert window_span([3], 3, 6) == slice(2, 5)
+    assert window_span([5, 4], 1, 6) == slice(4, 6)
+    with pytest.raises(ValueError, match="outside a time axis"):
+        window_span([6], 3, 6)
+    with pytest.raises(ValueError, match="no days"):
+        window_span([], 3, 6)
+    path = tmp_path / "samples" / "patches.nc"
+    np.testing.assert_array_equal(patch_times(path), DAYS)
+    whole = PatchSampler.from_dataset(sample_files[0], window=3)
+    span = window_span([4], 3, len(DAYS))
+    part = PatchSampler.open(path, window=3, time=span)
+    np.testing.assert_array_equal(part.times, DAYS[3:6])
+    assert part.x.shape[1] == 3
+    np.testing.assert_array_equal(part.y, whole.y[:, 3:6])
+    for s in range(3):
+        np.testing.assert_array_equal(part.cube(s, 1), whole.cube(s, 4))
+    np.testing.assert_array_equal(part.geo()["cell_lat"], whole.geo()["cell_lat"])
 
 
 def test_gridded_values_at_the_stations_cells(sample_files, tmp_path):

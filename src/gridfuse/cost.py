@@ -42,7 +42,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -443,6 +443,24 @@ class Product:
         first, last = max(self.start, dt.date(y, 1, 1)), min(self.end, dt.date(y, 12, 31))
         return max(1, (last - first).days + 1)
 
+    def set_days(self, sources: Sequence[str], margin: int = 0) -> int:
+        """Days a job of the source-availability set ``sources`` reads: from the first to
+        the last day of the years whose sources (:meth:`covers`, in config order) are
+        ``sources``, widened by ``margin`` days either side within the period (as
+        :func:`gridfuse.samples.window_span` cuts the patches)."""
+        years = [
+            y
+            for y in self.all_years
+            if [s for s in self.sources if self.covers(s, y)] == list(sources)
+        ]
+        if not years:
+            raise ValueError(
+                f"no year of {self.start}..{self.end} has exactly the sources {sources}"
+            )
+        first = max(self.start, dt.date(years[0], 1, 1) - dt.timedelta(days=margin))
+        last = min(self.end, dt.date(years[-1], 12, 31) + dt.timedelta(days=margin))
+        return (last - first).days + 1
+
     # stations
     @property
     def stations(self) -> int:
@@ -459,11 +477,11 @@ class Product:
         return self.stations * self.days
 
     @property
-    def training_station_days(self) -> int:
-        """Station-days of the training stations (the evaluation stations held out)."""
+    def training_stations(self) -> int:
+        """Stations of the region less the evaluation stations held out."""
         ev = self.cfg.get("stations", {}).get("evaluation", {})
         held = len(ev.get("ids") or []) or int(ev.get("count", 10))
-        return max(1, self.stations - held) * self.days
+        return max(1, self.stations - held)
 
     @property
     def network_station_days(self) -> int:
@@ -721,9 +739,10 @@ def _channels(p: Product, n_sources: int | None = None) -> int:
     return (len(p.sources) if n_sources is None else n_sources) + 3
 
 
-def _patches_mb(p: Product) -> float:
+def _patches_mb(p: Product, days: int | None = None) -> float:
+    """``patches.nc``'s ``x`` in memory: every channel of ``days`` days (default: all)."""
     patch = int(p.cfg["samples"]["patch"])
-    return _mb(p.station_days * patch * patch * _channels(p))
+    return _mb(p.stations * (p.days if days is None else days) * patch * patch * _channels(p))
 
 
 @_rule("samples_precip", "build_samples")
@@ -861,12 +880,13 @@ def _score_grid(p: Product, wc) -> Work:
     )
 
 
-def _select_gmac(p: Product, n_sources: int, share: float = 1.0) -> float:
+def _select_gmac(p: Product, n_sources: int, share: float = 1.0, days: int | None = None) -> float:
     """GMAC of choosing the product's variant (:func:`gridfuse.gauge_fusion.build_product`)
-    on ``share`` of the training stations' station-days: every member of ``mpfm`` and of ``mpfm_g``
-    predicts every station-day, then the chosen network's ensemble (priced as ``mpfm_g``,
-    which also runs ``mpfm`` for its fallback days) predicts them again -- 4 passes per member,
-    each on the receptive-field crop of the patch (``predict_center``)."""
+    on ``share`` of the training stations over ``days`` days (default: the period): every
+    member of ``mpfm`` and of ``mpfm_g`` predicts every station-day, then the chosen network's
+    ensemble (priced as ``mpfm_g``, which also runs ``mpfm`` for its fallback days) predicts
+    them again -- 4 passes per member, each on the receptive-field crop of the patch
+    (``predict_center``)."""
     m = _mpfm(p)
     window = int(p.cfg["samples"]["window_days"])
     macs, radius = mpfm_macs_per_cell_day(m, _channels(p, n_sources), window)
@@ -875,7 +895,8 @@ def _select_gmac(p: Product, n_sources: int, share: float = 1.0) -> float:
     )
     crop = (2 * radius + 1) ** 2
     members = len(m.get("seeds", [0]))
-    return p.training_station_days * share * crop * members * 2 * (macs + macs_g) / 1e9
+    station_days = p.training_stations * (p.days if days is None else days)
+    return station_days * share * crop * members * 2 * (macs + macs_g) / 1e9
 
 
 @_rule("select_precip")
@@ -884,15 +905,19 @@ def _select_precip(p: Product, wc) -> Work:
     (:func:`_select_gmac`; they were 95 % of the demo job's time, the gauge fields and the
     variants' interpolations the rest), priced at the rule's own CPU seconds per GMAC fitted on
     measured select jobs (``make bench``; the 1-thread station-path kernel under-priced the
-    2-thread jobs), and its memory as the patches the job loads and copies."""
-    n_src = len(wc["set"].split("-")) if "set" in wc else len(p.sources)
+    2-thread jobs), and its memory as the patches the job loads and copies.  The job reads
+    only its set's days and the ``window_days // 2`` either side that their windows reach
+    (:func:`gridfuse.gauge_fusion.build_set_product`; without a set: the period)."""
+    srcs = wc["set"].split("-") if "set" in wc else list(p.sources)
+    margin = int(p.cfg["samples"]["window_days"]) // 2
+    days = p.set_days(srcs, margin) if "set" in wc else p.days
     return Work(
         "select_precip",
-        threads=threads_for(p.station_days, 50_000, lo=2, hi=8),
-        time={"select_gmac": _select_gmac(p, n_src)},
+        threads=threads_for(p.stations * days, 50_000, lo=2, hi=8),
+        time={"select_gmac": _select_gmac(p, len(srcs), days=days)},
         # the loaded patches and four copies made for the networks: the training stations',
         # with the two gauge channels, standardized, padded in time (predict_stations)
-        mem={"patches_mb": 5 * _patches_mb(p)},
+        mem={"patches_mb": 5 * _patches_mb(p, days)},
     )
 
 

@@ -76,6 +76,7 @@ __all__ = [
     "network_at_stations",
     "product_at_stations",
     "build_product",
+    "build_set_product",
     "fit_correction",
     "train_precip_network",
     "product_blocks",
@@ -686,6 +687,61 @@ def build_product(
     pred = network_at_stations(spec, models, x, y, channels, geo, train, train, device=device)
     resid = (y[train] - pred[train])[:, days].T
     return fit_correction(spec, geo["lat"][train], geo["lon"][train], resid, y[train][:, days].T)
+
+
+def build_set_product(
+    patches: str | Path,
+    models: Mapping[str, object],
+    sources: Sequence[str],
+    year_sets: Mapping[int, Sequence[str]],
+    *,
+    min_gauges: int = 3,
+    csi_threshold: float = 0.1,
+    device: str = "auto",
+) -> ProductSpec:
+    """:func:`build_product` of one source-availability set from ``patches.nc``.
+
+    The set's days are those of the years whose sources (``year_sets``, ``{year:
+    sources}``) are ``sources``.  Only they are scored, so only they and the days their
+    windows reach (``window // 2`` of the networks either side,
+    :func:`gridfuse.samples.window_span`) are read: the networks' predictions and the gauge
+    channels (the same day's gauges) of the set's days, and so the spec, are those the whole
+    file gives, while memory and time scale with the set's days, not the period's.
+    """
+    from .evaluate import day_set_keys
+    from .samples import PatchSampler, patch_times, window_span
+
+    times = patch_times(patches)
+    keys = day_set_keys(times, year_sets)
+    days = np.flatnonzero(keys == "-".join(sources))
+    if days.size == 0:
+        raise ValueError(f"{patches}: no day of the set {'-'.join(sources)}")
+    span = window_span(days, max(m.window for m in models.values()), len(times))
+    ps = PatchSampler.open(patches, time=span)
+    logger.info(
+        "set %s: %d days, read %d of %d (%s..%s)",
+        "-".join(sources),
+        days.size,
+        span.stop - span.start,
+        len(times),
+        times[span.start].date(),
+        times[span.stop - 1].date(),
+    )
+    x, channels = ps.source_inputs(sources)
+    y, geo, train = ps.y, ps.geo(), np.flatnonzero(ps.roles == "train")
+    del ps  # the patches of every channel, copied to the set's channels in x
+    return build_product(
+        models,
+        x,
+        y,
+        channels,
+        geo,
+        train,
+        days - span.start,
+        min_gauges=min_gauges,
+        csi_threshold=csi_threshold,
+        device=device,
+    )
 
 
 def train_precip_network(

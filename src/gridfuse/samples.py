@@ -2,8 +2,8 @@
 
 Point and neighbourhood extraction (any ``(..., lat, lon)`` field on the target grid):
 :func:`station_cells`, :func:`values_at_pixels`, :func:`neighbourhood_means`,
-:func:`extract_patches`.  Window arithmetic for training: :func:`window_index` and
-:class:`PatchSampler`.  :func:`write_samples` writes the two files of the precipitation
+:func:`extract_patches`.  Window arithmetic for training: :func:`window_index`,
+:func:`window_span` and :class:`PatchSampler`.  :func:`write_samples` writes the two files of the precipitation
 ``samples_precip`` rule, and :func:`interpolation_scores` scores regridding methods at the
 stations (``compare_interpolation_precip``).
 
@@ -34,7 +34,9 @@ Files in ``results/<product>/samples/``
 A training sample is a (station, day) pair ``(s, t)``; its cube is
 ``x[s, t - w//2 : t + w//2 + 1]`` with ``w = window_days`` (7 by default: days t-3..t+3),
 and days before the first or after the last product day are NaN.  :class:`PatchSampler`
-does this arithmetic (one cube, or a vectorized batch).
+does this arithmetic (one cube, or a vectorized batch).  A job that needs only some days
+reads the slice :func:`window_span` gives (``PatchSampler.open(..., time=...)``): the cubes
+of those days are the same as in the whole file.
 
 ``points.parquet`` (long table for tree and linear models): one row per station and
 product day, columns ``station, date, role, target`` (the gauge value, NaN where missing),
@@ -70,6 +72,8 @@ __all__ = [
     "patch_indices",
     "extract_patches",
     "window_index",
+    "window_span",
+    "patch_times",
     "PatchSampler",
     "target_matrix",
     "write_samples",
@@ -199,6 +203,32 @@ def window_index(time_idx, window: int, n_time: int):
     return np.clip(idx, 0, n_time - 1), valid
 
 
+def window_span(time_idx, window: int, n_time: int) -> slice:
+    """The shortest slice of a time axis of ``n_time`` days that holds the ``window``-day
+    windows of the days ``time_idx``: from ``window // 2`` days before the first to
+    ``window // 2`` days after the last, clipped to the axis.
+
+    Cut to this slice, the axis gives every one of these days the same cube as the whole
+    axis does (days beyond the slice's ends are days beyond the axis's, NaN in both), so a
+    job that predicts these days reads only the slice.  Days between the first and the last
+    that are not in ``time_idx`` are in the slice too.
+    """
+    window_index(0, window, 1)  # validates window
+    t = np.asarray(time_idx, dtype="i8")
+    if t.size == 0:
+        raise ValueError("no days to span")
+    if t.min() < 0 or t.max() >= n_time:
+        raise ValueError(f"days {t.min()}..{t.max()} outside a time axis of {n_time} days")
+    h = window // 2
+    return slice(max(0, int(t.min()) - h), min(n_time, int(t.max()) + h + 1))
+
+
+def patch_times(path: str | os.PathLike) -> pd.DatetimeIndex:
+    """The product days of ``patches.nc`` (its time axis; the patches are not read)."""
+    with read_netcdf(path) as ds:
+        return pd.DatetimeIndex(ds["time"].values)
+
+
 class PatchSampler:
     """Window cubes ``(window, py, px, channel)`` of station-days from ``patches.nc``.
 
@@ -273,9 +303,17 @@ class PatchSampler:
         )
 
     @classmethod
-    def open(cls, path: str | os.PathLike, window: int | None = None) -> PatchSampler:
-        """Read ``patches.nc``; ``window`` defaults to the file's ``window_days``."""
+    def open(
+        cls, path: str | os.PathLike, window: int | None = None, *, time: slice | None = None
+    ) -> PatchSampler:
+        """Read ``patches.nc``; ``window`` defaults to the file's ``window_days``.
+
+        ``time``: a slice of the file's time axis (e.g. :func:`window_span`); only those
+        days are read, and they are the sampler's time axis (index 0 is ``time.start``).
+        """
         with read_netcdf(path) as ds:
+            if time is not None:
+                ds = ds.isel(time=time)
             return cls.from_dataset(ds.load(), window)
 
     def geo(self) -> dict[str, np.ndarray]:

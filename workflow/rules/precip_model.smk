@@ -39,7 +39,8 @@ rule train_precip:
 
 
 # The product's variant (network, residual correction, wet threshold) of one
-# source-availability set, chosen by inner site CV on the training gauges.
+# source-availability set, chosen by inner site CV on the training gauges; reads only the
+# set's days of the patches and the window's days either side.
 rule select_precip:
     input:
         patches=res("{product}", "samples", "patches.nc"),
@@ -63,7 +64,6 @@ rule select_precip:
     params:
         sources=lambda wc: wc.set.split("-"),
         year_sets=lambda wc: pm_year_sets(wc.product),
-        window=product_param("samples.window_days"),
         min_gauges=product_param("model.product.min_gauges"),
         thresholds=product_param("cv.thresholds"),
         device=lambda wc: pm_mpfm_cfg(wc.product)["device"],
