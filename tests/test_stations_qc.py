@@ -126,6 +126,23 @@ def test_roles_explicit_ids_and_caps():
     r = assign_roles(["a", "b", "c"], count=5, seed=0)
     assert (r == "train").sum() == 1  # one station always left for training
     assert (assign_roles(["a", "b"], count=0) == "train").all()
+    assert (assign_roles([], count=3) == "train").all()  # nothing to hold out
+
+
+def test_the_cost_model_holds_out_the_stations_the_roles_do():
+    """gridfuse.cost counts the training stations with the roles' own rule."""
+    from gridfuse import cost
+    from gridfuse.stations.roles import evaluation_count
+
+    for n, kw in [(3, {"count": 5}), (40, {"count": 10}), (3, {"ids": ["s1", "s2"]}), (0, {})]:
+        ids = [f"s{i}" for i in range(n)]
+        held = (assign_roles(ids, seed=1, **kw) == "evaluation").sum()
+        assert evaluation_count(n, **kw) == held
+    cfg = {"kind": "precip", "grid": {"west": 0, "south": 0, "east": 1, "north": 1, "res": 0.1}}
+    cfg |= {"period": {"start": "2020-01-01", "end": "2020-01-02"}}
+    cfg |= {"stations": {"evaluation": {"ids": [], "count": 4}}}
+    p = cost.Product(cfg)
+    assert p.training_stations == p.stations - 4
 
 
 # ---- day windows --------------------------------------------------------------------------

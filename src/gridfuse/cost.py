@@ -478,9 +478,12 @@ class Product:
 
     @property
     def training_stations(self) -> int:
-        """Stations of the region less the evaluation stations held out."""
+        """Stations of the region less the evaluation stations held out (as the station
+        ingest holds them out: :func:`gridfuse.stations.roles.evaluation_count`)."""
+        from .stations.roles import evaluation_count
+
         ev = self.cfg.get("stations", {}).get("evaluation", {})
-        held = len(ev.get("ids") or []) or int(ev.get("count", 10))
+        held = evaluation_count(self.stations, ids=ev.get("ids") or (), count=ev.get("count", 0))
         return max(1, self.stations - held)
 
     @property

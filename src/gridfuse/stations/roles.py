@@ -12,7 +12,16 @@ from gridfuse.stations.qc import QCLog
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["assign_roles"]
+__all__ = ["assign_roles", "evaluation_count"]
+
+
+def evaluation_count(n_stations: int, *, ids: Sequence[str] = (), count: int = 0) -> int:
+    """How many of ``n_stations`` stations :func:`assign_roles` holds out: the configured
+    ``ids`` when there are any (each assumed among the stations), else ``count``, reduced so
+    that at least one station trains.  The cost model counts the training stations with it."""
+    if ids:
+        return min(len(ids), n_stations)
+    return max(0, min(int(count), n_stations - 1))
 
 
 def assign_roles(
@@ -60,15 +69,14 @@ def assign_roles(
         chosen = [s for s in wanted if s in roles.index]
         how = f"{len(chosen)} of {len(wanted)} configured ids"
     else:
-        n = int(count)
-        if n >= len(ids_all) and len(ids_all) > 0 and n > 0:
+        n = evaluation_count(len(ids_all), count=count)
+        if n < int(count) and len(ids_all) > 0:
             logger.warning(
                 "evaluation.count %d >= %d stations; using %d so that one trains",
-                n,
+                int(count),
                 len(ids_all),
-                len(ids_all) - 1,
+                n,
             )
-            n = len(ids_all) - 1
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(ids_all), size=max(n, 0), replace=False) if n > 0 else []
         chosen = [ids_all[i] for i in sorted(pick)]
