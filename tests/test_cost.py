@@ -417,10 +417,12 @@ def test_so2_time_block_is_no_longer_than_the_period():
     w = cost.work("predict_so2", cfg, {"product": "rehearsal_china", "year": "2019"})
     p = cost.Product(cfg)
     assert w.mem["block_mb"] == pytest.approx(p.cells * 2 * 11 * 4 / 1e6)
-    # the grid score holds the kept days' pairs of the whole period (2 days), 21 float32
-    # values per cell-day at its peak (cost._osse_scores_mb)
-    g = cost.work("score_grid_so2", cfg, {"product": "rehearsal_china", "model": "lightgbm"})
-    assert g.mem["scores_mb"] == pytest.approx(p.cells * 2 * 21 * 4 / 1e6)
+    # the grid score holds one day's grids, whatever the period (cost._osse_scores_mb)
+    wc = {"product": "rehearsal_china", "model": "lightgbm"}
+    g = cost.work("score_grid_so2", cfg, wc)
+    assert g.mem["scores_mb"] == pytest.approx(p.cells * 4 * 4 / 1e6)
+    cfg["period"]["end"] = "2019-12-31"
+    assert cost.work("score_grid_so2", cfg, wc).mem["scores_mb"] == g.mem["scores_mb"]
 
 
 def test_a_measured_job_is_priced_at_the_threads_it_ran_with(tmp_path, monkeypatch):

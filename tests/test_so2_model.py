@@ -319,6 +319,56 @@ def test_osse_baseline_scores_known_answers(data):
     assert np.isfinite(sc["lstm", "rmse"]) and sc["lstm", "rmse"] > 0
 
 
+def test_osse_pairs_scored_as_they_come_equal_the_pooled_scores(tmp_path):
+    """OssePairs (chunks of 7 values, NaN pairs dropped) gives the scores of the pooled
+    pairs (metrics.score_rows) to 1e-9; osse_grid_scores reads two yearly files a day at a
+    time and scores every 2nd day inside the mask as the pooled pairs of those days score."""
+    import xarray as xr
+
+    from gridfuse.metrics import score_rows
+    from gridfuse.models.so2.evaluation import OssePairs, osse_grid_scores
+
+    rng = np.random.default_rng(5)
+    obs = rng.gamma(2.0, 6.0, 1000).astype("f4")
+    pred = (obs * rng.lognormal(0, 0.3, 1000) + 2).astype("f4")
+    obs[::17], pred[::23] = np.nan, np.nan
+    metrics = ("r2", "rmse", "mae", "rb", "cc", "kge")
+    pairs = OssePairs(chunk=7)
+    for lo, hi in [(0, 5), (5, 333), (333, 1000)]:
+        pairs.add(obs[lo:hi], pred[lo:hi])
+    got = pd.DataFrame(pairs.rows("m", metrics))
+    want = pd.DataFrame(score_rows("m", "osse_grid", "all", obs, pred, metrics=metrics))
+    pd.testing.assert_frame_equal(got, want, rtol=1e-9)
+    with pytest.raises(ValueError, match="unknown metrics"):
+        pairs.rows("m", ("nse",))
+
+    mask = np.ones((6, 5), bool)
+    mask[:2, :2] = False
+    files, keep_o, keep_p = {"p": [], "t": []}, [], []
+    for year in (2019, 2020):
+        times = pd.date_range(f"{year}-12-25", periods=4)
+        t = rng.gamma(2.0, 6.0, (4, 6, 5)).astype("f4")
+        p = (t + rng.normal(0, 2, t.shape)).astype("f4")
+        for kind, v in (("p", p), ("t", t)):
+            path = tmp_path / f"{kind}{year}.nc"
+            xr.Dataset({"so2": (("time", "lat", "lon"), v)}, coords={"time": times}).to_netcdf(path)
+            files[kind].append(path)
+        even = np.asarray((times - pd.Timestamp("1970-01-01")).days % 2 == 0)
+        keep_o.append(t[even][:, mask].ravel())
+        keep_p.append(p[even][:, mask].ravel())
+    sc = osse_grid_scores(files["p"], files["t"], "lightgbm", every=2, mask=mask)
+    ref = score_rows(
+        "lightgbm",
+        "osse_grid",
+        "all",
+        np.concatenate(keep_o),
+        np.concatenate(keep_p),
+        metrics=("r2", "rmse", "mae", "rb", "cc"),
+    )
+    pd.testing.assert_frame_equal(sc, pd.DataFrame(ref, columns=sc.columns), rtol=1e-9)
+    assert (sc["n"] == 2 * 2 * 26).all()
+
+
 def test_cv_and_ablation_plans_from_the_config_alone():
     from gridfuse.models.so2 import ablation_plan, cv_plan
 

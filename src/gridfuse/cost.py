@@ -1248,19 +1248,14 @@ def _so2_model_mem(p: Product, models, rows: float, like: str = "") -> dict:
     return {f"r:{like}:{t}" if like else t: v for t, v in mem.items()}
 
 
-def _osse_kept_cell_days(p: Product) -> float:
-    """Cell-days of an osse_grid score: every ``so2_osse_every``-th day, inside the mask."""
-    return _grid_cell_days(p, int(p.cfg["cv"].get("so2_osse_every", 1)))
-
-
 def _osse_scores_mb(p: Product) -> float:
-    """The pairs an osse_grid score holds at its peak (:func:`gridfuse.models.so2.
-    osse_grid_scores`, ``osse_baseline_scores``): per kept cell-day the float32 truth and
-    prediction and their concatenation (16 B), ``score_rows``' float64 copies (16 B), a
-    metric's NaN-masked copies and masks (19 B), the deviations of the moments (16 B), a
-    square and ``nansum``'s copy of it (17 B): 84 B, 21 float32 values (83-87 B measured on
-    4 and 16 million cell-days; the China rehearsal's 2 days of 22 million cells: 3.7 GB)."""
-    return _mb(_osse_kept_cell_days(p) * 21)
+    """What an osse_grid score holds besides its fixed part (:func:`gridfuse.models.so2.
+    osse_grid_scores`, ``osse_baseline_scores``): the pairs are scored a day at a time
+    (:class:`gridfuse.models.so2.evaluation.OssePairs`), so one day's truth and prediction
+    grids and their copies inside the mask, 4 float32 grids; the float64 temporaries of its
+    4-million-value chunks are a constant (the fixed part). Before, the period's pairs were
+    pooled: 84 B per kept cell-day (the China rehearsal's 2 days: 3.7 GB)."""
+    return _mb(p.cells * 4)
 
 
 def _forest_mb(p: Product, models, rows: float) -> float:

@@ -46,6 +46,7 @@ __all__ = [
     "with_coords",
     "so2_splitters",
     "osse_grid_scores",
+    "OssePairs",
     "osse_baseline_scores",
     "open_osse_inputs",
 ]
@@ -373,23 +374,64 @@ def osse_grid_scores(
     (``every`` = k: every k-th day since 1970-01-01, the days :func:`osse_baseline_scores`
     uses), only the cells inside the domain ``mask`` (lat, lon) when one is given.
 
-    The years' cell-days are pooled (demo-sized grids; the truth exists only in the OSSE).
+    The years' cell-days are pooled; they are read and scored one day at a time
+    (:class:`OssePairs`), so the memory is one day of the grid, not the period.
     """
-    from ...metrics import score_rows
-
-    obs, pred = [], []
+    pairs = OssePairs()
     for pp, tp in zip(sorted(map(str, product_paths)), sorted(map(str, truth_paths))):
-        p = read_netcdf(pp)["so2"]
-        t = read_netcdf(tp)["so2"]
-        p, t = xr.align(p, t, join="inner")
-        keep = _osse_days(t["time"].values, every)
-        p, t = p.isel(time=keep), t.isel(time=keep)
-        obs.append(_inside(t.values, mask))
-        pred.append(_inside(p.values, mask))
-    rows = score_rows(
-        model, "osse_grid", "all", np.concatenate(obs), np.concatenate(pred), metrics=metrics
-    )
-    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        with read_netcdf(pp) as dp, read_netcdf(tp) as dt:
+            p, t = xr.align(dp["so2"], dt["so2"], join="inner")
+            for i in np.flatnonzero(_osse_days(t["time"].values, every)):
+                pairs.add(_inside(t[i].values, mask), _inside(p[i].values, mask))
+    return pd.DataFrame(pairs.rows(model, metrics), columns=SCORE_COLUMNS)
+
+
+class OssePairs:
+    """The osse_grid pairs (truth, prediction) of one model, scored as they come.
+
+    :meth:`add` keeps only the additive statistics of the valid pairs
+    (:func:`gridfuse.evaluate.sufficient_stats`, float64 sums, ``chunk`` values at a time),
+    and :meth:`rows` gives the metrics from them (:func:`gridfuse.evaluate.
+    scores_from_stats`): the same values as scoring the pooled pairs at once
+    (:func:`gridfuse.metrics.score_rows`, to ~1e-12 relative) without holding them.
+    """
+
+    def __init__(self, chunk: int = 1 << 22):
+        from ...evaluate import sufficient_stats
+        from ...metrics import DEFAULT_THRESHOLD
+
+        self.chunk = int(chunk)
+        self._thresholds = (DEFAULT_THRESHOLD,)
+        self.stats = sufficient_stats(np.empty(0), np.empty(0), self._thresholds)
+
+    def add(self, obs: np.ndarray, pred: np.ndarray) -> OssePairs:
+        """Add the pairs of two flat arrays of one length (NaN on either side: no pair)."""
+        from ...evaluate import add_stats, sufficient_stats
+
+        obs, pred = np.ravel(obs), np.ravel(pred)
+        if obs.shape != pred.shape:
+            raise ValueError(f"obs and pred differ in size: {obs.size} vs {pred.size}")
+        for i in range(0, obs.size, self.chunk):
+            part = sufficient_stats(
+                obs[i : i + self.chunk], pred[i : i + self.chunk], self._thresholds
+            )
+            self.stats = add_stats(self.stats, part)
+        return self
+
+    def rows(self, model: str, metrics=("r2", "rmse", "mae", "rb", "cc")) -> list[dict]:
+        """``model, osse_grid, all, metric, value, n`` rows of the pairs added so far."""
+        from ...evaluate import scores_from_stats
+
+        sc = scores_from_stats(self.stats, self._thresholds[0])
+        n = int(self.stats["n"])
+        unknown = [m for m in metrics if m not in sc]
+        if unknown:
+            raise ValueError(f"osse_grid: unknown metrics {unknown}; expected some of {list(sc)}")
+        return [
+            {"model": model, "scheme": "osse_grid", "subset": "all", "metric": m, "value": sc[m]}
+            | {"n": n}
+            for m in metrics
+        ]
 
 
 def _inside(cube: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -471,8 +513,6 @@ def osse_baseline_scores(
     ``compile_rows`` (default: where compiling pays by the cost constants' kernel rates),
     with ``Booster.predict`` otherwise; both give the same values within 1e-6 relative.
     """
-    from ...metrics import score_rows
-
     times = pd.DatetimeIndex(dynamic["time"].values)
     sel = np.flatnonzero(_osse_days(times, every) & times.isin(truth["time"].values))
     if len(sel) == 0:
@@ -483,7 +523,7 @@ def osse_baseline_scores(
     out = []
     for name, factory in models.items():
         m = factory().fit(table, table)
-        obs, pred = [], []
+        pairs = OssePairs()  # scored day by day: the period's pairs are never held
         with contextlib.ExitStack() as stack:
             engine = _grid_engine(stack, m, rows, predictor, compile_rows)
             for t in sel:
@@ -491,11 +531,8 @@ def osse_baseline_scores(
                 for rs, cs in tiles:
                     day, hist = _grid_history(m, dynamic, static, int(t), rs, cs)
                     block[rs, cs] = m.predict(day, hist).reshape(block[rs, cs].shape)
-                obs.append(_inside(truth.sel(time=times[t]).values, mask))
-                pred.append(_inside(block, mask))
-        out += score_rows(
-            name, "osse_grid", "all", np.concatenate(obs), np.concatenate(pred), metrics=metrics
-        )
+                pairs.add(_inside(truth.sel(time=times[t]).values, mask), _inside(block, mask))
+        out += pairs.rows(name, metrics)
         logger.info(
             "osse_grid of %s: %d days of %d x %d cells (%s)", name, len(sel), ny, nx, engine
         )
