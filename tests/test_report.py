@@ -174,6 +174,172 @@ def test_read_days_skips_absent_years(tmp_path):
         plots.read_days([tmp_path / "2020.nc"], "so2")
 
 
+def _years(tmp_path, name, ny, nx, seed=0):
+    """Yearly files of a (time, lat, lon) field with NaN cells: two short years (the first
+    with its days' means falling, the second rising) and an absent marker before them."""
+    rng = np.random.default_rng(seed)
+    grid = Grid(100.0, 30.0, 100.0 + nx * 0.01, 30.0 + ny * 0.01, 0.01)
+    paths = [tmp_path / name / "2018.nc"]
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    write_absent(paths[0], source=name, year=2018, reason="not covered")
+    for year, days in ((2019, pd.date_range("2019-12-20", "2019-12-31")), (2020, DAYS)):
+        data = rng.gamma(0.5, 4.0, (days.size, ny, nx)).astype("f4")
+        data[:, : ny // 4, : nx // 3] = np.nan  # outside the mask
+        data[:, -1, -1] = np.nan
+        da = xr.DataArray(
+            data, dims=("time", "lat", "lon"), coords={"time": days, **grid.coords()}, name="v"
+        )
+        paths.append(write_netcdf(da.to_dataset(), tmp_path / name / f"{year}.nc"))
+    return grid, paths
+
+
+def test_days_are_chosen_without_holding_the_period(tmp_path):
+    """choose_days reads the domain means one day (or block) at a time: the same days as
+    pick_days of the whole period read into memory, and the same configured days."""
+    _, paths = _years(tmp_path, "product", 30, 41)
+    whole = plots.read_days(paths, "v")
+    means = plots.daily_means(paths, "v", block=1)
+    assert means.index.equals(pd.DatetimeIndex(whole["time"].values))
+    np.testing.assert_array_equal(means.to_numpy(), whole.mean(("lat", "lon")).values)
+    for n in (1, 2, 3, 7):
+        want = plots.pick_days(whole, n=n)
+        assert plots.choose_days(paths, "v", n=n) == want
+        assert plots.choose_days(paths, "v", n=n, block=5) == want
+    days = ["2020-01-04", "2019-12-25", "1999-01-01"]
+    assert plots.choose_days(paths, "v", days=days) == plots.pick_days(whole, days=days)
+    with pytest.raises(ValueError, match="none of the report days"):
+        plots.choose_days(paths, "v", days=["1999-01-01"])
+    with pytest.raises(ValueError, match="no v data"):
+        plots.choose_days(paths[:1], "v")
+
+
+def _drawn(draw) -> np.ndarray:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2.6))
+    draw(ax)
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba()).copy()
+    plt.close(fig)
+    return img
+
+
+@pytest.mark.parametrize("ascending", [False, True])
+def test_a_small_map_is_drawn_as_before(ascending):
+    """A grid within MAP_CELLS is drawn cell for cell, as before the block means: the same
+    pixels as the float64 image at the grid's extent."""
+    import matplotlib.pyplot as plt
+
+    field = _field(scale=0.7).isel(time=3)
+    field = field.where(field.lat > GRID.lat[-1])  # a row without data
+    if ascending:
+        field = field.isel(lat=slice(None, None, -1))
+    st = pd.DataFrame({"lon": [GRID.lon[1]], "lat": [GRID.lat[2]], "value": [4.0]})
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    new = _drawn(lambda ax: plots._draw_map(ax, field, st, cmap, 8.0))
+
+    def before(ax):
+        img = np.asarray(_field(scale=0.7).isel(time=3).values, dtype="f8")
+        img[-1] = np.nan
+        extent = (100.0, 100.5, 30.0, 30.4)
+        ax.imshow(
+            np.ma.masked_invalid(img),
+            extent=extent,
+            origin="upper",
+            cmap=cmap,
+            vmin=0,
+            vmax=8.0,
+            interpolation="nearest",
+            aspect="auto",
+        )
+        edge = np.array(["w"])
+        ax.scatter(st["lon"], st["lat"], c=st["value"], cmap=cmap, vmin=0, vmax=8.0, s=22,
+                   edgecolors=edge, linewidths=0.8)  # fmt: skip
+        ax.tick_params(labelsize=7)
+
+    np.testing.assert_array_equal(new, _drawn(before))
+    out, f = plots.block_mean(field.values)
+    assert f == 1 and out.dtype == np.float32
+    np.testing.assert_array_equal(out, field.values)
+
+
+def test_a_large_panel_is_drawn_as_block_means():
+    """A panel of more than MAP_CELLS cells per side is reduced to at most that many by
+    NaN-aware block means (float32); the axes keep the grid's extent."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(1)
+    ny, nx = 2_345, 1_001
+    img = rng.normal(size=(ny, nx)).astype("f4")
+    img[:10, :] = np.nan
+    img[501:504, 699:702] = np.nan  # one whole block of f = 3 without data
+    out, f = plots.block_mean(img)
+    assert f == 3 and out.shape == (782, 334) and out.dtype == np.float32
+    assert max(out.shape) <= plots.MAP_CELLS
+    padded = np.full((782 * 3, 334 * 3), np.nan, "f4")
+    padded[:ny, :nx] = img
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning, match="Mean of empty"):
+        want = np.nanmean(padded.reshape(782, 3, 334, 3), axis=(1, 3))
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    assert np.isnan(out[0, 0]) and np.isnan(out[167, 233])
+    assert np.isfinite(out[-1, -1])  # the last, partial block: the mean of its cells
+    small, g = plots.block_mean(img, cap=100)
+    assert g == 24 and max(small.shape) <= 100
+
+    grid = Grid(70.0, 15.0, 70.0 + nx * 0.01, 15.0 + ny * 0.01, 0.01)
+    da = xr.DataArray(img, dims=("lat", "lon"), coords=grid.coords())
+    fig, ax = plt.subplots()
+    plots._draw_map(ax, da, None, "viridis", 2.0)
+    drawn = ax.images[0].get_array()
+    assert drawn.shape == out.shape and drawn.dtype == np.float32
+    np.testing.assert_allclose(ax.get_xlim(), (grid.west, grid.east))
+    np.testing.assert_allclose(ax.get_ylim(), (grid.south, grid.north))
+    plt.close(fig)
+
+
+def test_station_pairs_read_from_the_files_equal_the_whole_fields(tmp_path):
+    """report_scatter's pairs from the stations' cells of the files (values_at_cells, over
+    several storage chunks and time blocks, absent years skipped) are those of the whole
+    fields held in memory, and the cells are the nearest ones (as before station_cells)."""
+    grid, product = _years(tmp_path, "product", 700, 30)
+    _, era5 = _years(tmp_path, "era5", 700, 30, seed=1)
+    rng = np.random.default_rng(2)
+    n = 12
+    # away from the cell edges, where the nearest centre is not a tie
+    rows, cols = rng.integers(0, 700, n), rng.integers(0, 30, n)
+    stations = pd.DataFrame(
+        {
+            "station": [f"{i:05d}" for i in range(n)],
+            "lat": grid.lat[rows] + rng.uniform(-0.004, 0.004, n),
+            "lon": grid.lon[cols] + rng.uniform(-0.004, 0.004, n),
+            "role": np.where(np.arange(n) % 4 == 0, "train", "evaluation"),
+        }
+    )
+    stations.loc[1, ["lat", "lon"]] = [grid.lat[1], grid.lon[1]]  # in the masked corner
+    times = pd.DatetimeIndex(plots.read_days(product, "v")["time"].values)
+    daily = pd.DataFrame(
+        [(s, d, float(k)) for k, (s, d) in enumerate(zip(stations["station"], times))]
+        + [(s, times[-1], 1.0) for s in stations["station"]]
+        + [("00003", pd.Timestamp("2021-01-01"), 2.0)]  # a day no field has
+    ).set_axis(["station", "date", "value"], axis=1)
+    files = {"product": product, "era5": era5}
+    whole = plots.station_pairs(
+        {k: plots.read_days(v, "v") for k, v in files.items()}, stations, daily
+    )
+    read = plots.station_pairs_from_files(files, "v", stations, daily, time_block=5)
+    pd.testing.assert_frame_equal(read, whole)
+    assert list(read.columns) == ["model", "station", "date", "obs", "pred"]
+    assert len(read) == 2 * (9 + 9) and read["pred"].isna().any()  # the masked station
+    # the nearest cell's value, as station_pairs took it before (argmin of the distances)
+    field = plots.read_days(product, "v")
+    ev = stations[stations["role"] == "evaluation"]
+    r = np.abs(field.lat.values[None] - ev["lat"].to_numpy()[:, None]).argmin(axis=1)
+    c = np.abs(field.lon.values[None] - ev["lon"].to_numpy()[:, None]).argmin(axis=1)
+    last = read[(read["model"] == "product") & (read["date"] == times[-1])]
+    np.testing.assert_array_equal(last["pred"].to_numpy(), field.values[-1, r, c])
+    assert plots.station_pairs_from_files({"x": product[:1]}, "v", stations, daily).empty
+
+
 # ---------------------------------------------------------------------- the rendered report
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "headless_shell"):

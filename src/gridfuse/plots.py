@@ -12,12 +12,24 @@ atomically and returns the path:
 - :func:`plot_training_curves`: loss per epoch of the networks;
 - :func:`plot_ablation`: change of each metric when one technique is removed;
 - :func:`pick_days`: days worth mapping (the wettest / most polluted, spread over the period).
+
+Readers of the yearly files that never hold a product year (the report jobs' memory is
+priced on what they hold, see ``report_maps`` / ``report_scatter`` in :mod:`gridfuse.cost`):
+
+- :func:`choose_days`: :func:`pick_days` from the domain means taken a day at a time
+  (:func:`daily_means`), then :func:`read_days` reads only the chosen days;
+- :func:`station_pairs_from_files`: :func:`station_pairs` from the stations' storage chunks
+  only (:func:`gridfuse.io.values_at_cells`).
+
+Map panels larger than :data:`MAP_CELLS` cells per side are drawn as block means
+(:func:`block_mean`).
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,11 +60,17 @@ __all__ = [
     "plot_ablation",
     "placeholder",
     "read_days",
+    "daily_means",
+    "choose_days",
+    "block_mean",
     "station_pairs",
+    "station_pairs_from_files",
 ]
 
 # lower is better for these; the others (cc, r2, kge, pod, csi) higher is better
 LOWER_IS_BETTER = {"rmse", "mae", "far"}
+# most cells per side a map panel is drawn with (~3 inches at 110 dpi need ~330)
+MAP_CELLS = 1000
 
 
 def _units(kind: str) -> str:
@@ -82,10 +100,20 @@ def placeholder(path: str | os.PathLike, message: str) -> Path:
 
 
 # ---------------------------------------------------------------------- maps
-def pick_days(field: xr.DataArray, n: int = 2, days: Sequence = ()) -> list[pd.Timestamp]:
+def pick_days(
+    field: xr.DataArray | pd.Series, n: int = 2, days: Sequence = ()
+) -> list[pd.Timestamp]:
     """Days to map: ``days`` when given (those present), else the ``n`` days with the largest
-    domain mean taken from ``n`` equal parts of the period (so they spread over it)."""
-    times = pd.DatetimeIndex(field["time"].values)
+    domain mean taken from ``n`` equal parts of the period (so they spread over it).
+
+    ``field`` is the ``(time, lat, lon)`` field of the period, or its domain means already
+    taken: a Series indexed by day (:func:`daily_means`; with ``days`` only its index is
+    used), so the period need not be held.
+    """
+    if isinstance(field, pd.Series):
+        times = pd.DatetimeIndex(field.index)
+    else:
+        times = pd.DatetimeIndex(field["time"].values)
     if len(days):
         want = pd.DatetimeIndex(pd.to_datetime(list(days))).normalize()
         found = [d for d in want if d in times]
@@ -95,12 +123,82 @@ def pick_days(field: xr.DataArray, n: int = 2, days: Sequence = ()) -> list[pd.T
                 f"{times[0]:%Y-%m-%d}..{times[-1]:%Y-%m-%d}"
             )
         return found
-    mean = field.mean(("lat", "lon"), skipna=True).values
+    if isinstance(field, pd.Series):
+        mean = field.to_numpy()
+    else:
+        mean = field.mean(("lat", "lon"), skipna=True).values
     mean = np.where(np.isfinite(mean), mean, -np.inf)
     out = []
     for part in np.array_split(np.arange(times.size), max(1, min(n, times.size))):
         out.append(times[part[np.argmax(mean[part])]])
     return out
+
+
+def _data_files(paths: Sequence[str | os.PathLike], variable: str) -> list[Path]:
+    """The yearly files holding data (absent markers left out); an error names a file
+    without ``variable``."""
+    from .io import is_absent, read_netcdf
+
+    out = []
+    for f in paths:
+        with read_netcdf(f) as ds:
+            if is_absent(ds):
+                continue
+            if variable not in ds:
+                raise ValueError(f"{f}: no variable {variable!r}; have {list(ds.data_vars)}")
+        out.append(Path(f))
+    return out
+
+
+def daily_means(
+    paths: Sequence[str | os.PathLike], variable: str, *, block: int = 1
+) -> pd.Series | None:
+    """Domain mean (NaN cells skipped) of ``variable`` on every day of yearly files
+    (absent markers skipped), read ``block`` days at a time: the period is never held.
+
+    Returns a Series indexed by day (the files' order), or None when no file has data.
+    The means are those :func:`pick_days` takes of the whole field.
+    """
+    from .io import read_netcdf
+
+    parts = []
+    for f in _data_files(paths, variable):
+        with read_netcdf(f) as ds:
+            da = ds[variable]
+            times = pd.DatetimeIndex(da["time"].values)
+            for a in range(0, times.size, max(1, int(block))):
+                part = da.isel(time=slice(a, a + max(1, int(block))))
+                mean = part.load().mean(("lat", "lon"), skipna=True)
+                parts.append(pd.Series(mean.values, index=times[a : a + part.sizes["time"]]))
+    if not parts:
+        return None
+    return pd.concat(parts).rename_axis("time")
+
+
+def choose_days(
+    paths: Sequence[str | os.PathLike],
+    variable: str,
+    *,
+    n: int = 2,
+    days: Sequence = (),
+    block: int = 1,
+) -> list[pd.Timestamp]:
+    """:func:`pick_days` of yearly files without holding them: with ``days`` only the
+    files' time axes are read; otherwise the domain means, ``block`` days at a time
+    (:func:`daily_means`).  Raises ValueError when no file has data."""
+    from .io import read_netcdf
+
+    files = _data_files(paths, variable)
+    if not files:
+        raise ValueError(f"no {variable} data in {[str(f) for f in paths]}")
+    if len(days):
+        times = []
+        for f in files:
+            with read_netcdf(f) as ds:
+                times.append(pd.DatetimeIndex(ds["time"].values))
+        index = times[0].append(times[1:]) if len(times) > 1 else times[0]
+        return pick_days(pd.Series(np.nan, index=index), n=n, days=days)
+    return pick_days(daily_means(files, variable, block=block), n=n)
 
 
 def _day_top(maps: Mapping, vmax: float | None) -> float:
@@ -118,19 +216,60 @@ def _day_top(maps: Mapping, vmax: float | None) -> float:
     return top if top > 0 else 1.0
 
 
+def block_mean(img: np.ndarray, cap: int = MAP_CELLS) -> tuple[np.ndarray, int]:
+    """``img`` (rows, cols) reduced to at most ``cap`` cells per side by the NaN-aware mean
+    of ``f`` x ``f`` blocks (a block without data is NaN); returns ``(image float32, f)``.
+
+    An image within the cap comes back unchanged (as float32, ``f`` = 1).  The last block
+    of a side that ``f`` does not divide is the mean of the cells it has.  The image is
+    reduced a strip of blocks at a time, so only a strip is copied.
+    """
+    img = np.asarray(img)
+    ny, nx = img.shape
+    f = max(1, math.ceil(max(ny, nx) / max(1, int(cap))))
+    if f == 1:
+        return np.asarray(img, dtype="f4"), 1
+    by, bx = math.ceil(ny / f), math.ceil(nx / f)
+    out = np.empty((by, bx), dtype="f4")
+    step = max(1, (1 << 22) // (f * f * bx))  # output rows per strip: about 4 M cells read
+    for r0 in range(0, by, step):
+        r1 = min(by, r0 + step)
+        strip = np.full(((r1 - r0) * f, bx * f), np.nan, dtype="f4")
+        part = img[r0 * f : r1 * f]
+        strip[: part.shape[0], :nx] = part
+        ok = np.isfinite(strip)
+        blocks = (r1 - r0, f, bx, f)
+        total = np.where(ok, strip, 0).reshape(blocks).sum(axis=(1, 3), dtype="f8")
+        count = ok.reshape(blocks).sum(axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[r0:r1] = np.where(count > 0, total / count, np.nan)
+    return out, f
+
+
 def _draw_map(ax, m: xr.DataArray, st_day: pd.DataFrame | None, cmap, top: float):
     """One panel: the field ``m`` (lat, lon) and the day's stations in the same colours
-    (evaluation stations with a black edge); returns the image for the colour bar."""
+    (evaluation stations with a black edge); returns the image for the colour bar.
+
+    A field of more than :data:`MAP_CELLS` cells per side is drawn as block means
+    (:func:`block_mean`): a panel a few inches wide shows no more, and the full grid is
+    never converted to float64."""
     lon, lat = m["lon"].values, m["lat"].values
     dx = abs(lon[1] - lon[0]) if lon.size > 1 else 1.0
     dy = abs(lat[1] - lat[0]) if lat.size > 1 else 1.0
     extent = (lon.min() - dx / 2, lon.max() + dx / 2, lat.min() - dy / 2, lat.max() + dy / 2)
-    img = np.asarray(m.values, dtype="f8")
+    img = m.values
     if lat.size > 1 and lat[0] < lat[-1]:
         img = img[::-1]
+    img, f = block_mean(img)
+    # the last blocks may reach past the grid (their cells outside it are not averaged):
+    # the image extends east and south by whole blocks, the axes keep the grid's extent
+    shown = extent
+    if f > 1:
+        x1, y0 = extent[0] + img.shape[1] * f * dx, extent[3] - img.shape[0] * f * dy
+        shown = (extent[0], x1, y0, extent[3])
     im = ax.imshow(
         np.ma.masked_invalid(img),
-        extent=extent,
+        extent=shown,
         origin="upper",
         cmap=cmap,
         vmin=0,
@@ -155,6 +294,13 @@ def _draw_map(ax, m: xr.DataArray, st_day: pd.DataFrame | None, cmap, top: float
             edgecolors=edge,
             linewidths=0.8,
         )
+    if f > 1:  # the grid's extent (and any station outside it), not the blocks' overhang
+        x0, x1, y0, y1 = extent
+        if st_day is not None and len(st_day):
+            x0, x1 = min(x0, st_day["lon"].min()), max(x1, st_day["lon"].max())
+            y0, y1 = min(y0, st_day["lat"].min()), max(y1, st_day["lat"].max())
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
     ax.tick_params(labelsize=7)
     return im
 
@@ -582,6 +728,37 @@ def read_days(
     return xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
 
 
+def _station_grid_cells(lat: np.ndarray, lon: np.ndarray, stations: pd.DataFrame):
+    """``stations`` with the ``row``/``col`` of the cell of a ``(lat, lon)`` grid holding
+    each (:func:`gridfuse.samples.station_cells`, as the holdout scores take them; stations
+    outside the grid dropped); rows count along ``lat`` in its stored order."""
+    from .grid import Grid
+    from .samples import station_cells
+
+    lat, lon = np.asarray(lat, dtype="f8"), np.asarray(lon, dtype="f8")
+    st = station_cells(Grid.from_coords(lat, lon), stations)
+    if lat[0] < lat[-1]:  # south-up storage: Grid rows count from the north
+        st["row"] = lat.size - 1 - st["row"]
+    return st
+
+
+def _pairs(name: str, frame: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    """``model, station, date, obs, pred`` of a ``(date, station)`` frame of predictions
+    on the days the stations observed."""
+    long = frame.rename_axis(index="date", columns="station").stack().rename("pred")
+    long = long.reset_index()
+    obs = daily[["station", "date", "value"]].assign(station=daily["station"].astype(str))
+    m = long.merge(obs, on=["station", "date"], how="inner").rename(columns={"value": "obs"})
+    return m.assign(model=name)[["model", "station", "date", "obs", "pred"]]
+
+
+PAIR_COLUMNS = ["model", "station", "date", "obs", "pred"]
+
+
+def _held_out(stations: pd.DataFrame, roles: Sequence[str]) -> pd.DataFrame:
+    return stations[stations["role"].isin(list(roles))] if "role" in stations else stations
+
+
 def station_pairs(
     fields: Mapping[str, xr.DataArray],
     stations: pd.DataFrame,
@@ -590,24 +767,63 @@ def station_pairs(
     roles: Sequence[str] = ("evaluation",),
 ) -> pd.DataFrame:
     """``model, station, date, obs, pred``: each field at the cell of each station of the
-    given roles, on the days the station observed."""
-    st = stations[stations["role"].isin(list(roles))] if "role" in stations else stations
+    given roles (the cell holding the station, as :func:`gridfuse.samples.station_cells`
+    finds it; stations outside the grid left out), on the days the station observed.
+
+    The fields are held in memory; :func:`station_pairs_from_files` gives the same pairs
+    reading only the stations' cells of yearly files."""
+    st = _held_out(stations, roles)
     rows = []
     for name, da in fields.items():
         if da is None or st.empty:
             continue
-        lat, lon = da["lat"].values, da["lon"].values
-        r = np.abs(lat[None, :] - st["lat"].to_numpy()[:, None]).argmin(axis=1)
-        c = np.abs(lon[None, :] - st["lon"].to_numpy()[:, None]).argmin(axis=1)
+        cells = _station_grid_cells(da["lat"].values, da["lon"].values, st)
+        r, c = cells["row"].to_numpy(), cells["col"].to_numpy()
         vals = np.asarray(da.isel(lat=xr.DataArray(r, dims="s"), lon=xr.DataArray(c, dims="s")))
         frame = pd.DataFrame(
-            vals, index=pd.DatetimeIndex(da["time"].values), columns=st["station"].astype(str)
+            vals, index=pd.DatetimeIndex(da["time"].values), columns=cells["station"]
         )
-        long = frame.rename_axis(index="date", columns="station").stack().rename("pred")
-        long = long.reset_index()
-        obs = daily[["station", "date", "value"]].assign(station=daily["station"].astype(str))
-        m = long.merge(obs, on=["station", "date"], how="inner").rename(columns={"value": "obs"})
-        rows.append(m.assign(model=name)[["model", "station", "date", "obs", "pred"]])
+        rows.append(_pairs(name, frame, daily))
     if not rows:
-        return pd.DataFrame(columns=["model", "station", "date", "obs", "pred"])
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    return pd.concat(rows, ignore_index=True)
+
+
+def station_pairs_from_files(
+    files: Mapping[str, Sequence[str | os.PathLike]],
+    variable: str,
+    stations: pd.DataFrame,
+    daily: pd.DataFrame,
+    *,
+    roles: Sequence[str] = ("evaluation",),
+    time_block: int = 32,
+) -> pd.DataFrame:
+    """:func:`station_pairs` of yearly files (name -> files; absent markers skipped) that
+    reads only the storage chunks holding the stations' cells, ``time_block`` days at a
+    time (:func:`gridfuse.io.values_at_cells`): a model holds its station-days, not its
+    grid.  The pairs are those of :func:`station_pairs` on the files read whole."""
+    from .io import read_netcdf, values_at_cells
+
+    st = _held_out(stations, roles)
+    rows = []
+    for name, paths in files.items():
+        usable = _data_files(paths, variable)
+        if not usable or st.empty:
+            continue
+        with read_netcdf(usable[0]) as ds:
+            cells = _station_grid_cells(ds["lat"].values, ds["lon"].values, st)
+        r, c = cells["row"].to_numpy(), cells["col"].to_numpy()
+        times, values = [], []
+        for f in usable:
+            t, v = values_at_cells(f, variable, r, c, time_block=time_block)
+            times.append(t)
+            values.append(v)
+        frame = pd.DataFrame(
+            np.concatenate(values),
+            index=pd.DatetimeIndex(np.concatenate(times)),
+            columns=cells["station"],
+        )
+        rows.append(_pairs(name, frame, daily))
+    if not rows:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
     return pd.concat(rows, ignore_index=True)

@@ -3,12 +3,18 @@
 Inputs: product/{year}.nc, truth/{year}.nc (demo), downscaled/{source}/{year}.nc (precip) for
 the years holding the report days, and the stations (drawn as circles with their values).
 Output: report/maps.png.
+
+The product years are never held whole: the configured ``report.days`` are looked up on the
+files' time axes, else the days are chosen from the product's domain means, taken one day at
+a time (:func:`gridfuse.plots.choose_days`); then only the chosen days of each field are
+read.  A grid of more than :data:`gridfuse.plots.MAP_CELLS` cells per side is drawn as block
+means (:func:`gridfuse.plots.block_mean`).  Priced as ``report_maps`` in gridfuse.cost.
 """
 
 import pandas as pd
 
 from gridfuse.log import from_snakemake
-from gridfuse.plots import pick_days, plot_day_maps, read_days
+from gridfuse.plots import choose_days, plot_day_maps, read_days
 
 
 def main() -> None:
@@ -16,12 +22,9 @@ def main() -> None:
     p = snakemake.params
     inp = snakemake.input
 
-    panels = {"product": read_days(inp.product, p.variable)}
-    if panels["product"] is None:
-        raise ValueError(f"no product data in {list(inp.product)}")
-    days = pick_days(panels["product"], n=p.n_days, days=p.days)
+    days = choose_days(inp.product, p.variable, n=p.n_days, days=p.days)
     logger.info("report days: %s", [f"{d:%Y-%m-%d}" for d in days])
-    panels["product"] = panels["product"].sel(time=days)
+    panels = {"product": read_days(inp.product, p.variable, days)}
     for key in inp.keys():
         if key == "truth" or key.startswith("src_"):
             da = read_days(inp[key], p.variable, days)

@@ -3,12 +3,17 @@
 precip: the product and each downscaled source at the evaluation stations (never used in
 training); so2: the out-of-fold predictions of every model in the site_cv folds
 (evaluation/so2_oof.parquet).  Output: report/scatter.png.
+
+The precip fields are not held: only the storage chunks holding the evaluation stations'
+cells are read, 32 days at a time (:func:`gridfuse.plots.station_pairs_from_files`), so the
+job holds the station-days' pairs and one slab of chunks.  Priced as ``report_scatter`` in
+gridfuse.cost.
 """
 
 import pandas as pd
 
 from gridfuse.log import from_snakemake
-from gridfuse.plots import placeholder, plot_scatter, read_days, station_pairs
+from gridfuse.plots import placeholder, plot_scatter, station_pairs_from_files
 
 
 def main() -> None:
@@ -25,11 +30,11 @@ def main() -> None:
     else:
         stations = pd.read_csv(inp.stations, dtype={"station": str})
         obs = pd.read_parquet(inp.observations)
-        fields = {"product": read_days(inp.product, p.variable)}
+        files = {"product": list(inp.product)}
         for key in inp.keys():
             if key.startswith("src_"):
-                fields[key.removeprefix("src_")] = read_days(inp[key], p.variable)
-        pairs = station_pairs(fields, stations, obs, roles=("evaluation",))
+                files[key.removeprefix("src_")] = list(inp[key])
+        pairs = station_pairs_from_files(files, p.variable, stations, obs, roles=("evaluation",))
         title = f"{p.title}: evaluation stations (held out of training)"
 
     logger.info("%d pairs of %d models", len(pairs), pairs["model"].nunique())
