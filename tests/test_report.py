@@ -340,6 +340,37 @@ def test_station_pairs_read_from_the_files_equal_the_whole_fields(tmp_path):
     assert plots.station_pairs_from_files({"x": product[:1]}, "v", stations, daily).empty
 
 
+def test_oof_pairs_read_only_the_chosen_scheme(tmp_path):
+    """report_scatter (SO2) reads one scheme's headline rows of the out-of-fold table: the
+    rows the whole table filtered gave; the first scheme when the wanted one is missing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    n = 900
+    oof = pd.DataFrame(
+        {
+            "model": rng.choice(["lightgbm", "rf_ps"], n),
+            "scheme": np.repeat(["block_cv", "site_cv", "osse"], n // 3),
+            "subset": rng.choice(["all", "urban"], n),
+            "station": rng.choice(["a", "b", "c"], n),
+            "date": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 30, n), "D"),
+            "obs": rng.random(n),
+            "pred": rng.random(n),
+        }
+    )
+    path = tmp_path / "so2_oof.parquet"
+    pq.write_table(pa.Table.from_pandas(oof, preserve_index=False), path, row_group_size=100)
+    for scheme, want in (("site_cv", "site_cv"), ("nope", "block_cv")):
+        rows, chosen = plots.oof_pairs(path, scheme)
+        old = oof[(oof["scheme"] == want) & (oof["subset"] == "all")].reset_index(drop=True)
+        assert chosen == want
+        pd.testing.assert_frame_equal(rows, old, check_dtype=False)
+    pq.write_table(pa.Table.from_pandas(oof.iloc[:0], preserve_index=False), path)
+    rows, chosen = plots.oof_pairs(path, "site_cv")
+    assert rows.empty and chosen == "site_cv"
+
+
 # ---------------------------------------------------------------------- the rendered report
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "headless_shell"):

@@ -65,6 +65,7 @@ __all__ = [
     "block_mean",
     "station_pairs",
     "station_pairs_from_files",
+    "oof_pairs",
 ]
 
 # lower is better for these; the others (cc, r2, kge, pod, csi) higher is better
@@ -827,3 +828,24 @@ def station_pairs_from_files(
     if not rows:
         return pd.DataFrame(columns=PAIR_COLUMNS)
     return pd.concat(rows, ignore_index=True)
+
+
+def oof_pairs(path: str | os.PathLike, scheme: str) -> tuple[pd.DataFrame, str]:
+    """The headline rows (``subset == "all"``) of one scheme of an out-of-fold table
+    (``evaluation/so2_oof.parquet``): ``scheme`` when the table has it, else its first
+    scheme.  Returns ``(rows, scheme)``.
+
+    The schemes are found one row group at a time and only the scheme's rows are read, so
+    the other schemes' rows are never held."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    seen: list[str] = []
+    for i in range(pf.num_row_groups):
+        group = pf.read_row_group(i, columns=["scheme"])["scheme"].unique().to_pylist()
+        seen += [s for s in group if s not in seen]
+    if not seen:
+        return pd.DataFrame(columns=pf.schema_arrow.names), scheme
+    chosen = scheme if scheme in seen else seen[0]
+    rows = pd.read_parquet(path, filters=[("scheme", "==", chosen), ("subset", "==", "all")])
+    return rows, chosen

@@ -7,13 +7,14 @@ training); so2: the out-of-fold predictions of every model in the site_cv folds
 The precip fields are not held: only the storage chunks holding the evaluation stations'
 cells are read, 32 days at a time (:func:`gridfuse.plots.station_pairs_from_files`), so the
 job holds the station-days' pairs and one slab of chunks.  Priced as ``report_scatter`` in
-gridfuse.cost.
+gridfuse.cost.  Of the out-of-fold table only the chosen scheme's headline rows are read
+(:func:`gridfuse.plots.oof_pairs`).
 """
 
 import pandas as pd
 
 from gridfuse.log import from_snakemake
-from gridfuse.plots import placeholder, plot_scatter, station_pairs_from_files
+from gridfuse.plots import oof_pairs, placeholder, plot_scatter, station_pairs_from_files
 
 
 def main() -> None:
@@ -23,9 +24,7 @@ def main() -> None:
     out = snakemake.output.scatter
 
     if p.held_out == "out_of_fold":
-        oof = pd.read_parquet(inp.oof)
-        scheme = p.scheme if p.scheme in set(oof["scheme"]) else oof["scheme"].iloc[0]
-        pairs = oof[(oof["scheme"] == scheme) & (oof["subset"] == "all")]
+        pairs, scheme = oof_pairs(inp.oof, p.scheme)
         title = f"{p.title}: out-of-fold predictions ({scheme})"
     else:
         stations = pd.read_csv(inp.stations, dtype={"station": str})
