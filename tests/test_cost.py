@@ -823,3 +823,37 @@ def test_so2_cv_grid_and_compile_jobs_are_priced_as_measured():
         "compile_so2",
     ):
         assert rule not in cost.PROXIES
+
+
+def test_report_jobs_are_priced_on_what_they_hold():
+    """report_maps holds the chosen days' panels (and one day for the means when it must
+    choose them), report_scatter the evaluation station-days' pairs and one slab of
+    chunks: neither grows with a product year, as the scripts no longer load one."""
+    q = _products("configs/qinghai_precip.yaml")["qinghai_precip"]
+    c = _products("configs/china_so2.yaml")["china_so2"]
+    for cfg, name in ((q, "qinghai_precip"), (c, "china_so2")):
+        p = cost.Product(cfg)
+        year_mb = p.cells * p.days_in_year(p.start.year) * 4 / 1e6
+        maps = cost.work("report_maps", cfg, {"product": name})
+        fields = 1 + (len(p.sources) if p.spec.sources_in_reports else 0)
+        n_days = int(cfg["report"]["n_days"])
+        assert maps.mem["maps_mb"] == pytest.approx(p.cells * n_days * (fields + 1) * 4 / 1e6)
+        assert maps.mem["day_mb"] == pytest.approx(3 * p.cells * 4 / 1e6)
+        assert sum(maps.mem.values()) < 0.2 * year_mb
+        chosen = copy.deepcopy(cfg)
+        chosen["report"]["days"] = [str(p.start)]
+        assert "day_mb" not in cost.work("report_maps", chosen, {"product": name}).mem
+        est = cost.estimate("report_maps", cfg, {"product": name})
+        assert est.peak_mb >= cost.load_constants().rule("report_maps")["fixed_mb"] + sum(
+            maps.mem.values()
+        )
+    p = cost.Product(q)
+    scatter = cost.work("report_scatter", q, {"product": "qinghai_precip"})
+    models = 1 + len(p.sources)
+    held = p.stations - p.training_stations
+    assert scatter.mem["pairs_mb"] == pytest.approx(held * p.days * models * 120 / 1e6)
+    assert scatter.mem["slab_mb"] == pytest.approx(6 * 32 * 512 * 512 * 4 / 1e6)
+    assert scatter.time["k:product_read_s_per_cell_day"] == p.cells * p.days * models
+    assert sum(scatter.mem.values()) < 0.01 * p.cells * p.days * 4 / 1e6
+    so2 = cost.work("report_scatter", c, {"product": "china_so2"})
+    assert set(so2.mem) == {"obs_mb", "pairs_mb"}  # the out-of-fold rows of one scheme

@@ -989,20 +989,69 @@ def _export(p: Product, wc) -> Work:
     )
 
 
+# bytes a station-day takes in a pandas table of the report scripts (the observations read,
+# the (model, station, date, obs, pred) pairs and the copies their merge makes): 75-117 B
+# measured (max RSS of 0.75 M observation rows and 0.9-2.2 M pairs, 2026-11-28, h8)
+_ROW_BYTES = 120
+# days values_at_cells reads at a time, and the copies of its slab (time_block days of one
+# 512 x 512 storage chunk) the job's RSS shows: the array netCDF4 returns, its mask, the
+# NaN-filled float32 copy and what the allocator keeps of them (max RSS 5.7 MB per slab MB
+# over ~100 MB of HDF5 chunk cache, time_block 8 and 32 on 2000 x 3000 cells; tracemalloc
+# sees 2.8, 2026-11-28, h8)
+_SLAB_DAYS, _SLAB_COPIES = 32, 6
+
+
+def _report_fields(p: Product) -> int:
+    """Fields the report maps draw: the product, the truth (demo) and, where the kind
+    shows them, each source (as ``rp_fields``)."""
+    return 1 + int(p.synthetic) + (len(p.sources) if p.spec.sources_in_reports else 0)
+
+
 @_rule("report_maps")
 def _report_maps(p: Product, wc) -> Work:
-    n_days = len(p.cfg["report"]["days"]) or int(p.cfg["report"]["n_days"])
-    fields = (len(p.sources) if p.spec.sources_in_reports else 0) + 2
-    return Work(
-        "report_maps",
-        time={"cells_m": p.cells * n_days * fields / 1e6},
-        mem={"maps_mb": _mb(p.cells * n_days * fields)},
-    )
+    """Maps of the chosen days: configured ``report.days`` are looked up on the time axes,
+    else the days are chosen from the product's domain means over its first year, taken one
+    day at a time (:func:`gridfuse.plots.choose_days`); then only the chosen days of every
+    field are read.  It holds those days' panels at full resolution (and a concatenation's
+    copy of one field's), one day for the means (the day and the two copies its NaN-aware
+    mean makes), a day's panels twice for the colour scale (their 99th percentile) and the
+    observations table; map panels are drawn as block means of at most 1,000 cells a side
+    (a strip of ~4 M cells at a time, in the fixed part)."""
+    days = p.cfg["report"]["days"]
+    n_days = len(days) or int(p.cfg["report"]["n_days"])
+    fields = _report_fields(p)
+    time = {"cells_m": p.cells * n_days * fields / 1e6}
+    mem = {
+        "maps_mb": _mb(p.cells * n_days * (fields + 1)),
+        "scale_mb": _mb(2 * p.cells * fields),
+        "obs_mb": p.station_days * _ROW_BYTES / 1e6,
+    }
+    if not days:  # the means of the first year's days, read one day at a time
+        time["k:product_read_s_per_cell_day"] = p.cells * p.days_in_year(p.start.year)
+        mem["day_mb"] = _mb(3 * p.cells)
+    return Work("report_maps", time=time, mem=mem)
 
 
 @_rule("report_scatter")
 def _report_scatter(p: Product, wc) -> Work:
-    return Work("report_scatter", time={"station_days_m": p.station_days / 1e6})
+    """Predicted against observed at held-out stations.  Out-of-fold (SO2): the chosen
+    scheme's rows of the folds' predictions table.  Evaluation stations (precip): the product's and each source's files
+    over the period, of which only the storage chunks holding the stations' cells are read,
+    32 days at a time (:func:`gridfuse.plots.station_pairs_from_files`); it holds the
+    observations table, the evaluation station-days' pairs of every model and the slab of
+    chunks :func:`gridfuse.io.values_at_cells` reads."""
+    time = {"station_days_m": p.station_days / 1e6}
+    mem = {"obs_mb": p.station_days * _ROW_BYTES / 1e6}
+    if p.spec.held_out == "evaluation_stations":
+        models = 1 + len(p.sources)
+        held = max(0, p.stations - p.training_stations)
+        time["k:product_read_s_per_cell_day"] = p.cells * p.days * models
+        mem["pairs_mb"] = held * p.days * models * _ROW_BYTES / 1e6
+        mem["slab_mb"] = _mb(_SLAB_COPIES * _SLAB_DAYS * min(p.cells, 512 * 512))
+    else:  # the scheme's out-of-fold rows (~90 B as cross_validate_so2 prices them), read
+        # as an Arrow table and converted to pandas (:func:`gridfuse.plots.oof_pairs`)
+        mem["pairs_mb"] = 2 * _so2_scheme_rows(p, "site_cv") * 90 / 1e6
+    return Work("report_scatter", time=time, mem=mem)
 
 
 @_rule(
@@ -1361,6 +1410,18 @@ def _so2_oof_rows(p: Product) -> float:
     cv = p.cfg["cv"]
     base = p.model("so2_baselines", default=[])
     return p.station_days * sum(len(scheme_models(s, cv, base)) for s in cv["so2_schemes"])
+
+
+def _so2_scheme_rows(p: Product, scheme: str) -> float:
+    """Out-of-fold rows of one scheme (the first configured one when ``scheme`` is not),
+    counted as :func:`_so2_oof_rows` counts them."""
+    from .models.so2 import scheme_models
+
+    cv = p.cfg["cv"]
+    schemes = list(cv["so2_schemes"])
+    chosen = scheme if scheme in schemes or not schemes else schemes[0]
+    base = p.model("so2_baselines", default=[])
+    return p.station_days * len(scheme_models(chosen, cv, base))
 
 
 @_rule("cross_validate_so2")
