@@ -85,7 +85,6 @@ RETRY_GROWTH = 0.5
 # coefficients (marked "proxy") until `make bench` measures them.
 PROXIES = {
     "cv_fold_precip": "cross_validate_precip",
-    "build_mask": "build_static",
 }
 # Rules whose jobs profiles/slurm gives a GPU (set-resources with `gpu:`); tests check that
 # the two lists agree. Their network kernels run on the device when the job gets one.

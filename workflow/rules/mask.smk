@@ -14,6 +14,8 @@ rule build_mask:
         mask=res("{product}", "mask.nc"),
     log:
         res("{product}", "logs", "build_mask.log"),
+    benchmark:
+        res("{product}", "benchmarks", "build_mask.tsv")
     conda:
         "../../envs/gridfuse.yaml"
     threads: cost_threads("build_mask")
