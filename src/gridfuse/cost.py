@@ -1065,12 +1065,17 @@ def _report_small(p: Product, wc) -> Work:
 
 
 # --- so2
+def _table_columns(f) -> int:
+    """Columns of a feature table of the features ``f`` (a FeatureConfig): the features
+    plus ~10 keys and targets."""
+    return len(f.base_columns) + len(f.conv_columns) + 10
+
+
 def _so2_columns(p: Product) -> int:
-    """Columns of the SO2 feature table: the model's features plus ~10 keys and targets."""
+    """Columns of the SO2 feature table of the configured features."""
     from .features import FeatureConfig
 
-    f = FeatureConfig.from_dict(p.model("features", default={}) or {})
-    return len(f.base_columns) + len(f.conv_columns) + 10
+    return _table_columns(FeatureConfig.from_dict(p.model("features", default={}) or {}))
 
 
 def _so2_model_columns(p: Product, model: str) -> int:
@@ -1086,7 +1091,7 @@ def _so2_model_columns(p: Product, model: str) -> int:
     f = FeatureConfig.from_dict(p.model("features", default={}) or {}).plain()
     if model == "rf_ps":
         f = replace(f, random_id=True)
-    return len(f.base_columns) + len(f.conv_columns) + 10
+    return _table_columns(f)
 
 
 def _so2_rounds(p: Product) -> int:
@@ -1404,16 +1409,12 @@ def _so2_score_grid(p: Product, wc) -> Work:
 def _so2_oof_rows(p: Product) -> float:
     """Out-of-fold rows of the CV: every (observed) station-day once per scheme and model
     the scheme refits (a region scheme's held-out stations counted as all, an upper bound)."""
-    from .models.so2 import scheme_models
-
-    cv = p.cfg["cv"]
-    base = p.model("so2_baselines", default=[])
-    return p.station_days * sum(len(scheme_models(s, cv, base)) for s in cv["so2_schemes"])
+    return sum(_so2_scheme_rows(p, s) for s in p.cfg["cv"]["so2_schemes"])
 
 
 def _so2_scheme_rows(p: Product, scheme: str) -> float:
-    """Out-of-fold rows of one scheme (the first configured one when ``scheme`` is not),
-    counted as :func:`_so2_oof_rows` counts them."""
+    """Out-of-fold rows of one scheme (the first configured one when ``scheme`` is not):
+    every (observed) station-day once per model the scheme refits."""
     from .models.so2 import scheme_models
 
     cv = p.cfg["cv"]

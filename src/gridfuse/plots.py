@@ -189,17 +189,20 @@ def choose_days(
     (:func:`daily_means`).  Raises ValueError when no file has data."""
     from .io import read_netcdf
 
+    if not len(days):
+        means = daily_means(paths, variable, block=block)
+        if means is None:
+            raise ValueError(f"no {variable} data in {[str(f) for f in paths]}")
+        return pick_days(means, n=n)
     files = _data_files(paths, variable)
     if not files:
         raise ValueError(f"no {variable} data in {[str(f) for f in paths]}")
-    if len(days):
-        times = []
-        for f in files:
-            with read_netcdf(f) as ds:
-                times.append(pd.DatetimeIndex(ds["time"].values))
-        index = times[0].append(times[1:]) if len(times) > 1 else times[0]
-        return pick_days(pd.Series(np.nan, index=index), n=n, days=days)
-    return pick_days(daily_means(files, variable, block=block), n=n)
+    times = []
+    for f in files:
+        with read_netcdf(f) as ds:
+            times.append(pd.DatetimeIndex(ds["time"].values))
+    index = times[0].append(times[1:]) if len(times) > 1 else times[0]
+    return pick_days(pd.Series(np.nan, index=index), n=n, days=days)
 
 
 def _day_top(maps: Mapping, vmax: float | None) -> float:
